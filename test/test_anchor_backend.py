@@ -1,0 +1,51 @@
+"""The anchor-only backend keeps rendered pixels and fills holes from their surroundings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from worldfm_ros.backends.anchor import AnchorBackend, push_pull_fill
+from worldfm_ros.backends.base import FrameRequest
+from worldfm_ros.errors import ConfigError
+
+
+def request(rgb: np.ndarray, valid: np.ndarray) -> FrameRequest:
+    h, w = valid.shape
+    return FrameRequest(rgb, np.where(valid, 1.0, 0.0).astype(np.float32), valid, np.eye(3), np.eye(4))
+
+
+def test_push_pull_keeps_valid_pixels_and_fills_a_hole_with_the_surrounding_colour():
+    rgb = np.full((32, 32, 3), (200, 40, 10), np.uint8)
+    valid = np.ones((32, 32), bool)
+    valid[10:20, 10:20] = False
+    rgb[~valid] = 0
+    out = push_pull_fill(rgb, valid)
+    assert np.array_equal(out[valid], rgb[valid])
+    assert np.abs(out[~valid].astype(int) - [200, 40, 10]).max() <= 1
+
+
+def test_push_pull_blends_between_two_colours_across_a_hole():
+    rgb = np.zeros((16, 32, 3), np.uint8)
+    rgb[:, :16] = 0
+    rgb[:, 16:] = 255
+    valid = np.ones((16, 32), bool)
+    valid[:, 12:20] = False
+    out = push_pull_fill(rgb, valid)
+    row = out[8, 12:20, 0].astype(int)
+    assert np.all(np.diff(row) >= 0) and row[0] < 128 < row[-1]
+
+
+@pytest.mark.parametrize("fill", ["push_pull", "telea"])
+def test_backend_returns_an_rgb_frame_of_the_request_size(fill):
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (24, 40, 3), dtype=np.uint8)
+    valid = rng.random((24, 40)) > 0.2
+    out = AnchorBackend(fill=fill).generate(request(rgb, valid))
+    assert out.shape == (24, 40, 3) and out.dtype == np.uint8
+    assert np.array_equal(out[valid], rgb[valid])
+
+
+def test_unknown_fill_method_is_a_config_error():
+    with pytest.raises(ConfigError, match="fill"):
+        AnchorBackend(fill="magic")

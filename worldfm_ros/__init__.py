@@ -1,0 +1,12 @@
+"""worldfm_ros: a ROS 2 camera simulator for generated worlds.
+
+The library core (scene anchors, renderer, frame model, simulation) never imports
+rclpy; ``worldfm_ros.ros`` is the thin ROS adapter.
+"""
+
+# rosidl installs the generated ``worldfm_ros.msg``/``worldfm_ros.srv`` into the
+# colcon install tree; extending the package path lets a source checkout that is
+# first on sys.path still find them.
+__path__ = __import__("pkgutil").extend_path(__path__, __name__)
+
+__version__ = "0.1.0"

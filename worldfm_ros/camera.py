@@ -1,0 +1,106 @@
+"""Pinhole camera model and pose validation shared by every stage.
+
+Conventions: OpenCV camera axes (x right, y down, z forward); pixel centres at
+integer coordinates (pixel (u, v) covers [u - 0.5, u + 0.5)); poses are
+camera-to-world 4x4 matrices in metres.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from worldfm_ros.errors import CameraError
+
+
+@dataclass(frozen=True)
+class PinholeCamera:
+    """An undistorted pinhole camera.
+
+    width, height: image size in pixels.
+    fx, fy: focal lengths in pixels; cx, cy: principal point in pixels.
+    """
+
+    width: int
+    height: int
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+
+    def __post_init__(self) -> None:
+        if int(self.width) <= 0 or int(self.height) <= 0:
+            raise CameraError(f"camera size must be positive, got {self.width}x{self.height}")
+        values = (self.fx, self.fy, self.cx, self.cy)
+        if not all(math.isfinite(v) for v in values) or self.fx <= 0 or self.fy <= 0:
+            raise CameraError(f"camera intrinsics must be finite with fx, fy > 0, got {values}")
+
+    @classmethod
+    def from_K(cls, K: np.ndarray, width: int, height: int) -> "PinholeCamera":
+        """Build from a (3, 3) intrinsics matrix in pixels; skew must be zero."""
+        K = np.asarray(K, dtype=np.float64)
+        if K.shape != (3, 3) or not np.all(np.isfinite(K)):
+            raise CameraError(f"K must be a finite 3x3 matrix, got shape {K.shape}")
+        if abs(K[0, 1]) > 1e-9 or np.any(np.abs(K[2] - [0, 0, 1]) > 1e-9) or K[1, 0] != 0:
+            raise CameraError(f"K must be [[fx,0,cx],[0,fy,cy],[0,0,1]], got {K.tolist()}")
+        return cls(int(width), int(height), float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]))
+
+    @classmethod
+    def from_fov(cls, width: int, height: int, hfov_deg: float) -> "PinholeCamera":
+        """Square pixels, principal point at the image centre, horizontal FOV in degrees."""
+        if not 0.0 < hfov_deg < 180.0:
+            raise CameraError(f"horizontal field of view must be in (0, 180) degrees, got {hfov_deg}")
+        f = (width / 2.0) / math.tan(math.radians(hfov_deg) / 2.0)
+        return cls(int(width), int(height), f, f, (width - 1) / 2.0, (height - 1) / 2.0)
+
+    @property
+    def K(self) -> np.ndarray:
+        """(3, 3) float64 intrinsics matrix in pixels."""
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        return (self.width, self.height)
+
+    def scaled(self, width: int, height: int) -> "PinholeCamera":
+        """The same camera resampled to another image size (pixel-centre-preserving)."""
+        sx, sy = width / self.width, height / self.height
+        return PinholeCamera(
+            width, height, self.fx * sx, self.fy * sy,
+            (self.cx + 0.5) * sx - 0.5, (self.cy + 0.5) * sy - 0.5,
+        )
+
+
+def check_pose(c2w: np.ndarray, name: str = "c2w", atol: float = 1e-4) -> np.ndarray:
+    """Validate a rigid camera-to-world transform and return it as (4, 4) float64.
+
+    Accepts (4, 4) or (3, 4). Raises CameraError naming ``name`` when the matrix is
+    not finite, its rotation is not orthonormal with determinant +1 (within atol),
+    or its last row is not [0, 0, 0, 1].
+    """
+    T = np.asarray(c2w, dtype=np.float64)
+    if T.shape == (3, 4):
+        T = np.vstack([T, [0.0, 0.0, 0.0, 1.0]])
+    if T.shape != (4, 4):
+        raise CameraError(f"{name}: expected a 4x4 or 3x4 matrix, got shape {T.shape}")
+    if not np.all(np.isfinite(T)):
+        raise CameraError(f"{name}: pose contains NaN or inf")
+    if np.max(np.abs(T[3] - [0.0, 0.0, 0.0, 1.0])) > atol:
+        raise CameraError(f"{name}: last row must be [0, 0, 0, 1], got {T[3].tolist()}")
+    R = T[:3, :3]
+    err = np.max(np.abs(R.T @ R - np.eye(3)))
+    if err > atol or np.linalg.det(R) < 0:
+        raise CameraError(f"{name}: rotation is not orthonormal with det +1 (max |RᵀR - I| = {err:.2e})")
+    return T
+
+
+def invert_pose(T: np.ndarray) -> np.ndarray:
+    """Inverse of a rigid (4, 4) transform, computed as [Rᵀ | -Rᵀt]."""
+    T = np.asarray(T, dtype=np.float64)
+    out = np.eye(4)
+    out[:3, :3] = T[:3, :3].T
+    out[:3, 3] = -T[:3, :3].T @ T[:3, 3]
+    return out

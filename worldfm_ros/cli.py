@@ -1,0 +1,45 @@
+"""``worldfm`` command line: one sub-command per tool, each living in its own module.
+
+A command module defines ``HELP`` (one line), ``add_arguments(parser)`` and
+``run(args) -> int``; it imports heavy dependencies inside ``run`` so that
+``worldfm --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from worldfm_ros.errors import WorldFMError
+
+# sub-command name -> module implementing it
+COMMANDS: dict[str, str] = {
+    "scene-build": "worldfm_ros.scene.cli_build",
+    "scene-info": "worldfm_ros.scene.cli_info",
+    "bench-render": "worldfm_ros.eval.bench_render",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="worldfm", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except WorldFMError as exc:
+        print(f"worldfm {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""The scene anchor: a coloured point cloud plus posed reference keyframes.
+
+Frames: points and keyframe poses live in the *scene frame* (any right-handed
+metric frame the source used, often OpenCV-style with y down). ``scene_to_map``
+maps scene coordinates to the ROS ``map`` frame (REP-103: x forward, y left,
+z up, ground = the map's xy-plane), so a ground robot drives on z = 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from worldfm_ros.camera import PinholeCamera, check_pose
+from worldfm_ros.errors import SceneError
+
+
+@dataclass
+class Keyframe:
+    """A posed reference image.
+
+    image: (H, W, 3) uint8 RGB.
+    K: (3, 3) float64 pinhole intrinsics in pixels for this image's size.
+    c2w: (4, 4) float64 camera-to-scene, OpenCV camera axes, metres.
+    depth: optional (H, W) float32 z-depth in metres along the optical axis; 0 = no data.
+    name: a label (e.g. the source file stem).
+    """
+
+    image: np.ndarray
+    K: np.ndarray
+    c2w: np.ndarray
+    depth: np.ndarray | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        label = f"keyframe {self.name!r}"
+        self.image = np.asarray(self.image)
+        if self.image.ndim != 3 or self.image.shape[2] != 3 or self.image.dtype != np.uint8:
+            raise SceneError(f"{label}: image must be (H, W, 3) uint8, got {self.image.shape} {self.image.dtype}")
+        h, w = self.image.shape[:2]
+        self.c2w = check_pose(self.c2w, f"{label}.c2w")
+        self.K = PinholeCamera.from_K(self.K, w, h).K
+        if self.depth is not None:
+            d = np.asarray(self.depth, dtype=np.float32)
+            if d.shape != (h, w):
+                raise SceneError(f"{label}: depth shape {d.shape} does not match image size {(h, w)}")
+            if not np.all(np.isfinite(d)) or np.any(d < 0):
+                raise SceneError(f"{label}: depth must be finite and >= 0 metres (0 = no data)")
+            self.depth = d
+
+    @property
+    def camera(self) -> PinholeCamera:
+        """The keyframe's pinhole camera at its image size."""
+        h, w = self.image.shape[:2]
+        return PinholeCamera.from_K(self.K, w, h)
+
+
+@dataclass
+class SceneAnchor:
+    """A scene: coloured points in the scene frame, keyframes, and the scene→map transform.
+
+    points: (N, 3) float32 positions in the scene frame, metres.
+    colors: (N, 3) uint8 RGB.
+    scene_to_map: (4, 4) float64 rigid transform, scene frame → ROS map frame.
+    keyframes: posed reference images in the scene frame.
+    name: human-readable label.
+    """
+
+    points: np.ndarray
+    colors: np.ndarray
+    scene_to_map: np.ndarray = field(default_factory=lambda: np.eye(4))
+    keyframes: list[Keyframe] = field(default_factory=list)
+    name: str = "scene"
+
+    def __post_init__(self) -> None:
+        self.points = np.ascontiguousarray(self.points, dtype=np.float32)
+        self.colors = np.asarray(self.colors)
+        if self.points.ndim != 2 or self.points.shape[1] != 3:
+            raise SceneError(f"scene {self.name!r}: points must be (N, 3), got {self.points.shape}")
+        if len(self.points) == 0:
+            raise SceneError(f"scene {self.name!r}: the point cloud is empty")
+        if not np.all(np.isfinite(self.points)):
+            raise SceneError(f"scene {self.name!r}: points contain NaN or inf")
+        if self.colors.shape != self.points.shape or self.colors.dtype != np.uint8:
+            raise SceneError(
+                f"scene {self.name!r}: colors must be (N, 3) uint8 matching points {self.points.shape}, "
+                f"got {self.colors.shape} {self.colors.dtype}"
+            )
+        self.colors = np.ascontiguousarray(self.colors)
+        self.scene_to_map = check_pose(self.scene_to_map, f"scene {self.name!r}: scene_to_map")
+
+    @property
+    def num_points(self) -> int:
+        return int(len(self.points))
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(min, max) corners of the points in the scene frame, metres, each (3,)."""
+        return self.points.min(axis=0), self.points.max(axis=0)

@@ -1,0 +1,113 @@
+"""The camera rig: camera model plus its mount on the robot, and pose composition.
+
+Frames (REP-105): map → odom → base_link → camera_link → camera_optical_frame.
+camera_link uses body axes (x forward, y left, z up); the optical frame uses OpenCV
+axes (x right, y down, z forward), rotated from camera_link by the fixed
+OPTICAL_FROM_LINK rotation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from worldfm_ros.camera import PinholeCamera, check_pose, invert_pose
+from worldfm_ros.config import read_yaml
+from worldfm_ros.errors import ConfigError
+
+# camera_link → camera_optical_frame (columns: optical x, y, z in link axes).
+LINK_FROM_OPTICAL = np.array([
+    [0.0, 0.0, 1.0, 0.0],
+    [-1.0, 0.0, 0.0, 0.0],
+    [0.0, -1.0, 0.0, 0.0],
+    [0.0, 0.0, 0.0, 1.0],
+])
+
+
+@dataclass
+class CameraConfig:
+    """width/height: pixels; hfov_deg: horizontal field of view (used when camera_info_url is empty);
+    camera_info_url: a camera_calibration_parsers YAML (image_width, camera_matrix, ...) overriding the rest."""
+
+    width: int = 640
+    height: int = 480
+    hfov_deg: float = 90.0
+    camera_info_url: str = ""
+
+    def __post_init__(self) -> None:
+        if self.width <= 0 or self.height <= 0:
+            raise ConfigError(f"camera: width/height must be positive, got {self.width}x{self.height}")
+        if not 1.0 <= self.hfov_deg <= 179.0:
+            raise ConfigError(f"camera.hfov_deg: expected 1..179 degrees, got {self.hfov_deg}")
+
+    def build(self) -> PinholeCamera:
+        if self.camera_info_url:
+            return load_camera_info_yaml(self.camera_info_url)
+        return PinholeCamera.from_fov(self.width, self.height, self.hfov_deg)
+
+
+@dataclass
+class MountConfig:
+    """base_link → camera_link: xyz in metres, rpy in radians (fixed-axis roll, pitch, yaw)."""
+
+    xyz: list[float] = field(default_factory=lambda: [0.1, 0.0, 1.0])
+    rpy: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+
+    def __post_init__(self) -> None:
+        for name in ("xyz", "rpy"):
+            v = getattr(self, name)
+            if len(v) != 3 or not all(math.isfinite(x) for x in v):
+                raise ConfigError(f"mount.{name}: expected 3 finite numbers, got {v}")
+
+    def matrix(self) -> np.ndarray:
+        """(4, 4) base_link → camera_link."""
+        T = np.eye(4)
+        T[:3, :3] = Rotation.from_euler("xyz", self.rpy).as_matrix()
+        T[:3, 3] = self.xyz
+        return T
+
+
+def load_camera_info_yaml(path: str | Path) -> PinholeCamera:
+    """Read a ROS camera_calibration_parsers YAML (camera_matrix, image_width, image_height).
+
+    Only undistorted pinhole models are rendered: non-zero distortion raises ConfigError.
+    """
+    path = Path(str(path).removeprefix("file://"))
+    data = read_yaml(path)
+    try:
+        w, h = int(data["image_width"]), int(data["image_height"])
+        K = np.array(data["camera_matrix"]["data"], dtype=np.float64).reshape(3, 3)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: expected image_width, image_height and camera_matrix.data (9 numbers): {exc}") from None
+    dist = data.get("distortion_coefficients", {}) or {}
+    if any(abs(float(x)) > 0 for x in (dist.get("data") or [])):
+        raise ConfigError(f"{path}: distortion_coefficients must be zero (the simulator renders ideal pinhole images)")
+    return PinholeCamera.from_K(K, w, h)
+
+
+class CameraRig:
+    """Composes robot poses with the camera mount and the scene's map frame.
+
+    camera: the pinhole model; base_to_link: (4, 4) base_link → camera_link.
+    """
+
+    def __init__(self, camera: PinholeCamera, base_to_link: np.ndarray) -> None:
+        self.camera = camera
+        self.base_to_link = check_pose(base_to_link, "mount")
+        self.base_to_optical = self.base_to_link @ LINK_FROM_OPTICAL
+
+    def optical_in_map(self, map_to_base: np.ndarray) -> np.ndarray:
+        """(4, 4) map → camera_optical_frame for a base pose in the map."""
+        return map_to_base @ self.base_to_optical
+
+    def optical_in_scene(self, map_to_base: np.ndarray, scene_to_map: np.ndarray) -> np.ndarray:
+        """(4, 4) camera-to-scene c2w (OpenCV axes) used by the renderer."""
+        return invert_pose(scene_to_map) @ self.optical_in_map(map_to_base)
+
+    def base_from_optical_in_map(self, map_to_optical: np.ndarray) -> np.ndarray:
+        """Inverse composition: the base pose that puts the optical frame at ``map_to_optical``."""
+        return map_to_optical @ invert_pose(self.base_to_optical)
