@@ -76,6 +76,17 @@ def test_robot_stops_when_commands_stop():
     assert model.pose[0, 3] == pytest.approx(x_at_last_command + 0.5 * 0.2, abs=0.011)
 
 
+def test_command_expiring_inside_a_step_drives_only_until_its_expiry():
+    model = KinematicModel(KinematicsConfig(max_linear_accel=1e6, cmd_timeout_s=2.0))
+    model.set_command(Twist(np.array([0.5, 0, 0]), np.zeros(3)), 0.0)
+    t = 0.0
+    for dt in (0.3, 0.7, 0.45, 0.8):  # irregular ticks, the last one spans the expiry at t = 2 s
+        t += dt
+        model.step(dt, t)
+    assert model.pose[0, 3] == pytest.approx(1.0, abs=1e-3)
+    assert model.velocity.linear[0] == 0.0
+
+
 def test_nan_command_is_rejected_and_keeps_the_previous_one():
     model = KinematicModel(KinematicsConfig(max_linear_accel=1e6))
     model.set_command(Twist(np.array([0.5, 0, 0]), np.zeros(3)), 0.0)

@@ -93,12 +93,23 @@ class KinematicModel:
         return Twist(lin, ang)
 
     def step(self, dt: float, now_s: float) -> None:
-        """Advance by ``dt`` seconds at time ``now_s``: apply limits, timeout, integrate."""
+        """Advance by ``dt`` seconds ending at time ``now_s``: apply limits, timeout, integrate.
+
+        A command that expires inside the step drives only the part of the step before
+        its expiry, so the distance travelled does not depend on the tick phase.
+        """
         if dt <= 0:
             return
-        target = self._command
-        if self._command_time is None or now_s - self._command_time > self.config.cmd_timeout_s:
-            target = Twist()
+        active = 0.0
+        if self._command_time is not None:
+            expiry = self._command_time + self.config.cmd_timeout_s
+            active = min(max(expiry - (now_s - dt), 0.0), dt)
+        if active > 0.0:
+            self._integrate(self._command, active)
+        if dt - active > 0.0:
+            self._integrate(Twist(), dt - active)
+
+    def _integrate(self, target: Twist, dt: float) -> None:
         self.velocity = Twist(
             _approach(self.velocity.linear, target.linear, self.config.max_linear_accel * dt),
             _approach(self.velocity.angular, target.angular, self.config.max_angular_accel * dt),

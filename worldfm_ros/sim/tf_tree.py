@@ -2,7 +2,8 @@
 
 ``lookup(target, source)`` returns target_T_source (maps points in ``source`` to
 ``target``) composed from the latest transform of every edge on the chain, stamped
-with the oldest non-static edge stamp, like tf2's "latest common time" for a tree
+with the oldest non-static edge stamp (integer nanoseconds, so image stamps copied
+from it stay exact), like tf2's "latest common time" for a tree
 where each edge keeps only its newest sample. Errors name the frames involved.
 On a real ROS install the node uses tf2_ros.Buffer instead; this class exists only
 because tf2_ros is not installable from PyPI.
@@ -26,7 +27,7 @@ class TransformLookupError(WorldFMError, LookupError):
 class _Edge:
     parent: str
     transform: np.ndarray  # parent_T_child
-    stamp_s: float
+    stamp_ns: int
     static: bool
 
 
@@ -40,7 +41,7 @@ class TransformTree:
     def frames(self) -> set[str]:
         return set(self._edges) | {e.parent for e in self._edges.values()}
 
-    def set_transform(self, parent: str, child: str, parent_T_child: np.ndarray, stamp_s: float,
+    def set_transform(self, parent: str, child: str, parent_T_child: np.ndarray, stamp_ns: int,
                       static: bool = False) -> None:
         """Insert or replace the child's edge. Raises TransformLookupError for an invalid transform
         or one that would create a cycle; an older stamp than the stored one is ignored."""
@@ -53,9 +54,9 @@ class TransformTree:
         if child in self._ancestors(parent):
             raise TransformLookupError(f"transform {parent!r} -> {child!r} would create a cycle")
         old = self._edges.get(child)
-        if old is not None and not static and not old.static and stamp_s < old.stamp_s:
+        if old is not None and not static and not old.static and stamp_ns < old.stamp_ns:
             return
-        self._edges[child] = _Edge(parent, T, float(stamp_s), static)
+        self._edges[child] = _Edge(parent, T, int(stamp_ns), static)
 
     def _ancestors(self, frame: str) -> list[str]:
         chain = [frame]
@@ -65,10 +66,10 @@ class TransformTree:
                 raise TransformLookupError(f"frame {frame!r}: transform tree contains a cycle")
         return chain
 
-    def lookup(self, target: str, source: str, now_s: float | None = None,
-               max_age_s: float | None = None) -> tuple[np.ndarray, float]:
-        """Return (target_T_source (4, 4), stamp_s). stamp_s = oldest dynamic edge stamp on the
-        chain (inf when all edges are static). With now_s and max_age_s, data older than
+    def lookup(self, target: str, source: str, now_ns: int | None = None,
+               max_age_s: float | None = None) -> tuple[np.ndarray, int | None]:
+        """Return (target_T_source (4, 4), stamp_ns). stamp_ns = oldest dynamic edge stamp on the
+        chain (None when all edges are static). With now_ns and max_age_s, data older than
         max_age_s raises TransformLookupError('stale')."""
         for frame in (target, source):
             if frame not in self.frames:
@@ -78,19 +79,19 @@ class TransformTree:
         common = next((f for f in up_src if f in set(up_tgt)), None)
         if common is None:
             raise TransformLookupError(f"frames {target!r} and {source!r} are not connected in the transform tree")
-        stamp = float("inf")
+        stamp: int | None = None
         root_T_source = np.eye(4)
         for frame in up_src[: up_src.index(common)]:
             edge = self._edges[frame]
             root_T_source = edge.transform @ root_T_source
-            stamp = stamp if edge.static else min(stamp, edge.stamp_s)
+            stamp = stamp if edge.static else (edge.stamp_ns if stamp is None else min(stamp, edge.stamp_ns))
         root_T_target = np.eye(4)
         for frame in up_tgt[: up_tgt.index(common)]:
             edge = self._edges[frame]
             root_T_target = edge.transform @ root_T_target
-            stamp = stamp if edge.static else min(stamp, edge.stamp_s)
-        if now_s is not None and max_age_s is not None and np.isfinite(stamp) and now_s - stamp > max_age_s:
+            stamp = stamp if edge.static else (edge.stamp_ns if stamp is None else min(stamp, edge.stamp_ns))
+        if now_ns is not None and max_age_s is not None and stamp is not None and now_ns - stamp > max_age_s * 1e9:
             raise TransformLookupError(
-                f"transform {target!r} -> {source!r} is stale: newest data is {now_s - stamp:.3f} s old "
+                f"transform {target!r} -> {source!r} is stale: newest data is {(now_ns - stamp) * 1e-9:.3f} s old "
                 f"(limit {max_age_s:.3f} s)")
         return invert_pose(root_T_target) @ root_T_source, stamp

@@ -1,0 +1,35 @@
+"""The arguments of ``launch/sim.launch.py`` and the node parameters they set.
+
+Kept free of the ``launch`` package so that the mapping can be checked anywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LaunchArgument:
+    """name: launch argument; default: its default text; parameter: the node parameter it sets
+    ('' when it configures the launch itself rather than a parameter)."""
+
+    name: str
+    default: str
+    description: str
+    parameter: str = ""
+
+
+LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
+    LaunchArgument("scene", "", "scene anchor directory or file ('' = bundled default room)", "scene"),
+    LaunchArgument("backend", "anchor", "frame backend: anchor, torch, onnxruntime or tensorrt", "backend.name"),
+    LaunchArgument("model", "", "frame-model checkpoint for the neural backends", "backend.model"),
+    LaunchArgument("input_mode", "cmd_vel", "cmd_vel (integrate velocity commands) or tf (follow /tf)", "input_mode"),
+    LaunchArgument("rate", "10.0", "camera frame rate, Hz", "rate_hz"),
+    LaunchArgument("use_sim_time", "false", "stamp with /clock time published by someone else", "use_sim_time"),
+    LaunchArgument("camera", "default", "camera preset: a file config/cameras/<camera>.yaml"),
+    LaunchArgument("namespace", "", "ROS namespace of the node and its relative topics"),
+    LaunchArgument("record", "", "if set, record the camera, odom, TF and clock topics to this MCAP bag"),
+)
+
+# Parameters every ROS node has; the launch file may set them without a SimConfig field.
+BUILTIN_PARAMETERS = {"use_sim_time"}

@@ -1,0 +1,25 @@
+"""Where bundled data lives: the default scene and model, in a source checkout or an install."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_SOURCE_ROOT = Path(__file__).resolve().parents[1]
+
+
+def share_dir() -> Path:
+    """The package's data root: the source checkout, else the ament share directory."""
+    if (_SOURCE_ROOT / "package.xml").is_file():
+        return _SOURCE_ROOT
+    from ament_index_python.packages import get_package_share_directory
+
+    return Path(get_package_share_directory("worldfm_ros"))
+
+
+def default_scene_path() -> Path:
+    """The bundled default scene (a procedural room made by our own builders)."""
+    return share_dir() / "scenes" / "default_room"
+
+
+def config_dir() -> Path:
+    return share_dir() / "config"

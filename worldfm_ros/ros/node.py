@@ -1,0 +1,399 @@
+"""The simulator node: a thin ROS 2 adapter over :mod:`worldfm_ros.sim`.
+
+Inputs: ``cmd_vel`` (Twist, or TwistStamped) integrated by a kinematic model, or a
+pose followed from /tf. Outputs (relative names, so a namespace applies):
+``camera/image_raw`` (rgb8), ``camera/camera_info``, ``camera/depth/image_raw``
+(32FC1 metres, NaN = no data), ``camera/points`` (optional), ``camera/frame_stats``,
+``odom``, /tf, /tf_static, /diagnostics and /clock (when it runs its own time).
+Every image carries the stamp of the pose it was rendered at.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseWithCovarianceStamped, Twist, TwistStamped
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock
+from scipy.spatial.transform import Rotation
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+from worldfm_ros.backends.anchor import AnchorBackend
+from worldfm_ros.backends.base import FrameBackend
+from worldfm_ros.config import flatten, load_config, unflatten
+from worldfm_ros.errors import ConfigError, WorldFMError
+from worldfm_ros.msg import FrameStats
+from worldfm_ros.resources import default_scene_path
+from worldfm_ros.ros import conversions as conv
+from worldfm_ros.ros.tf_io import TfListener, TfPublisher
+from worldfm_ros.scene.store import load_scene
+from worldfm_ros.sim.config import BackendConfig, SimConfig
+from worldfm_ros.sim.kinematics import KinematicModel, Twist as BodyTwist
+from worldfm_ros.sim.pipeline import Frame, FramePipeline
+from worldfm_ros.sim.rig import LINK_FROM_OPTICAL, CameraRig
+from worldfm_ros.sim.tf_tree import TransformLookupError
+from worldfm_ros.srv import LoadScene
+
+# Parameters that take effect while running; the others need a restart.
+LIVE_PARAMETERS = {"rate_hz", "point_radius", "publish_points", "tf_max_age_s"}
+
+
+def planar_pose(x: float, y: float, z: float, yaw: float) -> np.ndarray:
+    """(4, 4) pose at (x, y, z) metres with heading ``yaw`` radians about +z."""
+    T = np.eye(4)
+    T[:3, :3] = Rotation.from_euler("z", yaw).as_matrix()
+    T[:3, 3] = (x, y, z)
+    return T
+
+
+def make_backend(cfg: BackendConfig) -> tuple[FrameBackend, str]:
+    """The configured backend, or the anchor backend plus the reason it had to fall back."""
+    if cfg.name == "anchor":
+        return AnchorBackend(fill=cfg.fill), ""
+    try:
+        from worldfm_ros.backends.registry import create_backend
+
+        return create_backend(cfg.name, config=cfg), ""
+    except (ImportError, WorldFMError) as exc:
+        return AnchorBackend(fill=cfg.fill), f"backend {cfg.name!r} unavailable ({exc}); using 'anchor'"
+
+
+class SimNode(Node):
+    """The worldfm_ros camera simulator (see module docstring for its interface)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("worldfm_sim", **kwargs)
+        self.cfg = self._declare_config()
+        cfg = self.cfg
+        self.rig = CameraRig(cfg.camera.build(), cfg.mount.matrix())
+        self._lock = threading.Lock()
+        self._errors: deque[tuple[float, str]] = deque(maxlen=20)
+        self._last_logged = 0.0
+        self._stage_ms: dict[str, deque[float]] = {}
+        self._published: deque[float] = deque(maxlen=50)
+        self.frames_published = 0
+        self.frames_skipped = 0
+        self._last_rendered_stamp: int | None = None
+
+        self.backend, fallback = make_backend(cfg.backend)
+        if fallback:
+            self._report(fallback)
+        self.scene_path = ""
+        self.pipeline: FramePipeline | None = None
+        try:
+            self.load_scene(cfg.scene or str(default_scene_path()))
+        except WorldFMError as exc:
+            self._report(f"no scene loaded: {exc}")
+
+        # Outputs.
+        self.pub_image = self.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
+        self.pub_info = self.create_publisher(CameraInfo, "camera/camera_info", qos_profile_sensor_data)
+        self.pub_depth = self.create_publisher(Image, "camera/depth/image_raw", qos_profile_sensor_data)
+        self.pub_points = self.create_publisher(PointCloud2, "camera/points", qos_profile_sensor_data)
+        self.pub_stats = self.create_publisher(FrameStats, "camera/frame_stats", 10)
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.pub_odom = self.create_publisher(Odometry, "odom", 10)
+        self.pub_clock = self.create_publisher(Clock, "/clock", 10) if cfg.publish_clock else None
+        self.tf = TfPublisher(self)
+        self.tf_listener = TfListener(self) if cfg.input_mode == "tf" else None
+
+        # Time and pose state.
+        self._sim_ns = 0
+        x, y, z, yaw = cfg.initial_pose
+        self.map_T_odom = planar_pose(x, y, z, yaw)
+        self.model = KinematicModel(cfg.kinematics)
+        self._pose: tuple[np.ndarray, int] | None = None  # (map_T_base, stamp_ns)
+        self._last_tick_ns: int | None = None
+        self._publish_static_tf()
+
+        # Inputs.
+        if cfg.input_mode == "cmd_vel":
+            twist_type = TwistStamped if cfg.cmd_vel_stamped else Twist
+            self.create_subscription(twist_type, "cmd_vel", self._on_cmd_vel, 10)
+            self.create_subscription(PoseWithCovarianceStamped, "initialpose", self._on_initial_pose, 10)
+            self.create_timer(1.0 / cfg.sim_rate_hz, self._on_sim_tick)
+        self.create_service(LoadScene, "~/load_scene", self._on_load_scene)
+        self._frame_timer = self.create_timer(1.0 / cfg.rate_hz, self._on_frame_tick)
+        self.create_timer(1.0, self._publish_diagnostics)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self._work = threading.Condition()
+        self._job: tuple[np.ndarray, int, float] | None = None
+        self._busy = False
+        self._running = True
+        self._worker = threading.Thread(target=self._work_loop, name="worldfm_frames", daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f"worldfm_sim: {cfg.input_mode} mode, {self.rig.camera.width}x{self.rig.camera.height} at "
+            f"{cfg.rate_hz:g} Hz, backend {self.backend.name}, scene {self.scene_path or 'none'}")
+
+    # ----------------------------------------------------------------- set-up
+    def _declare_config(self) -> SimConfig:
+        defaults = flatten(SimConfig())
+        # dynamic typing: YAML writes 1 for 1.0; load_config then checks the type once, by field.
+        for key, value in defaults.items():
+            self.declare_parameter(key, value, ParameterDescriptor(dynamic_typing=True))
+        values = {key: self.get_parameter(key).value for key in defaults}
+        try:
+            return load_config(SimConfig, unflatten(values), prefix="parameter")
+        except ConfigError as exc:
+            self.get_logger().fatal(str(exc))
+            raise
+
+    def _publish_static_tf(self) -> None:
+        f = self.cfg.frames
+        statics = []
+        if not (self.cfg.input_mode == "tf" and self.cfg.tf_source == "optical"):
+            statics += [(self.rig.base_to_link, 0, f.base, f.camera), (LINK_FROM_OPTICAL, 0, f.camera, f.optical)]
+        if self.cfg.input_mode == "cmd_vel" and self.cfg.publish_map_to_odom:
+            statics.append((self.map_T_odom, 0, f.map, f.odom))
+        if statics:
+            self.tf.send_static(statics)
+
+    def load_scene(self, path: str) -> None:
+        """Load a scene anchor and rebuild the frame pipeline; raises WorldFMError (nothing changes)."""
+        anchor = load_scene(Path(path))
+        pipeline = FramePipeline(anchor, self.rig, self.backend, device=self._device(),
+                                 point_radius=self.cfg.point_radius)
+        with self._lock:
+            self.pipeline, self.scene_path = pipeline, str(path)
+
+    def _device(self) -> str:
+        if self.cfg.backend.device != "auto":
+            return self.cfg.backend.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def _report(self, message: str) -> None:
+        """Keep a problem for /diagnostics; log it unless it repeats the last one within 5 s."""
+        now = time.monotonic()
+        last = self._errors[-1] if self._errors else None
+        self._errors.append((now, message))
+        if last is None or last[1] != message or now - self._last_logged > 5.0:
+            self._last_logged = now
+            self.get_logger().warning(message)
+
+    # ----------------------------------------------------------------- time
+    def now_ns(self) -> int:
+        return self._sim_ns if self.cfg.publish_clock else self.get_clock().now().nanoseconds
+
+    # ----------------------------------------------------------------- inputs
+    def _on_cmd_vel(self, msg) -> None:
+        twist = msg.twist if isinstance(msg, TwistStamped) else msg
+        body = BodyTwist(np.array([twist.linear.x, twist.linear.y, twist.linear.z]),
+                         np.array([twist.angular.x, twist.angular.y, twist.angular.z]))
+        try:
+            with self._lock:
+                self.model.set_command(body, self.now_ns() * 1e-9)
+        except ValueError as exc:
+            self._report(f"cmd_vel rejected: {exc}")
+
+    def _on_initial_pose(self, msg: PoseWithCovarianceStamped) -> None:
+        try:
+            map_T_base = conv.pose_to_matrix(msg.pose.pose)
+        except ValueError as exc:
+            self._report(f"initialpose rejected: {exc}")
+            return
+        if msg.header.frame_id not in ("", self.cfg.frames.map):
+            self._report(f"initialpose rejected: frame_id {msg.header.frame_id!r} is not {self.cfg.frames.map!r}")
+            return
+        with self._lock:
+            self.model.reset(np.linalg.inv(self.map_T_odom) @ map_T_base)
+
+    def _on_sim_tick(self) -> None:
+        """Integrate the kinematics, then publish odom, odom→base_link and /clock."""
+        dt_nominal = 1.0 / self.cfg.sim_rate_hz
+        if self.cfg.publish_clock:
+            self._sim_ns += int(round(dt_nominal * 1e9))
+            now = self._sim_ns
+            self.pub_clock.publish(Clock(clock=conv.time_msg(now)))
+            dt = dt_nominal
+        else:
+            now = self.now_ns()
+            dt = dt_nominal if self._last_tick_ns is None else (now - self._last_tick_ns) * 1e-9
+        self._last_tick_ns = now
+        with self._lock:
+            self.model.step(dt, now * 1e-9)
+            odom_T_base = self.model.pose.copy()
+            velocity = self.model.velocity
+            self._pose = (self.map_T_odom @ odom_T_base, now)
+        f = self.cfg.frames
+        self.pub_odom.publish(conv.odometry_msg(odom_T_base, velocity.linear, velocity.angular, now, f.odom, f.base))
+        self.tf.send([(odom_T_base, now, f.odom, f.base)])
+
+    def _pose_from_tf(self) -> tuple[np.ndarray, int] | None:
+        f = self.cfg.frames
+        source = f.optical if self.cfg.tf_source == "optical" else f.base
+        try:
+            T, stamp = self.tf_listener.lookup(f.map, source, self.now_ns(), self.cfg.tf_max_age_s)
+        except TransformLookupError as exc:
+            self._report(f"waiting for pose on /tf: {exc}")
+            return None
+        if self.cfg.tf_source == "optical":
+            T = self.rig.base_from_optical_in_map(T)
+        return T, stamp
+
+    # ----------------------------------------------------------------- frames
+    def _on_frame_tick(self) -> None:
+        if self.pipeline is None:
+            return
+        if self.cfg.input_mode == "tf":
+            pose = self._pose_from_tf()
+        else:
+            with self._lock:
+                pose = self._pose
+        if pose is None or pose[1] == self._last_rendered_stamp:
+            return
+        with self._work:
+            if self._busy:
+                self.frames_skipped += 1  # skip rather than queue: the newest pose wins next tick
+                return
+            self._busy = True
+            self._job = (pose[0], pose[1], time.perf_counter())
+            self._last_rendered_stamp = pose[1]
+            self._work.notify()
+
+    def _work_loop(self) -> None:
+        while True:
+            with self._work:
+                while self._job is None and self._running:
+                    self._work.wait()
+                if not self._running:
+                    return
+                map_T_base, stamp, t_trigger = self._job
+                self._job = None
+            try:
+                with self._lock:
+                    pipeline = self.pipeline
+                frame = pipeline.render(map_T_base, stamp, seed=self.cfg.backend.seed if self.cfg.backend.seed >= 0 else None)
+                self._publish_frame(frame, t_trigger)
+            except Exception as exc:  # keep serving: a bad frame must not kill the camera
+                self._report(f"frame failed: {type(exc).__name__}: {exc}")
+            finally:
+                with self._work:
+                    self._busy = False
+
+    def _publish_frame(self, frame: Frame, t_trigger: float) -> None:
+        f = self.cfg.frames
+        stamp = frame.stamp_ns
+        self.pub_image.publish(conv.rgb_image_msg(frame.rgb, stamp, f.optical))
+        self.pub_info.publish(conv.camera_info_msg(self.rig.camera, stamp, f.optical))
+        self.pub_depth.publish(conv.depth_image_msg(frame.depth, stamp, f.optical))
+        if self.cfg.publish_points:
+            self.pub_points.publish(self._points_msg(frame))
+        latency_ms = (time.perf_counter() - t_trigger) * 1e3
+        frame.timings_ms["publish_latency"] = latency_ms
+        stats = FrameStats(header=conv.header(stamp, f.optical), frame_index=self.frames_published,
+                           backend=self.backend.name, reference_keyframe=frame.reference_index,
+                           reference_score=float(frame.reference_score), render_coverage=frame.coverage,
+                           latency_ms=latency_ms, skipped_frames=self.frames_skipped,
+                           stage_names=list(frame.timings_ms), stage_ms=[float(v) for v in frame.timings_ms.values()])
+        self.pub_stats.publish(stats)
+        with self._lock:
+            self.frames_published += 1
+            self._published.append(time.monotonic())
+            for name, ms in frame.timings_ms.items():
+                self._stage_ms.setdefault(name, deque(maxlen=50)).append(ms)
+
+    def _points_msg(self, frame: Frame) -> PointCloud2:
+        cam = self.rig.camera
+        v, u = np.nonzero(frame.valid)
+        z = frame.depth[v, u]
+        pts = np.stack([(u - cam.cx) / cam.fx * z, (v - cam.cy) / cam.fy * z, z], axis=1)
+        return conv.point_cloud_msg(pts, frame.rgb[v, u], frame.stamp_ns, self.cfg.frames.optical)
+
+    # ----------------------------------------------------------------- services, parameters
+    def _on_load_scene(self, request: LoadScene.Request, response: LoadScene.Response) -> LoadScene.Response:
+        try:
+            self.load_scene(request.path)
+        except WorldFMError as exc:
+            response.success, response.message = False, str(exc)
+            self._report(f"load_scene failed: {exc}")
+            return response
+        anchor = self.pipeline.anchor
+        response.success, response.message = True, f"loaded {request.path}"
+        response.num_points, response.num_keyframes = anchor.num_points, len(anchor.keyframes)
+        return response
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        flat = flatten(self.cfg)
+        for p in params:
+            if p.name not in flat:
+                return SetParametersResult(successful=False, reason=f"unknown parameter {p.name!r}")
+            if p.name not in LIVE_PARAMETERS and p.value != flat[p.name]:
+                return SetParametersResult(successful=False, reason=f"{p.name} cannot change while running (restart the node)")
+            flat[p.name] = p.value
+        try:
+            new = load_config(SimConfig, unflatten(flat), prefix="parameter")
+        except ConfigError as exc:
+            self._report(f"parameter change rejected: {exc}")
+            return SetParametersResult(successful=False, reason=str(exc))
+        if new.rate_hz != self.cfg.rate_hz:
+            self._frame_timer.cancel()
+            self.destroy_timer(self._frame_timer)
+            self._frame_timer = self.create_timer(1.0 / new.rate_hz, self._on_frame_tick)
+        if self.pipeline is not None:
+            self.pipeline.point_radius = new.point_radius
+        self.cfg = new
+        return SetParametersResult(successful=True)
+
+    # ----------------------------------------------------------------- diagnostics
+    def _publish_diagnostics(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            published = [t for t in self._published if now - t < 5.0]
+            stages = {k: float(np.mean(v)) for k, v in self._stage_ms.items() if v}
+        rate = (len(published) - 1) / (published[-1] - published[0]) if len(published) > 1 else 0.0
+        recent = [m for t, m in self._errors if now - t < 10.0]
+        status = DiagnosticStatus(name="worldfm_sim: camera", hardware_id=self.cfg.frames.optical)
+        if self.pipeline is None:
+            status.level, status.message = DiagnosticStatus.ERROR, recent[-1] if recent else "no scene loaded"
+        elif recent:
+            status.level, status.message = DiagnosticStatus.WARN, recent[-1]
+        else:
+            status.level, status.message = DiagnosticStatus.OK, f"{rate:.1f} Hz"
+        values = {"backend": self.backend.name, "scene": self.scene_path, "input_mode": self.cfg.input_mode,
+                  "rate_hz": f"{rate:.2f}", "target_rate_hz": f"{self.cfg.rate_hz:g}",
+                  "frames_published": str(self.frames_published), "frames_skipped": str(self.frames_skipped)}
+        values.update({f"{k}_ms": f"{v:.2f}" for k, v in stages.items()})
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = conv.time_msg(self.now_ns())
+        self.pub_diag.publish(msg)
+
+    def destroy_node(self) -> None:
+        with self._work:
+            self._running = False
+            self._work.notify_all()
+        self._worker.join(timeout=5.0)
+        self.backend.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of ``ros2 run worldfm_ros sim_node``."""
+    rclpy.init(args=args)
+    try:
+        node = SimNode()
+    except ConfigError:
+        rclpy.shutdown()
+        return 2
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0

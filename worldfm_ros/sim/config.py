@@ -1,0 +1,97 @@
+"""Configuration of the simulator (the node's parameters), one dataclass per concern."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from worldfm_ros.errors import ConfigError
+from worldfm_ros.sim.kinematics import KinematicsConfig
+from worldfm_ros.sim.rig import CameraConfig, MountConfig
+
+INPUT_MODES = ("cmd_vel", "tf")
+
+
+@dataclass
+class FramesConfig:
+    """REP-105 frame ids. ``optical`` is the frame_id of every image and CameraInfo."""
+
+    map: str = "map"
+    odom: str = "odom"
+    base: str = "base_link"
+    camera: str = "camera_link"
+    optical: str = "camera_optical_frame"
+
+    def __post_init__(self) -> None:
+        ids = [self.map, self.odom, self.base, self.camera, self.optical]
+        if any(not i for i in ids) or len(set(ids)) != len(ids):
+            raise ConfigError(f"frames: frame ids must be non-empty and distinct, got {ids}")
+
+
+@dataclass
+class BackendConfig:
+    """name: frame backend ('anchor', 'torch', 'onnxruntime', 'tensorrt'); model: checkpoint path
+    ('' = none); vae: VAE folder for latent models; steps: 1 or 2 denoising steps; device: 'auto',
+    'cpu' or 'cuda'; dtype: 'auto', 'fp32', 'fp16', 'bf16'; fill: anchor hole filling; seed: noise
+    seed (< 0 = random); reuse_noise: same noise every frame (less flicker)."""
+
+    name: str = "anchor"
+    model: str = ""
+    vae: str = ""
+    steps: int = 2
+    device: str = "auto"
+    dtype: str = "auto"
+    fill: str = "push_pull"
+    seed: int = 0
+    reuse_noise: bool = True
+
+
+@dataclass
+class SimConfig:
+    """Everything the simulator node is configured with.
+
+    scene: scene anchor path ('' = the bundled default scene).
+    input_mode: 'cmd_vel' (integrate velocity commands, publish odom + odom→base_link) or
+        'tf' (follow map→optical, or map→base + mount, published by someone else).
+    rate_hz: camera frame rate; sim_rate_hz: kinematics integration rate.
+    initial_pose: [x, y, z, yaw] of base_link in map, metres/radians.
+    cmd_vel_stamped: subscribe geometry_msgs/TwistStamped instead of Twist.
+    tf_source: 'optical' (look up map→optical) or 'base' (map→base, then the mount).
+    tf_max_age_s: a followed pose older than this is stale (frames pause, diagnostics warn).
+    publish_clock: run our own simulated time and publish it on /clock.
+    publish_map_to_odom: publish an identity map→odom (no localisation node in the loop).
+    publish_points: also publish the rendered depth as a coloured PointCloud2.
+    point_radius: splat radius of the anchor render in pixels (0 = one pixel per point).
+    """
+
+    scene: str = ""
+    input_mode: str = "cmd_vel"
+    rate_hz: float = 10.0
+    sim_rate_hz: float = 100.0
+    initial_pose: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0])
+    cmd_vel_stamped: bool = False
+    tf_source: str = "optical"
+    tf_max_age_s: float = 1.0
+    publish_clock: bool = False
+    publish_map_to_odom: bool = True
+    publish_points: bool = False
+    point_radius: int = 1
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    mount: MountConfig = field(default_factory=MountConfig)
+    frames: FramesConfig = field(default_factory=FramesConfig)
+    kinematics: KinematicsConfig = field(default_factory=KinematicsConfig)
+    backend: BackendConfig = field(default_factory=BackendConfig)
+
+    def __post_init__(self) -> None:
+        if self.input_mode not in INPUT_MODES:
+            raise ConfigError(f"input_mode: expected one of {INPUT_MODES}, got {self.input_mode!r}")
+        if self.tf_source not in ("optical", "base"):
+            raise ConfigError(f"tf_source: expected 'optical' or 'base', got {self.tf_source!r}")
+        for name in ("rate_hz", "sim_rate_hz", "tf_max_age_s"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ConfigError(f"{name}: expected a positive number, got {v}")
+        if len(self.initial_pose) != 4 or not all(math.isfinite(v) for v in self.initial_pose):
+            raise ConfigError(f"initial_pose: expected [x, y, z, yaw] finite numbers, got {self.initial_pose}")
+        if not 0 <= self.point_radius <= 8:
+            raise ConfigError(f"point_radius: expected 0..8 pixels, got {self.point_radius}")

@@ -1,0 +1,102 @@
+"""The per-frame pipeline: pose → anchor render → reference choice → frame backend.
+
+One call turns a base pose in the map frame into the camera outputs, with
+per-stage milliseconds. Nothing here knows about ROS.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from worldfm_ros.backends.base import FrameBackend, FrameRequest
+from worldfm_ros.render.pointcloud import PointCloudRenderer
+from worldfm_ros.scene.anchor import SceneAnchor
+from worldfm_ros.scene.covisibility import KeyframeSelector
+from worldfm_ros.sim.rig import CameraRig
+
+
+@dataclass
+class Frame:
+    """One simulated camera frame.
+
+    stamp_ns: time of the pose it was rendered at (nanoseconds).
+    rgb: (H, W, 3) uint8 backend output. depth: (H, W) float32 anchor z-depth in metres, 0 = no data.
+    valid: (H, W) bool, pixels the anchor covered. render_rgb: (H, W, 3) uint8 raw anchor render.
+    map_T_optical: (4, 4) camera pose in the map frame (OpenCV axes).
+    reference_index / reference_score: chosen keyframe (-1 if none) and its co-visibility score.
+    timings_ms: per-stage milliseconds (render, select, backend, and the backend's own stages).
+    """
+
+    stamp_ns: int
+    rgb: np.ndarray
+    depth: np.ndarray
+    valid: np.ndarray
+    render_rgb: np.ndarray
+    map_T_optical: np.ndarray
+    reference_index: int = -1
+    reference_score: float = 0.0
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def coverage(self) -> float:
+        """Fraction of pixels the anchor render covered, [0, 1]."""
+        return float(self.valid.mean())
+
+
+class FramePipeline:
+    """Renders frames of ``anchor`` through ``backend`` for the camera of ``rig``.
+
+    device: torch device of the renderer ('cpu' or 'cuda'); point_radius: splat radius, pixels.
+    """
+
+    def __init__(self, anchor: SceneAnchor, rig: CameraRig, backend: FrameBackend,
+                 device: str = "cpu", point_radius: int = 1) -> None:
+        self.anchor = anchor
+        self.rig = rig
+        self.backend = backend
+        self.point_radius = point_radius
+        self.renderer = PointCloudRenderer.from_anchor(anchor, device=device)
+        self.selector = KeyframeSelector(anchor, self.renderer) if anchor.keyframes else None
+        self._references: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _reference_at_size(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Keyframe image resized to the output size and its rescaled K (cached)."""
+        if index not in self._references:
+            kf = self.anchor.keyframes[index]
+            cam = self.rig.camera
+            image = kf.image
+            if image.shape[:2] != (cam.height, cam.width):
+                image = cv2.resize(image, (cam.width, cam.height), interpolation=cv2.INTER_AREA)
+            self._references[index] = (image, kf.camera.scaled(cam.width, cam.height).K)
+        return self._references[index]
+
+    def render(self, map_T_base: np.ndarray, stamp_ns: int, seed: int | None = None) -> Frame:
+        """Produce the frame seen from base pose ``map_T_base`` (4, 4, map frame) at ``stamp_ns``."""
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        c2w = self.rig.optical_in_scene(map_T_base, self.anchor.scene_to_map)
+        result = self.renderer.render(self.rig.camera, c2w, point_radius=self.point_radius)
+        t1 = time.perf_counter()
+        timings["render"] = (t1 - t0) * 1e3
+
+        index, score = -1, 0.0
+        reference = reference_K = reference_c2w = None
+        if self.selector is not None:
+            choice = self.selector.select(result.depth, self.rig.camera, c2w)
+            index, score = choice.index, choice.score
+            reference, reference_K = self._reference_at_size(index)
+            reference_c2w = self.anchor.keyframes[index].c2w
+        t2 = time.perf_counter()
+        timings["select"] = (t2 - t1) * 1e3
+
+        request = FrameRequest(result.rgb, result.depth, result.valid, self.rig.camera.K, c2w,
+                               reference, reference_K, reference_c2w, index, seed)
+        rgb = self.backend.generate(request)
+        timings["backend"] = (time.perf_counter() - t2) * 1e3
+        timings.update({f"backend.{k}": v for k, v in self.backend.stage_timings_ms().items()})
+        return Frame(stamp_ns, rgb, result.depth, result.valid, result.rgb,
+                     self.rig.optical_in_map(map_T_base), index, score, timings)
