@@ -18,6 +18,9 @@ COMMANDS: dict[str, str] = {
     "scene-build": "worldfm_ros.scene.cli_build",
     "scene-info": "worldfm_ros.scene.cli_info",
     "bench-render": "worldfm_ros.eval.bench_render",
+    "bench-model": "worldfm_ros.eval.bench_model",
+    "demo": "worldfm_ros.ros.demo",
+    "record": "worldfm_ros.ros.cli_record",
 }
 
 

@@ -19,3 +19,7 @@ class ConfigError(WorldFMError, ValueError):
 
 class CheckpointError(WorldFMError, ValueError):
     """A model checkpoint is missing, unsafe, or does not match the model config."""
+
+
+class BackendUnavailable(WorldFMError, RuntimeError):
+    """A frame backend is unknown or cannot start here (missing library, device or model file)."""

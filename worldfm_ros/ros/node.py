@@ -275,7 +275,8 @@ class SimNode(Node):
             try:
                 with self._lock:
                     pipeline = self.pipeline
-                frame = pipeline.render(map_T_base, stamp, seed=self.cfg.backend.seed if self.cfg.backend.seed >= 0 else None)
+                # Noise seeding (fixed or fresh per frame) is the backend's, from backend.seed/reuse_noise.
+                frame = pipeline.render(map_T_base, stamp)
                 self._publish_frame(frame, t_trigger)
             except Exception as exc:  # keep serving: a bad frame must not kill the camera
                 self._report(f"frame failed: {type(exc).__name__}: {exc}")

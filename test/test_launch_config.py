@@ -1,0 +1,77 @@
+"""Parameter files load into the node's config, and every launch argument sets a real parameter."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from worldfm_ros.config import flatten, load_config, read_yaml, unflatten
+from worldfm_ros.launch_args import BUILTIN_PARAMETERS, LAUNCH_ARGUMENTS
+from worldfm_ros.sim.config import SimConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAM_FILES = [ROOT / "config" / "sim.yaml", *sorted((ROOT / "config" / "cameras").glob("*.yaml"))]
+
+
+def ros_parameters(path: Path) -> dict:
+    doc = read_yaml(path)
+    assert list(doc) == ["/**"], f"{path.name}: parameters must be under '/**: ros__parameters'"
+    return doc["/**"]["ros__parameters"]
+
+
+@pytest.mark.parametrize("path", PARAM_FILES, ids=lambda p: p.name)
+def test_parameter_file_loads_into_the_sim_config(path):
+    load_config(SimConfig, ros_parameters(path))
+
+
+def test_sim_yaml_sets_every_parameter_of_the_node():
+    params = flatten(load_config(SimConfig, ros_parameters(ROOT / "config" / "sim.yaml")))
+    given = set(flatten_dict(ros_parameters(ROOT / "config" / "sim.yaml")))
+    assert given == set(params) - {"camera.width", "camera.height", "camera.hfov_deg", "camera.camera_info_url"}
+
+
+def flatten_dict(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten_dict(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def test_every_launch_argument_maps_to_a_declared_parameter():
+    declared = set(flatten(SimConfig())) | BUILTIN_PARAMETERS
+    for arg in LAUNCH_ARGUMENTS:
+        if arg.parameter:
+            assert arg.parameter in declared, f"launch argument {arg.name!r} sets unknown parameter {arg.parameter!r}"
+
+
+def test_launch_argument_defaults_are_valid_parameter_values():
+    values = {a.parameter: a.default for a in LAUNCH_ARGUMENTS if a.parameter and a.parameter not in BUILTIN_PARAMETERS}
+    typed = {k: (float(v) if k == "rate_hz" else v) for k, v in values.items()}
+    load_config(SimConfig, unflatten(typed))
+
+
+def test_camera_argument_default_names_an_existing_preset():
+    default = next(a.default for a in LAUNCH_ARGUMENTS if a.name == "camera")
+    assert (ROOT / "config" / "cameras" / f"{default}.yaml").is_file()
+
+
+def test_launch_file_declares_exactly_the_argument_table():
+    tree = ast.parse((ROOT / "launch" / "sim.launch.py").read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for alias in node.names}
+    assert "LAUNCH_ARGUMENTS" in imported
+
+
+def test_launch_description_builds_where_the_launch_package_exists():
+    pytest.importorskip("launch_ros", reason="launch/launch_ros are not installable from PyPI")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sim_launch", ROOT / "launch" / "sim.launch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    names = [e.name for e in module.generate_launch_description().entities if hasattr(e, "default_value")]
+    assert names == [a.name for a in LAUNCH_ARGUMENTS]

@@ -1,0 +1,275 @@
+"""Glue from a ``FrameRequest`` to a generated frame: resize, encode, sample, decode, quantise.
+
+The network itself sits behind a ``Denoiser`` (one call = one DiT forward on the target slot),
+so the same pipeline serves the PyTorch, ONNX Runtime and TensorRT backends. Per frame:
+
+1. render and reference uint8 (H, W, 3) -> [-1, 1], resized to the model's square resolution
+   R = latent_size * codec.downsample when (H, W) differs (bicubic; the output is resized back,
+   so pixels keep matching the request's intrinsics);
+2. one CPU generator per frame (``NoiseSource``) draws the sampler noise first, then any VAE
+   posterior noise, so the same seed gives the same frame on every device and backend;
+3. render -> latent; reference -> latent through the cache keyed by keyframe id and content;
+4. sampler (1-2 DiT calls for distilled checkpoints) -> x0 -> decode -> uint8.
+
+Stage timings (ms) of the last frame: preprocess, encode_render, encode_reference, step_0,
+step_1, ..., decode, postprocess, total; on CUDA the device is synchronised at each boundary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from worldfm_ros.backends.base import FrameBackend, FrameRequest
+from worldfm_ros.errors import CheckpointError, ConfigError
+from worldfm_ros.model.codec import Codec, PixelCodec, VAECodec, uint8_to_unit, unit_to_uint8
+from worldfm_ros.model.sampler import NoiseSource, Sampler, draw_noise, make_sampler
+
+DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def parse_dtype(name: str) -> torch.dtype:
+    """'fp32' | 'fp16' | 'bf16' -> torch dtype; ConfigError otherwise."""
+    if name not in DTYPES:
+        raise ConfigError(f"dtype: expected one of {sorted(DTYPES)}, got {name!r}")
+    return DTYPES[name]
+
+
+def parse_device(name: str | torch.device) -> torch.device:
+    """'cpu', 'cuda' or 'cuda:N' -> torch.device; ConfigError when CUDA is asked for but absent."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device: expected 'cpu', 'cuda' or 'cuda:N', got {name!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device: {name!r} requested but torch sees no CUDA device")
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device: expected 'cpu', 'cuda' or 'cuda:N', got {name!r}")
+    return device
+
+
+class Denoiser(Protocol):
+    """One network call on the target slot.
+
+    x_t, render, reference: (B, C, h, w) float32 latents on the pipeline device; t: integer
+    timestep; mask: (B, 1, h, w) float32 render coverage in [0, 1] or None; cameras: the
+    slots' ``CameraInputs`` (CPU tensors) for camera-encoded models, else None. Returns
+    (B, >= C, h, w) whose first C channels are the v-prediction.
+    """
+
+    def __call__(self, x_t: torch.Tensor, t: int, render: torch.Tensor, reference: torch.Tensor,
+                 mask: torch.Tensor | None, cameras: Any = None) -> torch.Tensor: ...
+
+
+def resized_intrinsics(K: np.ndarray, size_hw: tuple[int, int], new_size: int) -> np.ndarray:
+    """(3, 3) intrinsics of an (H, W) image after resizing it to new_size x new_size.
+
+    Pixel centres sit at integer coordinates, so c' = (c + 0.5) * s - 0.5 and f' = f * s.
+    """
+    sx, sy = new_size / size_hw[1], new_size / size_hw[0]
+    out = np.asarray(K, dtype=np.float64).copy()
+    out[0, 0], out[0, 1], out[0, 2] = out[0, 0] * sx, out[0, 1] * sx, (out[0, 2] + 0.5) * sx - 0.5
+    out[1, 1], out[1, 2] = out[1, 1] * sy, (out[1, 2] + 0.5) * sy - 0.5
+    return out
+
+
+def load_frame_model(model_path: str | Path, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
+    """Load a frame model: ``.safetensors`` (our format, config embedded) or an official ``.pth``.
+
+    Official checkpoints (worldfm_1-step.pth / worldfm_2-step.pth) are PixArt-Σ XL/2 weights
+    without a config, so they load into ``DiTConfig.xl_2()``.
+    """
+    path = Path(model_path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: model file not found")
+    from worldfm_ros.model.checkpoint import load_model, load_official_state_dict
+    from worldfm_ros.model.config import DiTConfig
+    from worldfm_ros.model.dit import WorldFMDiT
+
+    if path.suffix == ".safetensors":
+        return load_model(path, device, dtype).eval()
+    if path.suffix in (".pth", ".pt"):
+        cfg = DiTConfig.xl_2()
+        state = load_official_state_dict(path, cfg)
+        with torch.device("meta"):  # skip the random initialisation the checkpoint overwrites
+            model = WorldFMDiT(cfg)
+        model.load_state_dict(state, strict=True, assign=True)
+        model.reset_buffers()
+        return model.to(device=device, dtype=dtype).eval()
+    raise CheckpointError(f"{path}: expected a .safetensors model or an official .pth checkpoint")
+
+
+def make_codec(latent_channels: int, vae_path: str | Path | None = None, device: torch.device | str = "cpu",
+               dtype: torch.dtype = torch.float32, sample_posterior: bool = False) -> Codec:
+    """The codec a model with ``latent_channels`` inputs needs.
+
+    With ``vae_path``: a VAECodec from that folder (its latent channels must match). Without:
+    a PixelCodec whose space-to-depth factor f satisfies 3 f^2 = latent_channels.
+    """
+    if vae_path is not None:
+        codec = VAECodec.from_pretrained(vae_path, device, dtype, sample_posterior)
+        if codec.latent_channels != latent_channels:
+            raise CheckpointError(f"{vae_path}: VAE has {codec.latent_channels} latent channels, "
+                                  f"the model expects {latent_channels}")
+        return codec
+    factor = math.isqrt(latent_channels // 3)
+    if latent_channels % 3 or 3 * factor * factor != latent_channels:
+        raise ConfigError(f"vae_path: the model takes {latent_channels}-channel latents, which is not a "
+                          "pixel space-to-depth layout (3 f^2); give the VAE folder")
+    return PixelCodec(factor)
+
+
+class FramePipeline:
+    """FrameRequest -> (H, W, 3) uint8 through codec, sampler and a denoiser.
+
+    latent_size: latent side per view the network was built for (square views).
+    use_mask: pass the render-coverage mask to the denoiser (models with a mask channel).
+    use_cameras: pass the slots' cameras (models with PRoPE or Plücker encoding); the
+        intrinsics are rescaled to the model's R x R input.
+    device: where latents live; the codec and denoiser take and return tensors there.
+    """
+
+    def __init__(self, denoiser: Denoiser, codec: Codec, sampler: Sampler, latent_size: int,
+                 noise: NoiseSource | None = None, device: torch.device | str = "cpu",
+                 use_mask: bool = False, use_cameras: bool = False) -> None:
+        self.denoiser = denoiser
+        self.codec = codec
+        self.sampler = sampler
+        self.latent_size = int(latent_size)
+        self.resolution = self.latent_size * codec.downsample
+        self.noise = noise or NoiseSource()
+        self.device = torch.device(device)
+        self.use_mask = use_mask
+        self.use_cameras = use_cameras
+        self.last_reference_cached = False
+        self._timings: dict[str, float] = {}
+
+    def _clock(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def _to_model_size(self, images: torch.Tensor) -> torch.Tensor:
+        if images.shape[-2:] == (self.resolution, self.resolution):
+            return images
+        size = (self.resolution, self.resolution)
+        return F.interpolate(images, size, mode="bicubic", antialias=True, align_corners=False).clamp(-1, 1)
+
+    @torch.inference_mode()
+    def generate(self, request: FrameRequest) -> np.ndarray:
+        """The generated frame, (H, W, 3) uint8, at the size of ``request.render_rgb``."""
+        timings: dict[str, float] = {}
+        start = tick = self._clock()
+
+        def lap(name: str) -> None:
+            nonlocal tick
+            now = self._clock()
+            timings[name] = (now - tick) * 1e3
+            tick = now
+
+        height, width = request.render_rgb.shape[:2]
+        render = self._to_model_size(uint8_to_unit(request.render_rgb, self.device))  # (1, 3, R, R)
+        # The released model always sees a reference; without one the render stands in for it.
+        has_reference = request.reference_rgb is not None
+        if has_reference and request.reference_rgb.shape[:2] != (height, width):
+            raise ConfigError(f"reference_rgb: expected shape {(height, width, 3)} like render_rgb, "
+                              f"got {request.reference_rgb.shape}")
+        reference = (self._to_model_size(uint8_to_unit(request.reference_rgb, self.device))
+                     if has_reference else render)
+        mask = None
+        if self.use_mask:
+            valid = torch.from_numpy(np.ascontiguousarray(request.render_valid)).to(self.device)
+            mask = F.adaptive_avg_pool2d(valid[None, None].float(), self.latent_size)  # (1, 1, h, w)
+        cameras = self._cameras(request) if self.use_cameras else None
+        generator = self.noise.frame(request.seed)
+        shape = (1, self.codec.latent_channels, self.latent_size, self.latent_size)
+        noises = [n.to(self.device) for n in draw_noise(generator, shape, self.sampler.num_noises)]
+        lap("preprocess")
+
+        z_render = self.codec.encode(render, generator)  # (1, C, h, w)
+        lap("encode_render")
+        if has_reference and request.reference_id >= 0:
+            # The content digest keeps a reloaded scene whose keyframe ids repeat from reusing stale latents.
+            digest = hashlib.sha1(np.ascontiguousarray(request.reference_rgb), usedforsecurity=False).hexdigest()
+            z_reference = self.codec.encode_reference(reference, (request.reference_id, digest), generator)
+            self.last_reference_cached = self.codec.last_reference_cached
+        else:
+            z_reference = self.codec.encode(reference, generator)
+            self.last_reference_cached = False
+        lap("encode_reference")
+
+        step = 0
+
+        def denoise(x_t: torch.Tensor, t: int) -> torch.Tensor:
+            nonlocal step
+            out = self.denoiser(x_t, t, z_render, z_reference, mask, cameras)
+            lap(f"step_{step}")
+            step += 1
+            return out
+
+        x0 = self.sampler.sample(denoise, noises)  # (1, C, h, w)
+        image = self.codec.decode(x0)  # (1, 3, R, R)
+        lap("decode")
+
+        if image.shape[-2:] != (height, width):
+            image = F.interpolate(image.float(), (height, width), mode="bicubic", antialias=True,
+                                  align_corners=False)
+        frame = unit_to_uint8(image)[0]  # (H, W, 3)
+        lap("postprocess")
+        timings["total"] = (tick - start) * 1e3
+        self._timings = timings
+        return frame
+
+    def stage_timings_ms(self) -> dict[str, float]:
+        """Milliseconds per stage of the last ``generate`` call."""
+        return dict(self._timings)
+
+    def _cameras(self, request: FrameRequest) -> Any:
+        from worldfm_ros.model.dit import CameraInputs
+
+        size_hw = request.render_rgb.shape[:2]
+        if request.reference_c2w is None or request.reference_K is None:
+            if request.reference_rgb is not None:
+                raise ConfigError("reference_c2w / reference_K: this model encodes cameras and needs the "
+                                  "reference pose and intrinsics with the reference image")
+            ref_c2w, ref_K = request.c2w, request.K  # the render stands in for the reference
+        else:
+            ref_c2w, ref_K = request.reference_c2w, request.reference_K
+        R = self.resolution
+        return CameraInputs.from_c2w(torch.from_numpy(np.asarray(request.c2w, np.float64)),
+                                     torch.from_numpy(np.asarray(ref_c2w, np.float64)),
+                                     torch.from_numpy(resized_intrinsics(request.K, size_hw, R)),
+                                     torch.from_numpy(resized_intrinsics(ref_K, size_hw, R)), (R, R))
+
+
+class PipelineBackend(FrameBackend):
+    """Base of the neural backends: a FrameBackend that delegates to ``self.pipeline``."""
+
+    pipeline: FramePipeline
+
+    def generate(self, request: FrameRequest) -> np.ndarray:
+        return self.pipeline.generate(request)
+
+    def stage_timings_ms(self) -> dict[str, float]:
+        return self.pipeline.stage_timings_ms()
+
+    @property
+    def last_reference_cached(self) -> bool:
+        """Whether the last frame's reference latent came from the cache."""
+        return self.pipeline.last_reference_cached
+
+    def close(self) -> None:
+        self.pipeline.codec.clear_cache()
+
+
+def build_sampler_and_noise(sampler: str, steps: int, timesteps: list[int] | None, seed: int,
+                            reuse_noise: bool) -> tuple[Sampler, NoiseSource]:
+    """The sampler and noise source from the backend options shared by every neural backend."""
+    return make_sampler(sampler, steps, timesteps), NoiseSource(seed, reuse_noise)
