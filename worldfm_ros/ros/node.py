@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from pathlib import Path
 
 import numpy as np
 import rclpy
@@ -24,7 +23,6 @@ from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
-from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from worldfm_ros.backends.anchor import AnchorBackend
@@ -32,27 +30,18 @@ from worldfm_ros.backends.base import FrameBackend
 from worldfm_ros.config import flatten, load_config, unflatten
 from worldfm_ros.errors import ConfigError, WorldFMError
 from worldfm_ros.msg import FrameStats
-from worldfm_ros.resources import default_scene_path
 from worldfm_ros.ros import conversions as conv
 from worldfm_ros.ros.tf_io import TfListener, TfPublisher
-from worldfm_ros.scene.store import load_scene
 from worldfm_ros.sim.config import BackendConfig, SimConfig
-from worldfm_ros.sim.kinematics import KinematicModel, Twist as BodyTwist
-from worldfm_ros.sim.pipeline import Frame, FramePipeline
-from worldfm_ros.sim.rig import LINK_FROM_OPTICAL, CameraRig
+from worldfm_ros.sim.kinematics import Twist as BodyTwist
+from worldfm_ros.sim.pipeline import Frame
+from worldfm_ros.sim.rig import LINK_FROM_OPTICAL
+from worldfm_ros.sim.simulator import Simulator
 from worldfm_ros.sim.tf_tree import TransformLookupError
-from worldfm_ros.srv import LoadScene
+from worldfm_ros.srv import LoadScene, Reset, Step
 
 # Parameters that take effect while running; the others need a restart.
 LIVE_PARAMETERS = {"rate_hz", "point_radius", "publish_points", "tf_max_age_s"}
-
-
-def planar_pose(x: float, y: float, z: float, yaw: float) -> np.ndarray:
-    """(4, 4) pose at (x, y, z) metres with heading ``yaw`` radians about +z."""
-    T = np.eye(4)
-    T[:3, :3] = Rotation.from_euler("z", yaw).as_matrix()
-    T[:3, 3] = (x, y, z)
-    return T
 
 
 def make_backend(cfg: BackendConfig) -> tuple[FrameBackend, str]:
@@ -74,7 +63,6 @@ class SimNode(Node):
         super().__init__("worldfm_sim", **kwargs)
         self.cfg = self._declare_config()
         cfg = self.cfg
-        self.rig = CameraRig(cfg.camera.build(), cfg.mount.matrix())
         self._lock = threading.Lock()
         self._errors: deque[tuple[float, str]] = deque(maxlen=20)
         self._last_logged = 0.0
@@ -84,13 +72,13 @@ class SimNode(Node):
         self.frames_skipped = 0
         self._last_rendered_stamp: int | None = None
 
-        self.backend, fallback = make_backend(cfg.backend)
+        backend, fallback = make_backend(cfg.backend)
         if fallback:
             self._report(fallback)
-        self.scene_path = ""
-        self.pipeline: FramePipeline | None = None
+        self.sim = Simulator(cfg, backend, device=self._device())
+        self.rig, self.backend = self.sim.rig, backend
         try:
-            self.load_scene(cfg.scene or str(default_scene_path()))
+            self.load_scene(cfg.scene)
         except WorldFMError as exc:
             self._report(f"no scene loaded: {exc}")
 
@@ -102,27 +90,27 @@ class SimNode(Node):
         self.pub_stats = self.create_publisher(FrameStats, "camera/frame_stats", 10)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.pub_odom = self.create_publisher(Odometry, "odom", 10)
-        self.pub_clock = self.create_publisher(Clock, "/clock", 10) if cfg.publish_clock else None
+        self.pub_clock = self.create_publisher(Clock, "/clock", 10) if (cfg.publish_clock or cfg.lockstep) else None
         self.tf = TfPublisher(self)
         self.tf_listener = TfListener(self) if cfg.input_mode == "tf" else None
 
         # Time and pose state.
         self._sim_ns = 0
-        x, y, z, yaw = cfg.initial_pose
-        self.map_T_odom = planar_pose(x, y, z, yaw)
-        self.model = KinematicModel(cfg.kinematics)
         self._pose: tuple[np.ndarray, int] | None = None  # (map_T_base, stamp_ns)
         self._last_tick_ns: int | None = None
         self._publish_static_tf()
 
         # Inputs.
-        if cfg.input_mode == "cmd_vel":
+        if cfg.lockstep:
+            self.create_service(Reset, "~/reset", self._on_reset)
+            self.create_service(Step, "~/step", self._on_step)
+        elif cfg.input_mode == "cmd_vel":
             twist_type = TwistStamped if cfg.cmd_vel_stamped else Twist
             self.create_subscription(twist_type, "cmd_vel", self._on_cmd_vel, 10)
             self.create_subscription(PoseWithCovarianceStamped, "initialpose", self._on_initial_pose, 10)
             self.create_timer(1.0 / cfg.sim_rate_hz, self._on_sim_tick)
         self.create_service(LoadScene, "~/load_scene", self._on_load_scene)
-        self._frame_timer = self.create_timer(1.0 / cfg.rate_hz, self._on_frame_tick)
+        self._frame_timer = None if cfg.lockstep else self.create_timer(1.0 / cfg.rate_hz, self._on_frame_tick)
         self.create_timer(1.0, self._publish_diagnostics)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -155,17 +143,22 @@ class SimNode(Node):
         if not (self.cfg.input_mode == "tf" and self.cfg.tf_source == "optical"):
             statics += [(self.rig.base_to_link, 0, f.base, f.camera), (LINK_FROM_OPTICAL, 0, f.camera, f.optical)]
         if self.cfg.input_mode == "cmd_vel" and self.cfg.publish_map_to_odom:
-            statics.append((self.map_T_odom, 0, f.map, f.odom))
+            statics.append((self.sim.map_T_odom, 0, f.map, f.odom))
         if statics:
             self.tf.send_static(statics)
 
+    @property
+    def pipeline(self):
+        return self.sim.pipeline
+
+    @property
+    def scene_path(self) -> str:
+        return self.sim.scene_path
+
     def load_scene(self, path: str) -> None:
-        """Load a scene anchor and rebuild the frame pipeline; raises WorldFMError (nothing changes)."""
-        anchor = load_scene(Path(path))
-        pipeline = FramePipeline(anchor, self.rig, self.backend, device=self._device(),
-                                 point_radius=self.cfg.point_radius)
+        """Load a scene anchor ('' = bundled default); raises WorldFMError and changes nothing."""
         with self._lock:
-            self.pipeline, self.scene_path = pipeline, str(path)
+            self.sim.load_scene(path)
 
     def _device(self) -> str:
         if self.cfg.backend.device != "auto":
@@ -185,6 +178,8 @@ class SimNode(Node):
 
     # ----------------------------------------------------------------- time
     def now_ns(self) -> int:
+        if self.cfg.lockstep:
+            return self.sim.time_ns
         return self._sim_ns if self.cfg.publish_clock else self.get_clock().now().nanoseconds
 
     # ----------------------------------------------------------------- inputs
@@ -194,7 +189,7 @@ class SimNode(Node):
                          np.array([twist.angular.x, twist.angular.y, twist.angular.z]))
         try:
             with self._lock:
-                self.model.set_command(body, self.now_ns() * 1e-9)
+                self.sim.set_command(body, self.now_ns() * 1e-9)
         except ValueError as exc:
             self._report(f"cmd_vel rejected: {exc}")
 
@@ -208,7 +203,7 @@ class SimNode(Node):
             self._report(f"initialpose rejected: frame_id {msg.header.frame_id!r} is not {self.cfg.frames.map!r}")
             return
         with self._lock:
-            self.model.reset(np.linalg.inv(self.map_T_odom) @ map_T_base)
+            self.sim.set_map_pose(map_T_base)
 
     def _on_sim_tick(self) -> None:
         """Integrate the kinematics, then publish odom, odom→base_link and /clock."""
@@ -223,10 +218,12 @@ class SimNode(Node):
             dt = dt_nominal if self._last_tick_ns is None else (now - self._last_tick_ns) * 1e-9
         self._last_tick_ns = now
         with self._lock:
-            self.model.step(dt, now * 1e-9)
-            odom_T_base = self.model.pose.copy()
-            velocity = self.model.velocity
-            self._pose = (self.map_T_odom @ odom_T_base, now)
+            self.sim.advance(dt, now * 1e-9)
+            odom_T_base = self.sim.odom_T_base.copy()
+            velocity = self.sim.model.velocity
+            self._pose = (self.sim.map_T_base, now)
+        if self.sim.collided:
+            self._report("motion blocked: the robot would collide with the scene")
         f = self.cfg.frames
         self.pub_odom.publish(conv.odometry_msg(odom_T_base, velocity.linear, velocity.angular, now, f.odom, f.base))
         self.tf.send([(odom_T_base, now, f.odom, f.base)])
@@ -284,12 +281,15 @@ class SimNode(Node):
                 with self._work:
                     self._busy = False
 
-    def _publish_frame(self, frame: Frame, t_trigger: float) -> None:
+    def _publish_frame(self, frame: Frame, t_trigger: float) -> tuple[Image, Image]:
+        """Publish a frame's image, camera_info, depth (+ points, stats); return (image, depth) messages."""
         f = self.cfg.frames
         stamp = frame.stamp_ns
-        self.pub_image.publish(conv.rgb_image_msg(frame.rgb, stamp, f.optical))
+        image = conv.rgb_image_msg(frame.rgb, stamp, f.optical)
+        depth = conv.depth_image_msg(frame.depth, stamp, f.optical)
+        self.pub_image.publish(image)
         self.pub_info.publish(conv.camera_info_msg(self.rig.camera, stamp, f.optical))
-        self.pub_depth.publish(conv.depth_image_msg(frame.depth, stamp, f.optical))
+        self.pub_depth.publish(depth)
         if self.cfg.publish_points:
             self.pub_points.publish(self._points_msg(frame))
         latency_ms = (time.perf_counter() - t_trigger) * 1e3
@@ -305,6 +305,7 @@ class SimNode(Node):
             self._published.append(time.monotonic())
             for name, ms in frame.timings_ms.items():
                 self._stage_ms.setdefault(name, deque(maxlen=50)).append(ms)
+        return image, depth
 
     def _points_msg(self, frame: Frame) -> PointCloud2:
         cam = self.rig.camera
@@ -312,6 +313,49 @@ class SimNode(Node):
         z = frame.depth[v, u]
         pts = np.stack([(u - cam.cx) / cam.fx * z, (v - cam.cy) / cam.fy * z, z], axis=1)
         return conv.point_cloud_msg(pts, frame.rgb[v, u], frame.stamp_ns, self.cfg.frames.optical)
+
+    # ----------------------------------------------------------------- lockstep (RL)
+    def _on_reset(self, request: Reset.Request, response: Reset.Response) -> Reset.Response:
+        try:
+            pose = conv.pose_to_matrix(request.pose) if request.use_pose else None
+            with self._lock:
+                obs = self.sim.reset(pose, seed=request.seed if request.seed >= 0 else None)
+        except (ValueError, WorldFMError) as exc:
+            response.success, response.message = False, f"reset rejected: {exc}"
+            self._report(response.message)
+            return response
+        self._fill_observation(response, obs)
+        response.success, response.message = True, "ok"
+        return response
+
+    def _on_step(self, request: Step.Request, response: Step.Response) -> Step.Response:
+        a = request.action
+        twist = BodyTwist(np.array([a.linear.x, a.linear.y, a.linear.z]),
+                          np.array([a.angular.x, a.angular.y, a.angular.z]))
+        try:
+            with self._lock:
+                obs = self.sim.step(twist, request.dt)
+        except (ValueError, WorldFMError) as exc:
+            response.success, response.message = False, f"step rejected: {exc}"
+            self._report(response.message)
+            return response
+        self._fill_observation(response, obs)
+        response.done, response.collision = bool(obs.done), bool(obs.collision)
+        response.min_obstacle_distance = float(obs.min_obstacle_distance)
+        response.success, response.message = True, "ok"
+        return response
+
+    def _fill_observation(self, response, obs) -> None:
+        """Publish the observation like a real-time frame and copy it into a Reset/Step response."""
+        f, stamp = self.cfg.frames, obs.stamp_ns
+        self.pub_clock.publish(Clock(clock=conv.time_msg(stamp)))
+        odom = conv.odometry_msg(obs.odom_T_base, obs.linear, obs.angular, stamp, f.odom, f.base)
+        self.pub_odom.publish(odom)
+        self.tf.send([(obs.odom_T_base, stamp, f.odom, f.base)])
+        response.odometry = odom
+        response.camera_info = conv.camera_info_msg(self.rig.camera, stamp, f.optical)
+        if obs.frame is not None:
+            response.image, response.depth = self._publish_frame(obs.frame, time.perf_counter())
 
     # ----------------------------------------------------------------- services, parameters
     def _on_load_scene(self, request: LoadScene.Request, response: LoadScene.Response) -> LoadScene.Response:
@@ -321,7 +365,7 @@ class SimNode(Node):
             response.success, response.message = False, str(exc)
             self._report(f"load_scene failed: {exc}")
             return response
-        anchor = self.pipeline.anchor
+        anchor = self.sim.pipeline.anchor
         response.success, response.message = True, f"loaded {request.path}"
         response.num_points, response.num_keyframes = anchor.num_points, len(anchor.keyframes)
         return response
@@ -339,13 +383,13 @@ class SimNode(Node):
         except ConfigError as exc:
             self._report(f"parameter change rejected: {exc}")
             return SetParametersResult(successful=False, reason=str(exc))
-        if new.rate_hz != self.cfg.rate_hz:
+        if new.rate_hz != self.cfg.rate_hz and self._frame_timer is not None:
             self._frame_timer.cancel()
             self.destroy_timer(self._frame_timer)
             self._frame_timer = self.create_timer(1.0 / new.rate_hz, self._on_frame_tick)
         if self.pipeline is not None:
             self.pipeline.point_radius = new.point_radius
-        self.cfg = new
+        self.cfg = self.sim.config = new
         return SetParametersResult(successful=True)
 
     # ----------------------------------------------------------------- diagnostics

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 from worldfm_ros.errors import ConfigError
+from worldfm_ros.sim.collision import CollisionConfig
 from worldfm_ros.sim.kinematics import KinematicsConfig
 from worldfm_ros.sim.rig import CameraConfig, MountConfig
 
@@ -59,9 +60,12 @@ class SimConfig:
     tf_source: 'optical' (look up map→optical) or 'base' (map→base, then the mount).
     tf_max_age_s: a followed pose older than this is stale (frames pause, diagnostics warn).
     publish_clock: run our own simulated time and publish it on /clock.
+    lockstep: RL mode: time advances only through the ~/step service (and /clock shows it);
+        ~/reset starts an episode. Requires input_mode 'cmd_vel'.
     publish_map_to_odom: publish an identity map→odom (no localisation node in the loop).
     publish_points: also publish the rendered depth as a coloured PointCloud2.
     point_radius: splat radius of the anchor render in pixels (0 = one pixel per point).
+    collision: robot footprint for blocking motion into the anchor's geometry.
     """
 
     scene: str = ""
@@ -73,6 +77,7 @@ class SimConfig:
     tf_source: str = "optical"
     tf_max_age_s: float = 1.0
     publish_clock: bool = False
+    lockstep: bool = False
     publish_map_to_odom: bool = True
     publish_points: bool = False
     point_radius: int = 1
@@ -81,10 +86,13 @@ class SimConfig:
     frames: FramesConfig = field(default_factory=FramesConfig)
     kinematics: KinematicsConfig = field(default_factory=KinematicsConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
+    collision: CollisionConfig = field(default_factory=CollisionConfig)
 
     def __post_init__(self) -> None:
         if self.input_mode not in INPUT_MODES:
             raise ConfigError(f"input_mode: expected one of {INPUT_MODES}, got {self.input_mode!r}")
+        if self.lockstep and self.input_mode != "cmd_vel":
+            raise ConfigError("lockstep: requires input_mode 'cmd_vel' (the simulator owns the pose)")
         if self.tf_source not in ("optical", "base"):
             raise ConfigError(f"tf_source: expected 'optical' or 'base', got {self.tf_source!r}")
         for name in ("rate_hz", "sim_rate_hz", "tf_max_age_s"):

@@ -1,0 +1,302 @@
+"""Scene from posed RGB-D frames: TUM RGB-D sequences and a simple folder format.
+
+All poses are camera-to-world, OpenCV camera axes (x right, y down, z forward), metres.
+
+TUM RGB-D (detected by rgb.txt + depth.txt + groundtruth.txt in the folder)::
+
+    rgb.txt / depth.txt    "timestamp path" per line ('#' comments)
+    groundtruth.txt        "timestamp tx ty tz qx qy qz qw" (pose of the colour camera)
+
+  Each colour frame is paired with the depth frame and the pose nearest in time
+  (both within ``max_dt`` seconds, else the frame is skipped); depth PNGs are 16-bit
+  with 5000 units per metre. TUM folders carry no intrinsics: pass K.
+
+Simple folder format (also reads 7-Scenes and Open3D/ICL-NUIM folders as they are)::
+
+    intrinsics.txt | camera-intrinsics.txt    3x3 K rows, or "fx fy cx cy"
+      (or intrinsics.json | camera_intrinsics.json: Open3D layout, or fx/fy/cx/cy keys)
+    frames, either
+      (a) per-frame files side by side (7-Scenes):
+          <stem>.color.png|jpg   <stem>.depth.png|npy   <stem>.pose.txt (4x4 matrix)
+      (b) image/ (or color/, rgb/) and depth/ folders with matching stems, and the poses in
+          poses.txt          one frame per line: the 16 numbers of the row-major 4x4 matrix
+          or trajectory.log  Open3D log: per frame a header line, then 4 rows of the matrix
+          (frames are matched to poses in sorted-stem order)
+
+  Depth PNGs hold millimetres unless ``depth_scale`` says otherwise (0 and 65535 = no
+  data); .npy depth holds metres.
+
+Frames ``frame_step`` apart (at most ``max_frames``) are back-projected every
+``pixel_stride`` pixels; ``num_keyframes`` of them evenly spaced (or every
+``keyframe_every``-th) become keyframes with their full-resolution image and depth.
+No gravity is known: the floor is found with the cameras' average up as a hint.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from worldfm_ros.errors import SceneError
+from worldfm_ros.scene.anchor import Keyframe, SceneAnchor
+from worldfm_ros.scene.assemble import DEFAULT_MAX_POINTS, finish_scene, pick_keyframes
+from worldfm_ros.scene.backproject import backproject_depth
+from worldfm_ros.scene.checks import check_K_for_size, orthonormalize_pose
+from worldfm_ros.scene.io import read_depth, read_image, read_intrinsics, require_file
+
+log = logging.getLogger(__name__)
+
+TUM_DEPTH_SCALE = 1.0 / 5000.0
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".bmp")
+_DEPTH_SUFFIXES = (".png", ".npy", ".pgm", ".tif", ".tiff", ".exr")
+
+
+@dataclass(frozen=True)
+class RGBDFrame:
+    """One posed RGB-D frame on disk.
+
+    c2w: (4, 4) camera-to-world, OpenCV axes, metres.
+    """
+
+    name: str
+    color: Path
+    depth: Path
+    c2w: np.ndarray
+
+
+@dataclass(frozen=True)
+class RGBDSequence:
+    """Frames plus what the folder says about intrinsics (K may be None for TUM) and depth units.
+
+    depth_scale: metres per stored depth unit (None = the reader's default, mm for integer maps).
+    """
+
+    frames: list[RGBDFrame]
+    K: np.ndarray | None
+    depth_scale: float | None
+    layout: str
+
+
+def read_sequence(root: str | os.PathLike, max_dt: float = 0.02) -> RGBDSequence:
+    """Discover the frames of a TUM or simple-folder RGB-D sequence (see the module docstring)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise SceneError(f"{root}: RGB-D sequence folder not found")
+    if all((root / f).is_file() for f in ("rgb.txt", "depth.txt", "groundtruth.txt")):
+        return RGBDSequence(_read_tum(root, max_dt), None, TUM_DEPTH_SCALE, "tum")
+    K = _folder_intrinsics(root)
+    frames = _read_seven_scenes(root)
+    layout = "per-frame files"
+    if not frames:
+        frames = _read_image_depth_dirs(root)
+        layout = "image/ + depth/ folders"
+    return RGBDSequence(frames, K, None, layout)
+
+
+def _folder_intrinsics(root: Path) -> np.ndarray | None:
+    for name in ("intrinsics.txt", "camera-intrinsics.txt", "intrinsics.json", "camera_intrinsics.json"):
+        if (root / name).is_file():
+            return read_intrinsics(root / name)[0]
+    return None
+
+
+def _read_tum_list(path: Path, columns: int) -> list[tuple[float, list[str]]]:
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        parts = line.split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        if len(parts) < columns:
+            raise SceneError(f"{path}: line {n}: expected {columns} columns, got {len(parts)}")
+        try:
+            rows.append((float(parts[0]), parts[1:columns]))
+        except ValueError:
+            raise SceneError(f"{path}: line {n}: timestamp {parts[0]!r} is not a number") from None
+    if not rows:
+        raise SceneError(f"{path}: no entries")
+    return rows
+
+
+def _nearest(stamps: np.ndarray, t: float) -> int:
+    i = int(np.searchsorted(stamps, t))
+    candidates = [j for j in (i - 1, i) if 0 <= j < len(stamps)]
+    return min(candidates, key=lambda j: abs(stamps[j] - t))
+
+
+def _read_tum(root: Path, max_dt: float) -> list[RGBDFrame]:
+    from scipy.spatial.transform import Rotation
+
+    rgb = _read_tum_list(root / "rgb.txt", 2)
+    depth = sorted(_read_tum_list(root / "depth.txt", 2))
+    gt = sorted(_read_tum_list(root / "groundtruth.txt", 8))
+    depth_t = np.array([t for t, _ in depth])
+    gt_t = np.array([t for t, _ in gt])
+    frames = []
+    for t, (color_file,) in rgb:
+        d = _nearest(depth_t, t)
+        g = _nearest(gt_t, t)
+        if abs(depth_t[d] - t) > max_dt or abs(gt_t[g] - t) > max_dt:
+            continue
+        try:
+            values = np.array(gt[g][1], dtype=np.float64)
+        except ValueError:
+            raise SceneError(f"{root / 'groundtruth.txt'}: pose at t={gt_t[g]:.6f} is not 7 numbers") from None
+        c2w = np.eye(4)
+        c2w[:3, :3] = Rotation.from_quat(values[3:7]).as_matrix()  # scalar-last (qx qy qz qw)
+        c2w[:3, 3] = values[:3]
+        frames.append(RGBDFrame(Path(color_file).stem, root / color_file, root / depth[d][1][0], c2w))
+    if not frames:
+        raise SceneError(f"{root}: no colour frame has a depth frame and a pose within {max_dt} s")
+    return frames
+
+
+def _read_seven_scenes(root: Path) -> list[RGBDFrame]:
+    frames = []
+    for color in sorted(root.glob("*.color.*")):
+        if color.suffix.lower() not in _IMAGE_SUFFIXES:
+            continue
+        stem = color.name[: -len(".color" + color.suffix)]
+        depth = _with_suffixes(root, stem + ".depth", _DEPTH_SUFFIXES)
+        if depth is None:
+            raise SceneError(f"{color}: no depth map {stem}.depth.png/.npy beside it")
+        pose_path = require_file(root / f"{stem}.pose.txt", "pose file")
+        frames.append(RGBDFrame(stem, color, depth, _read_matrix_file(pose_path)))
+    return frames
+
+
+def _with_suffixes(folder: Path, stem: str, suffixes: tuple[str, ...]) -> Path | None:
+    for s in suffixes:
+        if (folder / (stem + s)).is_file():
+            return folder / (stem + s)
+    return None
+
+
+def _read_matrix_file(path: Path) -> np.ndarray:
+    try:
+        m = np.loadtxt(path, dtype=np.float64, ndmin=2)
+    except ValueError as exc:
+        raise SceneError(f"{path}: expected a 4x4 matrix of numbers ({exc})") from None
+    if m.shape not in ((4, 4), (3, 4)):
+        raise SceneError(f"{path}: expected a 4x4 matrix, got shape {m.shape}")
+    return orthonormalize_pose(m, str(path))
+
+
+def _read_image_depth_dirs(root: Path) -> list[RGBDFrame]:
+    image_dir = next((root / d for d in ("image", "color", "rgb") if (root / d).is_dir()), None)
+    depth_dir = root / "depth"
+    if image_dir is None or not depth_dir.is_dir():
+        raise SceneError(
+            f"{root}: no RGB-D frames found (expected rgb.txt+depth.txt+groundtruth.txt, "
+            "*.color.png + *.depth.png + *.pose.txt, or image/ + depth/ folders)"
+        )
+    colors = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+    if (root / "poses.txt").is_file():
+        poses = _read_poses_txt(root / "poses.txt")
+        pose_file = root / "poses.txt"
+    elif (root / "trajectory.log").is_file():
+        poses = _read_open3d_log(root / "trajectory.log")
+        pose_file = root / "trajectory.log"
+    else:
+        raise SceneError(f"{root}: no poses.txt or trajectory.log beside {image_dir.name}/ and depth/")
+    if len(poses) < len(colors):
+        raise SceneError(f"{pose_file}: holds {len(poses)} poses for {len(colors)} images in {image_dir}")
+    frames = []
+    for color, c2w in zip(colors, poses):
+        depth = _with_suffixes(depth_dir, color.stem, _DEPTH_SUFFIXES)
+        if depth is None:
+            raise SceneError(f"{color}: no depth map {depth_dir / color.stem}.png/.npy")
+        frames.append(RGBDFrame(color.stem, color, depth, c2w))
+    return frames
+
+
+def _read_poses_txt(path: Path) -> list[np.ndarray]:
+    poses = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            values = np.array(line.split(), dtype=np.float64)
+        except ValueError:
+            raise SceneError(f"{path}: line {n}: expected 16 numbers") from None
+        if values.size != 16:
+            raise SceneError(f"{path}: line {n}: expected 16 numbers (row-major 4x4), got {values.size}")
+        poses.append(orthonormalize_pose(values.reshape(4, 4), f"{path}: line {n}"))
+    return poses
+
+
+def _read_open3d_log(path: Path) -> list[np.ndarray]:
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if len(lines) % 5:
+        raise SceneError(f"{path}: expected blocks of 5 lines (header + 4x4 matrix), got {len(lines)} lines")
+    poses = []
+    for b in range(0, len(lines), 5):
+        try:
+            m = np.array([row.split() for row in lines[b + 1: b + 5]], dtype=np.float64)
+        except ValueError:
+            raise SceneError(f"{path}: line {b + 2}: expected 4 rows of 4 numbers") from None
+        if m.shape != (4, 4):
+            raise SceneError(f"{path}: line {b + 2}: expected 4 rows of 4 numbers")
+        poses.append(orthonormalize_pose(m, f"{path}: line {b + 2}"))
+    return poses
+
+
+def build_rgbd(
+    root: str | os.PathLike,
+    K: np.ndarray | None = None,
+    depth_scale: float | None = None,
+    frame_step: int = 1,
+    max_frames: int | None = None,
+    num_keyframes: int = 8,
+    keyframe_every: int | None = None,
+    pixel_stride: int = 2,
+    max_depth: float | None = None,
+    max_points: int = DEFAULT_MAX_POINTS,
+    up: str = "auto",
+    plane_threshold: float = 0.02,
+    max_dt: float = 0.02,
+    name: str | None = None,
+) -> SceneAnchor:
+    """Fuse a posed RGB-D sequence into a scene anchor (layouts: module docstring).
+
+    K: (3, 3) intrinsics in pixels, overriding the folder's (required for TUM).
+    depth_scale: metres per stored depth unit, overriding the layout's default.
+    frame_step / max_frames: use every ``frame_step``-th frame, at most ``max_frames``.
+    pixel_stride: back-project every ``pixel_stride``-th pixel of each used frame.
+    max_depth: ignore depth beyond this many metres (sensor noise grows with range).
+    up, plane_threshold, max_points: see :func:`worldfm_ros.scene.assemble.finish_scene`
+        (``up`` "auto" = the cameras' average up refined by the floor plane).
+    """
+    root = Path(root)
+    seq = read_sequence(root, max_dt)
+    if frame_step < 1 or pixel_stride < 1:
+        raise SceneError(f"frame_step and pixel_stride must be >= 1, got {frame_step}, {pixel_stride}")
+    frames = seq.frames[::frame_step][:max_frames]
+    if not frames:
+        raise SceneError(f"{root}: no frames selected (found {len(seq.frames)}, max_frames = {max_frames})")
+    K = K if K is not None else seq.K
+    if K is None:
+        raise SceneError(f"{root}: no intrinsics in the folder ({seq.layout}); pass K (fx fy cx cy)")
+    scale = depth_scale if depth_scale is not None else seq.depth_scale
+    chosen = set(pick_keyframes(len(frames), num_keyframes, keyframe_every))
+    points, colors, keyframes = [], [], []
+    for i, frame in enumerate(frames):
+        image = read_image(frame.color)
+        h, w = image.shape[:2]
+        check_K_for_size(K, w, h, f"{frame.color}: intrinsics K")
+        depth = read_depth(frame.depth, scale)
+        if depth.shape != (h, w):
+            raise SceneError(f"{frame.depth}: depth is {depth.shape[1]}x{depth.shape[0]}, image {frame.color.name} is {w}x{h}")
+        p, c = backproject_depth(depth, K, frame.c2w, image, pixel_stride, max_depth)
+        points.append(p)
+        colors.append(c)
+        if i in chosen:
+            keyframes.append(Keyframe(image, K, frame.c2w, depth, frame.name))
+    log.info("%s: %d frames (%s), %d keyframes", root, len(frames), seq.layout, len(keyframes))
+    return finish_scene(
+        np.concatenate(points), np.concatenate(colors), keyframes, name or root.name, str(root),
+        max_points, up, "camera", plane_threshold,
+    )

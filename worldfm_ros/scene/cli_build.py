@@ -1,0 +1,158 @@
+"""``worldfm scene-build KIND``: build a scene anchor, save it and print its statistics."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "build a scene (coloured points + posed keyframes) from RGB-D frames, an image, a panorama, a PLY or a WorldFM meta.json"
+
+_UP_HELP = ("which way is up: auto (the source's default), camera (keyframes' average up, refined by the "
+            "floor plane), a scene axis such as -y or +z (known gravity), or none (scene frame = map frame)")
+
+
+def _up(value: str) -> str:
+    from worldfm_ros.scene.assemble import UP_CHOICES
+    from worldfm_ros.scene.ground import parse_axis
+
+    if value not in UP_CHOICES:
+        try:
+            parse_axis(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected auto, camera, none or an axis (+x … -z), got {value!r}") from None
+    return value
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", required=True, help="scene to write: a directory, or a file ending in .npz")
+    p.add_argument("--name", help="scene name (default: from the input)")
+    p.add_argument("--max-points", type=int, default=2_000_000, help="point budget, met by voxel downsampling (default 2,000,000)")
+    p.add_argument("--up", type=_up, default="auto", help=_UP_HELP)
+    p.add_argument("--plane-threshold", type=float, default=0.02, metavar="M",
+                   help="RANSAC floor inlier distance in metres (default 0.02)")
+
+
+def _depth_scale(p: argparse.ArgumentParser, default_text: str) -> None:
+    p.add_argument("--depth-scale", type=float, metavar="M_PER_UNIT",
+                   help=f"metres per stored depth unit (default: {default_text})")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
+
+    p = kinds.add_parser("rgbd", help="posed RGB-D frames: TUM RGB-D, 7-Scenes, Open3D/ICL or the simple folder format",
+                         description="Fuse posed RGB-D frames (camera-to-world, OpenCV axes) into a scene. Layouts: "
+                                     "TUM (rgb.txt, depth.txt, groundtruth.txt); per-frame *.color.png + *.depth.png + "
+                                     "*.pose.txt (7-Scenes); image/ + depth/ + poses.txt or trajectory.log (Open3D/ICL); "
+                                     "intrinsics from intrinsics.txt, camera-intrinsics.txt or camera_intrinsics.json.")
+    p.add_argument("folder", help="sequence folder")
+    p.add_argument("--K", nargs=4, type=float, metavar=("FX", "FY", "CX", "CY"), help="intrinsics in pixels (required for TUM)")
+    _depth_scale(p, "1/5000 for TUM, 0.001 (mm) for other 16-bit PNGs, 1 for float maps")
+    p.add_argument("--frame-step", type=int, default=1, help="use every N-th frame (default 1)")
+    p.add_argument("--max-frames", type=int, help="use at most this many frames")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--keyframes", type=int, default=8, help="number of keyframes, evenly spaced (default 8)")
+    group.add_argument("--keyframe-every", type=int, help="make every N-th used frame a keyframe instead")
+    p.add_argument("--pixel-stride", type=int, default=2, help="back-project every N-th pixel (default 2)")
+    p.add_argument("--max-depth", type=float, metavar="M", help="ignore depth beyond this many metres")
+    p.add_argument("--max-dt", type=float, default=0.02, metavar="S", help="TUM association tolerance in seconds (default 0.02)")
+    _common(p)
+
+    p = kinds.add_parser("image", help="one RGB image + its depth map, at the identity pose")
+    p.add_argument("image", help="RGB image")
+    p.add_argument("depth", help="z-depth map: .npy (metres), 16-bit .png (mm) or .exr")
+    cam = p.add_mutually_exclusive_group(required=True)
+    cam.add_argument("--K", nargs=4, type=float, metavar=("FX", "FY", "CX", "CY"), help="intrinsics in pixels")
+    cam.add_argument("--hfov", type=float, metavar="DEG", help="horizontal field of view in degrees")
+    _depth_scale(p, "0.001 (mm) for integer maps, 1 for float maps")
+    p.add_argument("--max-depth", type=float, metavar="M", help="drop points beyond this many metres")
+    _common(p)
+
+    p = kinds.add_parser("panorama", help="equirectangular panorama + ray-distance map, with perspective keyframes")
+    p.add_argument("panorama", help="2:1 equirectangular RGB panorama")
+    p.add_argument("distance", help="ray distance per panorama pixel: .npy (metres), 16-bit .png (mm) or .exr")
+    _depth_scale(p, "0.001 (mm) for integer maps, 1 for float maps")
+    p.add_argument("--stride", type=int, default=1, help="use every N-th panorama pixel for the cloud (default 1)")
+    p.add_argument("--max-distance", type=float, metavar="M", help="drop points farther than this (e.g. a sky shell)")
+    p.add_argument("--crop-size", type=int, default=512, help="keyframe size in pixels, square (default 512)")
+    p.add_argument("--crop-fov", type=float, default=None, metavar="DEG",
+                   help="keyframe horizontal field of view (default: the release's 76.4)")
+    p.add_argument("--yaws", type=_floats, default=None, metavar="DEG,...",
+                   help="keyframe yaws, degrees, positive = right (default 0,45,90,135,180,-135,-90,-45)")
+    p.add_argument("--pitches", type=_floats, default=None, metavar="DEG,...",
+                   help="keyframe pitches, degrees, positive = up (default 0,30,-30)")
+    _common(p)
+
+    p = kinds.add_parser("ply", help="a PLY point cloud + optional keyframes (YAML/JSON list of image, K, c2w)")
+    p.add_argument("ply", help="PLY file (x y z, optional red green blue)")
+    p.add_argument("--keyframes", metavar="FILE", help="keyframe list: image, K or hfov_deg, c2w, optional depth")
+    _common(p)
+
+    p = kinds.add_parser("worldfm", help="official WorldFM meta.json + a z-depth map of its input image")
+    p.add_argument("meta", help="meta.json (name, image, K, c2w)")
+    p.add_argument("depth", help="z-depth of meta.json's image, same size: .npy (metres), 16-bit .png (mm) or .exr")
+    _depth_scale(p, "0.001 (mm) for integer maps, 1 for float maps")
+    p.add_argument("--fov", type=float, default=80.0, metavar="DEG",
+                   help="field of view across the image's longer side (default 80, as the release pastes it)")
+    p.add_argument("--max-depth", type=float, metavar="M", help="drop points beyond this many metres")
+    _common(p)
+
+
+def _K(values: list[float] | None):
+    from worldfm_ros.scene.io import K_from_values
+
+    return None if values is None else K_from_values(*values)
+
+
+def _build(args: argparse.Namespace):
+    common = dict(max_points=args.max_points, up=args.up, plane_threshold=args.plane_threshold, name=args.name)
+    if args.kind == "rgbd":
+        from worldfm_ros.scene.build_rgbd import build_rgbd
+
+        return build_rgbd(args.folder, K=_K(args.K), depth_scale=args.depth_scale, frame_step=args.frame_step,
+                          max_frames=args.max_frames, num_keyframes=args.keyframes, keyframe_every=args.keyframe_every,
+                          pixel_stride=args.pixel_stride, max_depth=args.max_depth, max_dt=args.max_dt, **common)
+    if args.kind == "image":
+        from worldfm_ros.scene.build_image import build_image
+
+        return build_image(args.image, args.depth, K=_K(args.K), hfov_deg=args.hfov, depth_scale=args.depth_scale,
+                           max_depth=args.max_depth, **common)
+    if args.kind == "panorama":
+        from worldfm_ros.scene import build_panorama as bp
+
+        return bp.build_panorama(
+            args.panorama, args.distance, depth_scale=args.depth_scale, stride=args.stride,
+            max_distance=args.max_distance, crop_size=args.crop_size,
+            crop_fov_deg=bp.RELEASE_CROP_FOV_DEG if args.crop_fov is None else args.crop_fov,
+            yaws=bp.DEFAULT_YAWS if args.yaws is None else args.yaws,
+            pitches=bp.DEFAULT_PITCHES if args.pitches is None else args.pitches, **common)
+    if args.kind == "ply":
+        from worldfm_ros.scene.build_ply import build_ply
+
+        return build_ply(args.ply, args.keyframes, **common)
+    from worldfm_ros.scene.build_worldfm import build_worldfm
+
+    return build_worldfm(args.meta, args.depth, depth_scale=args.depth_scale, fov_deg=args.fov,
+                         max_depth=args.max_depth, **common)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+    import time
+
+    from worldfm_ros.scene.store import save_scene
+    from worldfm_ros.scene.summary import scene_summary
+
+    logging.basicConfig(level=logging.INFO, format="  %(message)s")
+    start = time.perf_counter()
+    anchor = _build(args)
+    path = save_scene(anchor, args.output)
+    print(scene_summary(anchor))
+    print(f"saved {path} in {time.perf_counter() - start:.1f} s")
+    return 0

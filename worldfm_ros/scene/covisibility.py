@@ -1,0 +1,159 @@
+"""Reference-keyframe selection by co-visibility.
+
+For a target view (its anchor-render depth, camera and pose), sample a grid of
+target pixels that have depth, lift them to 3D, and count, for every keyframe,
+how many of those points the keyframe sees at the same depth. The keyframe that
+confirms the largest fraction is the reference handed to the frame model.
+
+Samples: an ``outer_grid`` x ``outer_grid`` grid over the whole image plus a
+denser ``centre_grid`` x ``centre_grid`` grid over the central half (the centre of
+the frame matters most), cell centres rounded to pixels, duplicates merged.
+A sample agrees with keyframe k when it projects inside k's image in front of
+k's camera and |z_k - D_k| <= max(rel_tol * z_k, abs_tol), where z_k is its
+depth in k's camera and D_k > 0 the keyframe's depth at that pixel.
+Keyframe depth is ``Keyframe.depth`` or, when None, the anchor cloud rendered at
+the keyframe's camera and pose (computed once, then cached).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from worldfm_ros.camera import PinholeCamera, check_pose
+from worldfm_ros.errors import CameraError, ConfigError
+from worldfm_ros.render.pointcloud import DEFAULT_NEAR, PointCloudRenderer
+from worldfm_ros.scene.anchor import SceneAnchor
+
+
+@dataclass(frozen=True)
+class KeyframeChoice:
+    """The selected reference keyframe.
+
+    index: position in ``anchor.keyframes``.
+    score: fraction of valid target samples the chosen keyframe confirms, [0, 1].
+    scores: (K,) float64 the same fraction for every keyframe.
+    num_samples: target samples with valid depth; 0 means no sample was usable and
+        ``index`` is the keyframe whose camera centre is nearest the target's.
+    """
+
+    index: int
+    score: float
+    scores: np.ndarray
+    num_samples: int
+
+
+def _grid_axis(length: int, count: int, start: float, span: float) -> np.ndarray:
+    """Pixel coordinates of ``count`` cell centres tiling [start, start + span) (pixel edges)."""
+    centres = start + (np.arange(count) + 0.5) * (span / count) - 0.5
+    return np.clip(np.rint(centres), 0, length - 1).astype(np.int64)
+
+
+def sample_grid(width: int, height: int, outer_grid: int = 10, centre_grid: int = 15) -> np.ndarray:
+    """(S, 2) int64 unique (u, v) pixel samples: the outer grid plus the central-half grid."""
+    grids = []
+    for count, (u0, su), (v0, sv) in (
+        (outer_grid, (0.0, width), (0.0, height)),
+        (centre_grid, (width / 4, width / 2), (height / 4, height / 2)),
+    ):
+        if count > 0:
+            uu, vv = np.meshgrid(_grid_axis(width, count, u0, su), _grid_axis(height, count, v0, sv))
+            grids.append(np.stack([uu.ravel(), vv.ravel()], axis=1))
+    uv = np.concatenate(grids)
+    flat = np.unique(uv[:, 1] * width + uv[:, 0])
+    return np.stack([flat % width, flat // width], axis=1)
+
+
+def covisibility_counts(points: np.ndarray, camera: PinholeCamera, c2w: np.ndarray, depth: np.ndarray,
+                        rel_tol: float, abs_tol: float, near: float = DEFAULT_NEAR) -> int:
+    """How many world points (S, 3) float64 (metres) a view confirms.
+
+    camera, c2w: (4, 4) camera-to-world (OpenCV axes) of the view; depth: (H, W) z-depth in
+    metres of that view, 0 = no data.
+    """
+    R, t = c2w[:3, :3], c2w[:3, 3]
+    pc = (points - t) @ R  # (S, 3) world -> camera: Rᵀ (p - t)
+    z = pc[:, 2]
+    front = z > near
+    zs = np.where(front, z, 1.0)
+    u = np.rint(camera.fx * pc[:, 0] / zs + camera.cx)
+    v = np.rint(camera.fy * pc[:, 1] / zs + camera.cy)
+    inside = front & (u >= 0) & (u < camera.width) & (v >= 0) & (v < camera.height)
+    seen = depth[v[inside].astype(np.int64), u[inside].astype(np.int64)]
+    zi = z[inside]
+    agree = (seen > 0) & (np.abs(zi - seen) <= np.maximum(rel_tol * zi, abs_tol))
+    return int(agree.sum())
+
+
+class KeyframeSelector:
+    """Picks, for a target view, the anchor keyframe that sees most of what it sees.
+
+    anchor: the scene (keyframes in the scene frame; at least one keyframe).
+    renderer: renders keyframe depth for keyframes without ``depth``; default: a CPU
+        renderer of the anchor, built on first need.
+    outer_grid, centre_grid: sample grid sizes (see module docstring); >= 0, not both 0.
+    rel_tol, abs_tol: depth agreement tolerance, relative and in metres.
+    point_radius: splat radius (pixels) of rendered keyframe depth, closing small holes.
+    """
+
+    def __init__(self, anchor: SceneAnchor, renderer: PointCloudRenderer | None = None,
+                 outer_grid: int = 10, centre_grid: int = 15, rel_tol: float = 0.02,
+                 abs_tol: float = 0.01, point_radius: int = 1) -> None:
+        if not anchor.keyframes:
+            raise ConfigError(f"scene {anchor.name!r}: keyframe selection needs at least one keyframe")
+        if outer_grid < 0 or centre_grid < 0 or outer_grid + centre_grid == 0:
+            raise ConfigError(f"sample grids must be >= 0 and not both 0, got {outer_grid}, {centre_grid}")
+        if not (rel_tol >= 0 and abs_tol >= 0):
+            raise ConfigError(f"depth tolerances must be >= 0, got rel_tol={rel_tol}, abs_tol={abs_tol}")
+        self.anchor = anchor
+        self.outer_grid, self.centre_grid = int(outer_grid), int(centre_grid)
+        self.rel_tol, self.abs_tol = float(rel_tol), float(abs_tol)
+        self.point_radius = int(point_radius)
+        self._renderer = renderer
+        self._depths: dict[int, np.ndarray] = {}
+        self._grids: dict[tuple[int, int], np.ndarray] = {}
+
+    def keyframe_depth(self, index: int) -> np.ndarray:
+        """(H, W) float32 z-depth of keyframe ``index`` in metres, 0 = no data (cached)."""
+        if index not in self._depths:
+            kf = self.anchor.keyframes[index]
+            if kf.depth is not None:
+                self._depths[index] = kf.depth
+            else:
+                if self._renderer is None:
+                    self._renderer = PointCloudRenderer.from_anchor(self.anchor)
+                self._depths[index] = self._renderer.render(kf.camera, kf.c2w, self.point_radius).depth
+        return self._depths[index]
+
+    def select(self, depth: np.ndarray, camera: PinholeCamera, c2w: np.ndarray) -> KeyframeChoice:
+        """Choose the reference for a target view.
+
+        depth: (H, W) float32 target z-depth in metres (the anchor render), 0 = empty.
+        camera: the target camera, size (W, H); c2w: (4, 4) target camera-to-scene, OpenCV axes.
+        Ties go to the lowest keyframe index.
+        """
+        c2w = check_pose(c2w, "c2w")
+        depth = np.asarray(depth)
+        if depth.shape != (camera.height, camera.width):
+            raise CameraError(f"depth shape {depth.shape} does not match camera size {(camera.height, camera.width)}")
+        key = (camera.width, camera.height)
+        if key not in self._grids:
+            self._grids[key] = sample_grid(camera.width, camera.height, self.outer_grid, self.centre_grid)
+        uv = self._grids[key]
+        d = depth[uv[:, 1], uv[:, 0]].astype(np.float64)
+        ok = d > 0
+        keyframes = self.anchor.keyframes
+        if not ok.any():
+            dist = [float(np.linalg.norm(kf.c2w[:3, 3] - c2w[:3, 3])) for kf in keyframes]
+            index = int(np.argmin(dist))
+            return KeyframeChoice(index, 0.0, np.zeros(len(keyframes)), 0)
+        u, v, d = uv[ok, 0], uv[ok, 1], d[ok]
+        cam_pts = np.stack([(u - camera.cx) / camera.fx * d, (v - camera.cy) / camera.fy * d, d], axis=1)
+        world = cam_pts @ c2w[:3, :3].T + c2w[:3, 3]  # (S, 3)
+        scores = np.array([
+            covisibility_counts(world, kf.camera, kf.c2w, self.keyframe_depth(i), self.rel_tol, self.abs_tol)
+            for i, kf in enumerate(keyframes)
+        ], dtype=np.float64) / len(d)
+        index = int(np.argmax(scores))
+        return KeyframeChoice(index, float(scores[index]), scores, int(len(d)))

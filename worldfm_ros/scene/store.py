@@ -1,0 +1,310 @@
+"""Saving and loading scene anchors, losslessly.
+
+Two layouts hold the same content (format version 1):
+
+Directory (any path not ending in ``.npz``)::
+
+    scene.yaml                 format, version, name, scene_to_map (4x4), point count,
+                               keyframe list (name, image, depth, size [W, H], K 3x3, c2w 4x4)
+    points.ply                 binary little-endian PLY: x y z float32, red green blue uchar
+    keyframes/0000.png         keyframe image, RGB
+    keyframes/0000_depth.npy   keyframe z-depth, (H, W) float32 metres, 0 = no data (optional)
+
+Single file (path ending in ``.npz``): a NumPy archive with ``meta`` (JSON text:
+format, version, name, keyframe names/sizes), ``points`` (N, 3) float32, ``colors``
+(N, 3) uint8, ``scene_to_map`` (4, 4) float64 and, per keyframe i, ``kfNNNN_image``,
+``kfNNNN_K``, ``kfNNNN_c2w`` and optionally ``kfNNNN_depth``.
+
+Frames: see :mod:`worldfm_ros.scene.anchor` (points and c2w in the scene frame,
+``scene_to_map`` to the ROS map frame). Matrices are written in YAML with Python's
+shortest round-trip float repr, so every array loads back bit-exact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from worldfm_ros.errors import SceneError, WorldFMError
+from worldfm_ros.scene.anchor import Keyframe, SceneAnchor
+from worldfm_ros.scene.checks import check_depth, check_K_for_size, check_points, check_rigid
+from worldfm_ros.scene.io import read_image, read_ply, require_file, write_image, write_ply
+
+FORMAT_NAME = "worldfm_scene"
+FORMAT_VERSION = 1
+SCENE_YAML = "scene.yaml"
+POINTS_PLY = "points.ply"
+KEYFRAME_DIR = "keyframes"
+_OWN_KEYFRAME_FILE = re.compile(r"^\d{4}(_depth\.npy|\.png)$")
+_KEYFRAME_ARRAY = re.compile(r"^kf(\d{4})_(image|K|c2w|depth)$")
+_SCENE_ARRAYS = ("meta", "points", "colors", "scene_to_map")
+
+
+def save_scene(anchor: SceneAnchor, path: str | os.PathLike) -> Path:
+    """Write ``anchor`` to ``path``: a ``.npz`` file, or else a directory (created if needed).
+
+    Saving over an existing scene directory replaces its scene.yaml, points.ply and
+    numbered keyframe files. Returns the path written.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".npz":
+        _save_npz(anchor, path)
+    else:
+        _save_dir(anchor, path)
+    return path
+
+
+def load_scene(path: str | os.PathLike) -> SceneAnchor:
+    """Read a scene saved by :func:`save_scene` (directory, its scene.yaml, or a .npz file).
+
+    Raises SceneError with one line naming the file and field on a missing or
+    unreadable file, a corrupt PLY/YAML/archive, an unsupported format version, a
+    keyframe count or size mismatch, NaN/inf values, a non-orthonormal rotation, a K
+    that does not fit its image size, or an empty point cloud.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".npz":
+        return _load_npz(path)
+    if path.is_dir():
+        return _load_dir(path / SCENE_YAML)
+    if path.name == SCENE_YAML or path.suffix.lower() in (".yaml", ".yml"):
+        return _load_dir(path)
+    raise SceneError(f"{path}: not a scene (expected a directory holding {SCENE_YAML}, or a .npz file)")
+
+
+def _keyframe_files(i: int) -> tuple[str, str]:
+    return f"{KEYFRAME_DIR}/{i:04d}.png", f"{KEYFRAME_DIR}/{i:04d}_depth.npy"
+
+
+def _save_dir(anchor: SceneAnchor, root: Path) -> None:
+    import yaml
+
+    if root.exists() and not root.is_dir():
+        raise SceneError(f"{root}: exists and is not a directory")
+    (root / KEYFRAME_DIR).mkdir(parents=True, exist_ok=True)
+    for old in (root / KEYFRAME_DIR).iterdir():
+        if _OWN_KEYFRAME_FILE.match(old.name):
+            old.unlink()
+    write_ply(root / POINTS_PLY, anchor.points, anchor.colors)
+    entries = []
+    for i, kf in enumerate(anchor.keyframes):
+        image_file, depth_file = _keyframe_files(i)
+        write_image(root / image_file, kf.image)
+        if kf.depth is not None:
+            np.save(root / depth_file, kf.depth, allow_pickle=False)
+        h, w = kf.image.shape[:2]
+        entries.append({
+            "name": kf.name,
+            "image": image_file,
+            "depth": depth_file if kf.depth is not None else None,
+            "size": [w, h],
+            "K": kf.K.tolist(),
+            "c2w": kf.c2w.tolist(),
+        })
+    doc = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "name": anchor.name,
+        "scene_to_map": anchor.scene_to_map.tolist(),
+        "points": {"file": POINTS_PLY, "count": anchor.num_points},
+        "num_keyframes": len(entries),
+        "keyframes": entries,
+    }
+    # scene.yaml last: a directory with a scene.yaml is a complete scene
+    with open(root / SCENE_YAML, "w", encoding="utf-8") as f:
+        yaml.safe_dump(doc, f, sort_keys=False, default_flow_style=None, width=200)
+
+
+def _field(doc: Any, key: str, where: str, kind: type | tuple[type, ...]) -> Any:
+    """doc[key] checked against ``kind``; ``where`` names the file and enclosing field."""
+    if not isinstance(doc, dict) or key not in doc:
+        raise SceneError(f"{where}: missing field '{key}'")
+    value = doc[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise SceneError(f"{where}: field '{key}' has type {type(value).__name__}, expected {_kind_name(kind)}")
+    return value
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(k.__name__ for k in kinds)
+
+
+def _matrix(value: Any, shape: tuple[int, int], where: str) -> np.ndarray:
+    try:
+        m = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SceneError(f"{where}: expected a {shape[0]}x{shape[1]} matrix of numbers") from None
+    if m.shape != shape:
+        raise SceneError(f"{where}: expected a {shape[0]}x{shape[1]} matrix, got shape {m.shape}")
+    if not np.all(np.isfinite(m)):
+        raise SceneError(f"{where}: matrix contains NaN or inf")
+    return m
+
+
+def _check_version(fmt: Any, version: Any, where: str) -> None:
+    if fmt != FORMAT_NAME:
+        raise SceneError(f"{where}: field 'format' is {fmt!r}, expected {FORMAT_NAME!r}")
+    if version != FORMAT_VERSION:
+        raise SceneError(f"{where}: format version {version!r} is not supported (this reader knows version {FORMAT_VERSION})")
+
+
+def _load_dir(yaml_path: Path) -> SceneAnchor:
+    import yaml
+
+    require_file(yaml_path, "scene file")
+    root = yaml_path.parent
+    try:
+        with open(yaml_path, encoding="utf-8") as f:
+            doc = yaml.safe_load(f)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise SceneError(f"{yaml_path}: invalid YAML{at} ({getattr(exc, 'problem', None) or exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SceneError(f"{yaml_path}: unreadable ({exc})") from None
+    if not isinstance(doc, dict):
+        raise SceneError(f"{yaml_path}: expected a mapping at the top level, got {type(doc).__name__}")
+    y = str(yaml_path)
+    _check_version(doc.get("format"), doc.get("version"), y)
+    name = str(_field(doc, "name", y, (str, int, float)))
+    scene_to_map = check_rigid(_matrix(_field(doc, "scene_to_map", y, list), (4, 4), f"{y}: scene_to_map"),
+                               f"{y}: scene_to_map")
+    pts = _field(doc, "points", y, dict)
+    ply_path = root / _field(pts, "file", f"{y}: points", str)
+    count = _field(pts, "count", f"{y}: points", int)
+    points, colors = read_ply(ply_path)
+    if len(points) != count:
+        raise SceneError(f"{ply_path}: holds {len(points)} vertices but {y} says points.count = {count}")
+    points, colors = check_points(points, colors, str(ply_path))
+    num = _field(doc, "num_keyframes", y, int)
+    entries = _field(doc, "keyframes", y, list)
+    if len(entries) != num:
+        raise SceneError(f"{y}: keyframes lists {len(entries)} entries but num_keyframes = {num}")
+    keyframes = [_load_keyframe_entry(e, i, root, y) for i, e in enumerate(entries)]
+    return SceneAnchor(points, colors, scene_to_map, keyframes, name)
+
+
+def _load_keyframe_entry(entry: Any, i: int, root: Path, y: str) -> Keyframe:
+    where = f"{y}: keyframes[{i}]"
+    image_path = root / _field(entry, "image", where, str)
+    image = read_image(image_path)
+    size = _field(entry, "size", where, list)
+    h, w = image.shape[:2]
+    if size != [w, h]:
+        raise SceneError(f"{image_path}: image is {w}x{h} but {where}.size says {size}")
+    K = check_K_for_size(_matrix(_field(entry, "K", where, list), (3, 3), f"{where}.K"), w, h, f"{where}.K")
+    c2w = check_rigid(_matrix(_field(entry, "c2w", where, list), (4, 4), f"{where}.c2w"), f"{where}.c2w")
+    depth = None
+    depth_file = entry.get("depth")
+    if depth_file is not None:
+        depth_path = require_file(root / str(depth_file), "keyframe depth")
+        try:
+            raw = np.load(depth_path, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise SceneError(f"{depth_path}: not a readable .npy array ({exc})") from None
+        if raw.dtype != np.float32:
+            raise SceneError(f"{depth_path}: depth dtype is {raw.dtype}, expected float32 metres")
+        depth = check_depth(raw, str(depth_path), (h, w))
+    return _keyframe(image, K, c2w, depth, str(entry.get("name", "")), where)
+
+
+def _keyframe(image: np.ndarray, K: np.ndarray, c2w: np.ndarray, depth: np.ndarray | None, name: str,
+              where: str) -> Keyframe:
+    try:
+        return Keyframe(image, K, c2w, depth, name)
+    except WorldFMError as exc:
+        raise SceneError(f"{where}: {exc}") from None
+
+
+def _save_npz(anchor: SceneAnchor, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "name": anchor.name,
+        "num_keyframes": len(anchor.keyframes),
+        "keyframes": [{"name": kf.name, "size": [kf.image.shape[1], kf.image.shape[0]],
+                       "depth": kf.depth is not None} for kf in anchor.keyframes],
+    }
+    arrays: dict[str, np.ndarray] = {
+        "meta": np.array(json.dumps(meta)),
+        "points": anchor.points,
+        "colors": anchor.colors,
+        "scene_to_map": anchor.scene_to_map,
+    }
+    for i, kf in enumerate(anchor.keyframes):
+        arrays[f"kf{i:04d}_image"] = kf.image
+        arrays[f"kf{i:04d}_K"] = kf.K
+        arrays[f"kf{i:04d}_c2w"] = kf.c2w
+        if kf.depth is not None:
+            arrays[f"kf{i:04d}_depth"] = kf.depth
+    with open(path, "wb") as f:
+        np.savez_compressed(f, **arrays)
+
+
+def _unexpected_array(key: str, num_keyframes: int) -> bool:
+    m = _KEYFRAME_ARRAY.match(key)
+    return int(m.group(1)) >= num_keyframes if m else key not in _SCENE_ARRAYS
+
+
+def _load_npz(path: Path) -> SceneAnchor:
+    import zipfile
+
+    require_file(path, "scene file")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise SceneError(f"{path}: not a readable .npz scene ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+    p = str(path)
+
+    def get(key: str, dtype: type, shape: tuple[int | None, ...]) -> np.ndarray:
+        if key not in arrays:
+            raise SceneError(f"{p}: array '{key}' is missing")
+        a = arrays[key]
+        if a.dtype != dtype or a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape)):
+            want = "x".join("N" if s is None else str(s) for s in shape)
+            raise SceneError(f"{p}: array '{key}' is {a.dtype} {a.shape}, expected {np.dtype(dtype)} ({want})")
+        return a
+
+    if "meta" not in arrays:
+        raise SceneError(f"{p}: array 'meta' is missing")
+    try:
+        meta = json.loads(str(arrays["meta"]))
+    except ValueError as exc:
+        raise SceneError(f"{p}: array 'meta' is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise SceneError(f"{p}: 'meta' must be a JSON object")
+    _check_version(meta.get("format"), meta.get("version"), f"{p}: meta")
+    name = str(_field(meta, "name", f"{p}: meta", (str, int, float)))
+    scene_to_map = check_rigid(get("scene_to_map", np.float64, (4, 4)), f"{p}: scene_to_map")
+    points, colors = check_points(get("points", np.float32, (None, 3)), get("colors", np.uint8, (None, 3)),
+                                  f"{p}: points")
+    num = _field(meta, "num_keyframes", f"{p}: meta", int)
+    infos = _field(meta, "keyframes", f"{p}: meta", list)
+    if len(infos) != num:
+        raise SceneError(f"{p}: meta.keyframes lists {len(infos)} entries but num_keyframes = {num}")
+    stray = sorted(k for k in arrays if _unexpected_array(k, num))
+    if stray:
+        raise SceneError(f"{p}: unexpected array '{stray[0]}' (meta says num_keyframes = {num})")
+    keyframes = []
+    for i, info in enumerate(infos):
+        where = f"{p}: keyframes[{i}]"
+        image = get(f"kf{i:04d}_image", np.uint8, (None, None, 3))
+        h, w = image.shape[:2]
+        size = _field(info, "size", where, list)
+        if size != [w, h]:
+            raise SceneError(f"{where}: image is {w}x{h} but meta size says {size}")
+        K = check_K_for_size(get(f"kf{i:04d}_K", np.float64, (3, 3)), w, h, f"{where}.K")
+        c2w = check_rigid(get(f"kf{i:04d}_c2w", np.float64, (4, 4)), f"{where}.c2w")
+        depth = None
+        if _field(info, "depth", where, bool):
+            depth = check_depth(get(f"kf{i:04d}_depth", np.float32, (h, w)), f"{where}.depth", (h, w))
+        keyframes.append(_keyframe(image, K, c2w, depth, str(info.get("name", "")), where))
+    return SceneAnchor(points, colors, scene_to_map, keyframes, name)

@@ -1,0 +1,172 @@
+"""The simulator core shared by the ROS node, lockstep services and the gymnasium envs.
+
+State: a kinematic robot (odom→base_link), the fixed map→odom transform, the scene
+with its frame pipeline and collision checker, and a simulated clock. Real-time
+users call ``set_command``/``advance`` with their own clock; lockstep users call
+``reset``/``step``, which advance the simulated clock themselves.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from worldfm_ros.backends.anchor import AnchorBackend
+from worldfm_ros.backends.base import FrameBackend
+from worldfm_ros.camera import invert_pose
+from worldfm_ros.resources import default_scene_path
+from worldfm_ros.scene.anchor import SceneAnchor
+from worldfm_ros.scene.store import load_scene
+from worldfm_ros.sim.collision import CollisionChecker
+from worldfm_ros.sim.config import SimConfig
+from worldfm_ros.sim.kinematics import KinematicModel, Twist
+from worldfm_ros.sim.pipeline import Frame, FramePipeline
+from worldfm_ros.sim.rig import CameraRig
+
+
+def planar_pose(x: float, y: float, z: float, yaw: float) -> np.ndarray:
+    """(4, 4) pose at (x, y, z) metres with heading ``yaw`` radians about +z."""
+    T = np.eye(4)
+    T[:3, :3] = Rotation.from_euler("z", yaw).as_matrix()
+    T[:3, 3] = (x, y, z)
+    return T
+
+
+@dataclass
+class Observation:
+    """What the robot senses after a reset or step.
+
+    frame: the camera frame (None when no scene is loaded).
+    map_T_base / odom_T_base: (4, 4) robot pose, metres. linear/angular: body velocity (3,) each.
+    stamp_ns: simulated time. collision: the last motion was blocked by the anchor's geometry.
+    min_obstacle_distance: metres from base_link to the nearest obstacle point (inf if none).
+    done: episode over (collision, or the robot left the scene's extent).
+    """
+
+    frame: Frame | None
+    map_T_base: np.ndarray
+    odom_T_base: np.ndarray
+    linear: np.ndarray
+    angular: np.ndarray
+    stamp_ns: int
+    collision: bool
+    min_obstacle_distance: float
+    done: bool
+
+
+class Simulator:
+    """One robot with one camera in one scene. ``backend`` defaults to the anchor backend."""
+
+    def __init__(self, config: SimConfig, backend: FrameBackend | None = None, device: str = "cpu") -> None:
+        self.config = config
+        self.device = device
+        self.rig = CameraRig(config.camera.build(), config.mount.matrix())
+        self.backend = backend or AnchorBackend(fill=config.backend.fill)
+        self.model = KinematicModel(config.kinematics)
+        self.map_T_odom = planar_pose(*config.initial_pose)
+        self.time_ns = 0
+        self.pipeline: FramePipeline | None = None
+        self.collision: CollisionChecker | None = None
+        self.collided = False
+        self.scene_path = ""
+        self._episode_seed: int | None = None
+        self._steps = 0
+        self._extent: tuple[np.ndarray, np.ndarray] | None = None
+
+    # ------------------------------------------------------------------ scene
+    def load_scene(self, source: str | Path | SceneAnchor | None = None) -> SceneAnchor:
+        """Load a scene anchor (path, object, or None/'' for the bundled default) and rebuild the
+        frame pipeline; raises WorldFMError and keeps the previous scene on failure."""
+        if isinstance(source, SceneAnchor):
+            anchor, path = source, source.name
+        else:
+            path = str(source) if source else str(default_scene_path())
+            anchor = load_scene(Path(path))
+        pipeline = FramePipeline(anchor, self.rig, self.backend, device=self.device,
+                                 point_radius=self.config.point_radius)
+        points_map = anchor.points @ anchor.scene_to_map[:3, :3].T + anchor.scene_to_map[:3, 3]
+        self.collision = CollisionChecker(points_map, self.config.collision)
+        self._extent = (points_map.min(axis=0), points_map.max(axis=0))
+        self.pipeline, self.scene_path = pipeline, path
+        return anchor
+
+    # ------------------------------------------------------------------ state
+    @property
+    def odom_T_base(self) -> np.ndarray:
+        return self.model.pose
+
+    @property
+    def map_T_base(self) -> np.ndarray:
+        return self.map_T_odom @ self.model.pose
+
+    def set_map_pose(self, map_T_base: np.ndarray) -> None:
+        """Teleport the robot (at rest) to a base pose in the map frame."""
+        self.model.reset(invert_pose(self.map_T_odom) @ map_T_base)
+        self.collided = False
+
+    def set_command(self, twist: Twist, now_s: float) -> None:
+        """Store a velocity command (body frame); ValueError on NaN/inf."""
+        self.model.set_command(twist, now_s)
+
+    def advance(self, dt: float, now_s: float) -> None:
+        """Integrate ``dt`` seconds ending at ``now_s``; motion into an obstacle is blocked."""
+        before = self.model.pose.copy()
+        self.model.step(dt, now_s)
+        self.collided = False
+        if self.collision is not None and self.config.collision.enabled:
+            was = self.collision.min_distance(self.map_T_odom @ before)
+            now = self.collision.min_distance(self.map_T_base)
+            # Blocked when entering the robot's radius; moving away from an obstacle is always allowed.
+            if now < self.config.collision.radius and now < was:
+                self.model.pose = before
+                self.model.velocity = Twist()
+                self.collided = True
+
+    # ------------------------------------------------------------------ lockstep
+    def reset(self, map_T_base: np.ndarray | None = None, seed: int | None = None) -> Observation:
+        """Start an episode at ``map_T_base`` (default: the configured initial pose) with time 0."""
+        self.set_map_pose(self.map_T_odom if map_T_base is None else map_T_base)
+        self.time_ns = 0
+        self._steps = 0
+        if seed is not None:
+            self._episode_seed = int(seed)
+        return self.observe()
+
+    def step(self, twist: Twist, dt: float) -> Observation:
+        """Apply ``twist`` for ``dt`` simulated seconds (sub-stepped at sim_rate_hz), then observe."""
+        if not (math.isfinite(dt) and dt > 0):
+            raise ValueError(f"step dt must be a positive number of seconds, got {dt}")
+        if not twist.is_finite():
+            raise ValueError("action contains NaN or inf")
+        n = max(1, math.ceil(dt * self.config.sim_rate_hz - 1e-9))
+        blocked = False
+        for i in range(n):
+            t0 = self.time_ns * 1e-9 + dt * i / n
+            self.model.set_command(twist, t0)
+            self.advance(dt / n, t0 + dt / n)
+            blocked |= self.collided
+        self.collided = blocked
+        self.time_ns += int(round(dt * 1e9))
+        self._steps += 1
+        return self.observe()
+
+    def observe(self) -> Observation:
+        """Render the camera at the current pose and time."""
+        seed = None if self._episode_seed is None else (self._episode_seed * 1_000_003 + self._steps) % 2**31
+        frame = self.pipeline.render(self.map_T_base, self.time_ns, seed=seed) if self.pipeline else None
+        distance = self.collision.min_distance(self.map_T_base) if self.collision else float("inf")
+        return Observation(frame, self.map_T_base, self.odom_T_base.copy(), self.model.velocity.linear.copy(),
+                           self.model.velocity.angular.copy(), self.time_ns, self.collided, distance,
+                           self.collided or not self.inside_scene())
+
+    def inside_scene(self, margin: float = 0.5) -> bool:
+        """Whether base_link lies within the scene's xy extent (plus ``margin`` metres)."""
+        if self._extent is None:
+            return True
+        lo, hi = self._extent
+        xy = self.map_T_base[:2, 3]
+        return bool(np.all(xy >= lo[:2] - margin) and np.all(xy <= hi[:2] + margin))
