@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "build a scene (coloured points + posed keyframes) from RGB-D frames, an image, a panorama, a PLY or a WorldFM meta.json"
+HELP = ("build a scene (coloured points + posed keyframes) from RGB-D frames, an image, a panorama, a PLY, "
+        "a WorldFM meta.json or a procedural room")
 
 _UP_HELP = ("which way is up: auto (the source's default), camera (keyframes' average up, refined by the "
             "floor plane), a scene axis such as -y or +z (known gravity), or none (scene frame = map frame)")
@@ -102,6 +103,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="field of view across the image's longer side (default 80, as the release pastes it)")
     p.add_argument("--max-depth", type=float, metavar="M", help="drop points beyond this many metres")
     _common(p)
+    _add_procedural(kinds)
+
+
+def _add_procedural(kinds) -> None:
+    p = kinds.add_parser("procedural", help="a random textured room with box obstacles, fused from exact ray-cast views")
+    p.add_argument("--seed", type=int, default=0, help="room seed: size, colours, obstacles (default 0)")
+    p.add_argument("--size", type=float, nargs=3, metavar=("X", "Y", "Z"), help="room extent in metres (default: random)")
+    p.add_argument("--obstacles", type=int, default=4, help="number of box obstacles (default 4)")
+    p.add_argument("--width", type=int, default=320, help="capture camera width, px (default 320)")
+    p.add_argument("--height", type=int, default=240, help="capture camera height, px (default 240)")
+    p.add_argument("--hfov", type=float, default=90.0, metavar="DEG", help="capture horizontal FOV (default 90)")
+    p.add_argument("--views", type=int, default=16, help="views fused into the cloud (default 16)")
+    p.add_argument("--keyframes", type=int, default=8, help="views kept as keyframes (default 8)")
+    p.add_argument("--pixel-stride", type=int, default=1, help="back-project every N-th pixel (default 1)")
+    p.add_argument("-o", "--output", required=True, help="scene to write: a directory, or a file ending in .npz")
+    p.add_argument("--name", help="scene name (default procedural_room_<seed>)")
+    p.add_argument("--max-points", type=int, default=2_000_000, help="point budget (default 2,000,000)")
 
 
 def _K(values: list[float] | None):
@@ -111,6 +129,12 @@ def _K(values: list[float] | None):
 
 
 def _build(args: argparse.Namespace):
+    if args.kind == "procedural":
+        from worldfm_ros.scene.procedural import build_procedural
+
+        return build_procedural(args.seed, tuple(args.size) if args.size else None, args.obstacles, args.width,
+                                args.height, args.hfov, args.views, args.keyframes, args.pixel_stride,
+                                args.max_points, args.name)
     common = dict(max_points=args.max_points, up=args.up, plane_threshold=args.plane_threshold, name=args.name)
     if args.kind == "rgbd":
         from worldfm_ros.scene.build_rgbd import build_rgbd

@@ -159,19 +159,28 @@ def _value_noise(x: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
     return (n00 * (1 - sx) + n10 * sx) * (1 - sy) + (n01 * (1 - sx) + n11 * sx) * sy
 
 
-def random_room(seed: int = 0, size: tuple[float, float, float] | None = None, num_obstacles: int = 4) -> ProceduralRoom:
-    """A room with random size, colours and obstacles, fully determined by ``seed``."""
+def random_room(seed: int = 0, size: tuple[float, float, float] | None = None, num_obstacles: int = 4,
+                clear_radius: float = 1.2) -> ProceduralRoom:
+    """A room with random size, colours and obstacles, fully determined by ``seed``.
+
+    Obstacles keep out of the square of half-size ``clear_radius`` metres around the room
+    centre, where scenes are captured and robots start.
+    """
     rng = np.random.default_rng(seed)
     extent = np.array(size if size is not None else (rng.uniform(5, 8), rng.uniform(4, 6), rng.uniform(2.4, 3.0)))
     palette = rng.integers(60, 230, size=(6, 3)).astype(np.uint8)
     palette[4] = rng.integers(90, 170, size=3)  # floors read as floors: mid tones
+    centre = extent[:2] / 2.0
     obstacles = []
     for _ in range(num_obstacles):
-        w, d, h = rng.uniform(0.4, 1.2), rng.uniform(0.4, 1.2), rng.uniform(0.4, 1.6)
-        x = rng.uniform(0.3, extent[0] - 0.3 - w)
-        y = rng.uniform(0.3, extent[1] - 0.3 - d)
-        obstacles.append(Box(np.array([x, y, 0.0]), np.array([x + w, y + d, h]),
-                             rng.integers(40, 240, size=3).astype(np.float64), int(rng.integers(0, 2))))
+        for _attempt in range(50):
+            w, d, h = rng.uniform(0.4, 1.2), rng.uniform(0.4, 1.2), rng.uniform(0.4, 1.6)
+            lo = np.array([rng.uniform(0.3, extent[0] - 0.3 - w), rng.uniform(0.3, extent[1] - 0.3 - d)])
+            hi = lo + (w, d)
+            if np.any(hi <= centre - clear_radius) or np.any(lo >= centre + clear_radius):
+                obstacles.append(Box(np.array([*lo, 0.0]), np.array([*hi, h]),
+                                     rng.integers(40, 240, size=3).astype(np.float64), int(rng.integers(0, 2))))
+                break
     return ProceduralRoom(extent, obstacles, palette, seed)
 
 
@@ -217,3 +226,29 @@ def make_room_scene(
         if k % every == 0 and len(keyframes) < num_keyframes:
             keyframes.append(Keyframe(rgb, camera.K, c2w, depth, name=f"view{k:03d}"))
     return SceneAnchor(np.concatenate(points), np.concatenate(colors), np.eye(4), keyframes, name)
+
+
+def build_procedural(
+    seed: int = 0,
+    size: tuple[float, float, float] | None = None,
+    num_obstacles: int = 4,
+    width: int = 320,
+    height: int = 240,
+    hfov_deg: float = 90.0,
+    num_views: int = 16,
+    num_keyframes: int = 8,
+    stride: int = 1,
+    max_points: int = 2_000_000,
+    name: str | None = None,
+) -> SceneAnchor:
+    """A scene of ``random_room(seed, size, num_obstacles)`` fused from ray-cast views taken by a
+    ``width``×``height`` camera of ``hfov_deg``, voxel-downsampled to ``max_points``."""
+    from worldfm_ros.scene.downsample import downsample_to_budget
+
+    room = random_room(seed, size, num_obstacles)
+    camera = PinholeCamera.from_fov(width, height, hfov_deg)
+    scene = make_room_scene(room, camera, num_views, num_keyframes, stride, name=name or f"procedural_room_{seed}")
+    if scene.num_points > max_points:
+        points, colors, _ = downsample_to_budget(scene.points, scene.colors, max_points)
+        scene = SceneAnchor(points, colors, scene.scene_to_map, scene.keyframes, scene.name)
+    return scene

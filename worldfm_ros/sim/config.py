@@ -72,7 +72,7 @@ class SimConfig:
     input_mode: str = "cmd_vel"
     rate_hz: float = 10.0
     sim_rate_hz: float = 100.0
-    initial_pose: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0])
+    initial_pose: list[float] = field(default_factory=lambda: [3.5, 2.5, 0.0, 0.0])
     cmd_vel_stamped: bool = False
     tf_source: str = "optical"
     tf_max_age_s: float = 1.0
