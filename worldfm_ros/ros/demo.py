@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="", help="frame-model checkpoint for neural backends")
     parser.add_argument("--output", "-o", default="outputs/demo", help="output directory (replaced)")
     parser.add_argument("--rate", type=float, default=10.0, help="camera rate, Hz")
+    parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = the whole script)")
+    parser.add_argument("--size", type=int, nargs=2, metavar=("W", "H"), default=(640, 480), help="camera size, px")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True)
     rclpy.init()
     overrides = [Parameter("scene", value=args.scene), Parameter("backend.name", value=args.backend),
-                 Parameter("backend.model", value=args.model), Parameter("rate_hz", value=float(args.rate))]
+                 Parameter("backend.model", value=args.model), Parameter("rate_hz", value=float(args.rate)),
+                 Parameter("camera.width", value=int(args.size[0])), Parameter("camera.height", value=int(args.size[1]))]
     sim = SimNode(parameter_overrides=overrides)
     driver = rclpy.create_node("worldfm_demo_driver")
     cmd_pub = driver.create_publisher(Twist, "cmd_vel", 10)
@@ -54,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.monotonic()
     total = sum(seg[0] for seg in SCRIPT)
+    if args.duration > 0:
+        total = min(total, args.duration)
 
     def drive() -> None:
         t = time.monotonic() - start
