@@ -7,14 +7,16 @@ import time
 from typing import Callable
 
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 
 
 class Spinner:
     """Spins nodes of one context in a background thread."""
 
     def __init__(self, context, *nodes) -> None:
-        self.executor = MultiThreadedExecutor(num_threads=4, context=context)
+        # Callbacks are short (the node renders in its own thread); a multi-threaded executor's
+        # spin_once loop would busy-poll and starve that thread of the GIL.
+        self.executor = SingleThreadedExecutor(context=context)
         for n in nodes:
             self.executor.add_node(n)
         self._thread = threading.Thread(target=self._spin, daemon=True)

@@ -110,7 +110,6 @@ def test_ddim_recovers_x0_exactly_from_an_oracle_v_model():
 
 
 def test_ddim_step_matches_hand_computation():
-    sched = NoiseSchedule()
     calls = []
 
     def model(x_t, t):

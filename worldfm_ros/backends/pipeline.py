@@ -42,19 +42,6 @@ def parse_dtype(name: str) -> torch.dtype:
     return DTYPES[name]
 
 
-def parse_device(name: str | torch.device) -> torch.device:
-    """'cpu', 'cuda' or 'cuda:N' -> torch.device; ConfigError when CUDA is asked for but absent."""
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"device: expected 'cpu', 'cuda' or 'cuda:N', got {name!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device: {name!r} requested but torch sees no CUDA device")
-    if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"device: expected 'cpu', 'cuda' or 'cuda:N', got {name!r}")
-    return device
-
-
 class Denoiser(Protocol):
     """One network call on the target slot.
 

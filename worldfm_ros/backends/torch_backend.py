@@ -13,9 +13,9 @@ from worldfm_ros.backends.pipeline import (
     build_sampler_and_noise,
     load_frame_model,
     make_codec,
-    parse_device,
     parse_dtype,
 )
+from worldfm_ros.devices import parse_device
 from worldfm_ros.errors import ConfigError
 from worldfm_ros.model.codec import Codec
 from worldfm_ros.model.dit import CameraInputs

@@ -68,7 +68,8 @@ def _random_model(args: argparse.Namespace, codec_kind: str, device: Any) -> Any
 
 
 def _codec(args: argparse.Namespace, codec_kind: str, latent_channels: int) -> Any:
-    from worldfm_ros.backends.pipeline import make_codec, parse_device, parse_dtype
+    from worldfm_ros.backends.pipeline import make_codec, parse_dtype
+    from worldfm_ros.devices import parse_device
     from worldfm_ros.model.codec import VAECodec, sdxl_vae_config
 
     device = parse_device(args.device)
@@ -103,7 +104,8 @@ def _summarise(runs: list[dict[str, float]]) -> dict[str, tuple[float, float]]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from worldfm_ros.backends.pipeline import load_frame_model, parse_device, parse_dtype
+    from worldfm_ros.backends.pipeline import load_frame_model, parse_dtype
+    from worldfm_ros.devices import parse_device
     from worldfm_ros.backends.registry import create_backend
 
     device = parse_device(args.device)

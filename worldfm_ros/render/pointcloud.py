@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from worldfm_ros.camera import PinholeCamera, check_pose, invert_pose
-from worldfm_ros.errors import BackendUnavailable, CameraError, SceneError
+from worldfm_ros.devices import parse_device
+from worldfm_ros.errors import CameraError, SceneError
 from worldfm_ros.render.blocks import BlockLayout
 from worldfm_ros.scene.anchor import SceneAnchor
 
@@ -77,16 +78,8 @@ class RenderTensors:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """torch.device for 'cpu', 'cuda', 'cuda:N' or a torch.device; BackendUnavailable if absent."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise BackendUnavailable(f"renderer device {device!r} is not a torch device ({exc})") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise BackendUnavailable(f"renderer device {device!r}: CUDA is not available to torch here")
-    if dev.type not in ("cpu", "cuda"):
-        raise BackendUnavailable(f"renderer device {device!r}: only 'cpu' and 'cuda' are supported")
-    return dev
+    """torch.device for 'cpu', 'cuda', 'cuda:N' or a torch.device (see worldfm_ros.devices)."""
+    return parse_device(device, "renderer device")
 
 
 class PointCloudRenderer:

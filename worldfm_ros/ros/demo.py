@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     import rclpy
     from geometry_msgs.msg import Twist
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
     from worldfm_ros.ros.node import SimNode
@@ -51,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
     cmd_pub = driver.create_publisher(Twist, "cmd_vel", 10)
     rec_node = rclpy.create_node("worldfm_demo_recorder")
     recorder = BagRecorder(rec_node, out / "bag", simulator_topics())
-    executor = MultiThreadedExecutor(num_threads=3)
+    # Single-threaded: the node renders in its own worker thread, and a multi-threaded executor's
+    # spin_once loop would hold the GIL busy-polling.
+    executor = SingleThreadedExecutor()
     for n in (sim, driver, rec_node):
         executor.add_node(n)
 
