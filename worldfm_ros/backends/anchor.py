@@ -27,23 +27,27 @@ def push_pull_fill(rgb: np.ndarray, valid: np.ndarray, min_size: int = 2) -> np.
     """
     if valid.all() or not valid.any():
         return rgb.copy()
-    img = rgb.astype(np.float32) * valid[..., None]
-    w = valid.astype(np.float32)
-    levels = [(img, w)]
-    while min(img.shape[:2]) > min_size and w.min() == 0.0:
-        size = (max(1, img.shape[1] // 2), max(1, img.shape[0] // 2))
-        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-        w = cv2.resize(w, size, interpolation=cv2.INTER_AREA)
-        levels.append((img, w))
-    # Pull: from the coarsest level down, fill each level's gaps with the upsampled coarser one.
-    img, w = levels[-1]
-    filled = img / np.maximum(w, 1e-6)[..., None]
-    for img, w in reversed(levels[:-1]):
-        up = cv2.resize(filled, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_LINEAR)
-        alpha = np.clip(w, 0.0, 1.0)[..., None]
-        filled = img / np.maximum(w, 1e-6)[..., None] * alpha + up * (1.0 - alpha)
-    out = np.clip(filled + 0.5, 0, 255).astype(np.uint8)
-    out[valid] = rgb[valid]
+    # Premultiplied colour + weight in one 4-channel image: one resize per level.
+    weight = valid.astype(np.float32)
+    level = np.empty(rgb.shape[:2] + (4,), np.float32)
+    np.multiply(rgb, weight[..., None], out=level[..., :3])
+    level[..., 3] = weight
+    levels = [level]
+    while min(level.shape[:2]) > min_size and level[..., 3].min() == 0.0:
+        level = cv2.resize(level, (max(1, level.shape[1] // 2), max(1, level.shape[0] // 2)),
+                           interpolation=cv2.INTER_AREA)
+        levels.append(level)
+    # Pull: from the coarsest level down, a level's own (averaged) colour where it has weight w,
+    # the upsampled coarser fill for the rest: premultiplied colour + (1 - w) * up.
+    top = levels[-1]
+    filled = top[..., :3] / np.maximum(top[..., 3:], 1e-6)
+    for level in reversed(levels[1:-1]):
+        up = cv2.resize(filled, (level.shape[1], level.shape[0]), interpolation=cv2.INTER_LINEAR)
+        filled = level[..., :3] + (1.0 - level[..., 3:]) * up
+    up = cv2.resize(filled, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+    out = rgb.copy()
+    holes = ~valid
+    out[holes] = np.clip(up[holes] + 0.5, 0, 255).astype(np.uint8)
     return out
 
 
