@@ -63,7 +63,14 @@ class Probe:
         n.create_subscription(DiagnosticArray, "/diagnostics", self.diags.append, 10)
         n.create_subscription(TFMessage, "/tf", lambda m: self._on_tf(m, False), TF_QOS)
         n.create_subscription(TFMessage, "/tf_static", lambda m: self._on_tf(m, True), TF_STATIC_QOS)
-        self.cmd = n.create_publisher(Twist, "cmd_vel", 10)
+        self._cmd = None
+
+    @property
+    def cmd(self):
+        """The Twist publisher on cmd_vel, created on first use (a test may publish TwistStamped instead)."""
+        if self._cmd is None:
+            self._cmd = self.node.create_publisher(Twist, "cmd_vel", 10)
+        return self._cmd
 
     def _on_tf(self, msg: TFMessage, static: bool) -> None:
         for t in msg.transforms:
@@ -264,3 +271,47 @@ def test_invalid_parameter_is_rejected_with_a_reason(sim_factory):
     assert not result.successful and "rate_hz" in result.reason
     n = len(probe.images)
     wait_for(lambda: len(probe.images) > n + 2, what="images after the rejected parameter")
+
+
+def test_twist_stamped_commands_drive_the_robot_when_configured(sim_factory):
+    from geometry_msgs.msg import TwistStamped
+
+    sim, probe, _ = sim_factory(cmd_vel_stamped=True)
+    pub = probe.node.create_publisher(TwistStamped, "cmd_vel", 10)
+    wait_for(lambda: probe.odoms and pub.get_subscription_count() > 0, what="odometry and cmd_vel match")
+    cmd = TwistStamped()
+    cmd.twist.linear.x = 0.5
+    end = time.monotonic() + 0.6
+    while time.monotonic() < end:
+        pub.publish(cmd)
+        time.sleep(0.02)
+    wait_for(lambda: probe.odoms[-1].pose.pose.position.x > 0.2, what="motion from TwistStamped")
+
+
+def test_initialpose_teleports_the_robot_in_the_map(sim_factory):
+    from geometry_msgs.msg import PoseWithCovarianceStamped
+
+    sim, probe, _ = sim_factory()
+    pub = probe.node.create_publisher(PoseWithCovarianceStamped, "initialpose", 10)
+    wait_for(lambda: probe.odoms and pub.get_subscription_count() > 0, what="initialpose match")
+    msg = PoseWithCovarianceStamped()
+    msg.header.frame_id = "map"
+    msg.pose.pose.position.x, msg.pose.pose.position.y = 4.0, 3.0
+    msg.pose.pose.orientation.w = 1.0
+    pub.publish(msg)
+    # odom's origin is the start pose (3, 2.5): the new map pose reads (1, 0.5) in odom.
+    wait_for(lambda: abs(probe.odoms[-1].pose.pose.position.x - 1.0) < 1e-6
+             and abs(probe.odoms[-1].pose.pose.position.y - 0.5) < 1e-6, what="teleported odometry")
+
+
+def test_point_cloud_is_published_in_the_optical_frame_when_enabled(sim_factory):
+    from sensor_msgs.msg import PointCloud2
+
+    sim, probe, _ = sim_factory(publish_points=True)
+    clouds = []
+    probe.node.create_subscription(PointCloud2, "camera/points", clouds.append, qos_profile_sensor_data)
+    wait_for(lambda: clouds and probe.depths, what="a point cloud")
+    cloud = clouds[-1]
+    assert cloud.header.frame_id == "camera_optical_frame" and cloud.point_step == 16
+    xyz = np.frombuffer(bytes(cloud.data), dtype=np.float32).reshape(-1, 4)[:, :3]
+    assert len(xyz) > 0.5 * W * H and np.all(xyz[:, 2] > 0)
