@@ -315,3 +315,11 @@ def test_point_cloud_is_published_in_the_optical_frame_when_enabled(sim_factory)
     assert cloud.header.frame_id == "camera_optical_frame" and cloud.point_step == 16
     xyz = np.frombuffer(bytes(cloud.data), dtype=np.float32).reshape(-1, 4)[:, :3]
     assert len(xyz) > 0.5 * W * H and np.all(xyz[:, 2] > 0)
+
+
+def test_unavailable_neural_backend_falls_back_to_anchor_with_a_diagnostic(sim_factory):
+    sim, probe, _ = sim_factory(**{"backend.name": "torch", "backend.model": "/no/such/model.safetensors"})
+    assert sim.backend.name == "anchor"
+    wait_for(lambda: any("backend 'torch' unavailable" in m and "/no/such/model.safetensors" in m
+                         for m in probe.diag_messages()), what="fallback diagnostic")
+    wait_for(lambda: probe.images, what="images from the anchor backend")
