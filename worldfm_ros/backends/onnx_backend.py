@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from worldfm_ros.backends.pipeline import (
-    FramePipeline,
+    FrameModelPipeline,
     PipelineBackend,
     build_sampler_and_noise,
     load_frame_model,
@@ -217,7 +217,7 @@ class OnnxBackend(PipelineBackend):
             codec_dtype = torch_dtype if torch_device.type == "cuda" else torch.float32
             codec = make_codec(cfg["latent_channels"], vae_path, torch_device, codec_dtype, sample_posterior)
         sampler_obj, noise = build_sampler_and_noise(sampler, steps, timesteps, seed, reuse_noise)
-        self.pipeline = FramePipeline(denoiser, codec, sampler_obj, cfg["input_size"], noise, torch_device,
+        self.pipeline = FrameModelPipeline(denoiser, codec, sampler_obj, cfg["input_size"], noise, torch_device,
                                       bool(cfg.get("use_mask_channel", False)))
 
 

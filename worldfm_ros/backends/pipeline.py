@@ -113,7 +113,7 @@ def make_codec(latent_channels: int, vae_path: str | Path | None = None, device:
     return PixelCodec(factor)
 
 
-class FramePipeline:
+class FrameModelPipeline:
     """FrameRequest -> (H, W, 3) uint8 through codec, sampler and a denoiser.
 
     latent_size: latent side per view the network was built for (square views).
@@ -239,7 +239,7 @@ class FramePipeline:
 class PipelineBackend(FrameBackend):
     """Base of the neural backends: a FrameBackend that delegates to ``self.pipeline``."""
 
-    pipeline: FramePipeline
+    pipeline: FrameModelPipeline
 
     def generate(self, request: FrameRequest) -> np.ndarray:
         return self.pipeline.generate(request)

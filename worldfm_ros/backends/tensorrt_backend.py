@@ -17,7 +17,7 @@ import torch
 
 from worldfm_ros.backends.onnx_backend import CONFIG_KEY, default_cache_dir, resolve_onnx
 from worldfm_ros.backends.pipeline import (
-    FramePipeline,
+    FrameModelPipeline,
     PipelineBackend,
     build_sampler_and_noise,
     make_codec,
@@ -197,5 +197,5 @@ class TensorRTBackend(PipelineBackend):
         if codec is None:
             codec = make_codec(cfg["latent_channels"], vae_path, torch_device, torch_dtype, sample_posterior)
         sampler_obj, noise = build_sampler_and_noise(sampler, steps, timesteps, seed, reuse_noise)
-        self.pipeline = FramePipeline(denoiser, codec, sampler_obj, cfg["input_size"], noise, torch_device,
+        self.pipeline = FrameModelPipeline(denoiser, codec, sampler_obj, cfg["input_size"], noise, torch_device,
                                       bool(cfg.get("use_mask_channel", False)))

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from worldfm_ros.backends.pipeline import (
-    FramePipeline,
+    FrameModelPipeline,
     PipelineBackend,
     build_sampler_and_noise,
     load_frame_model,
@@ -130,6 +130,6 @@ class TorchBackend(PipelineBackend):
             codec = make_codec(cfg.latent_channels, vae_path, torch_device, torch_dtype, sample_posterior)
         sampler_obj, noise = build_sampler_and_noise(sampler, steps, timesteps, seed, reuse_noise)
         self.model = model
-        self.pipeline = FramePipeline(TorchDenoiser(model, compile, cuda_graphs), codec, sampler_obj,
+        self.pipeline = FrameModelPipeline(TorchDenoiser(model, compile, cuda_graphs), codec, sampler_obj,
                                       cfg.input_size, noise, torch_device, cfg.use_mask_channel,
                                       cfg.camera_encoding != "none")
