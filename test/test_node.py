@@ -323,3 +323,23 @@ def test_unavailable_neural_backend_falls_back_to_anchor_with_a_diagnostic(sim_f
     wait_for(lambda: any("backend 'torch' unavailable" in m and "/no/such/model.safetensors" in m
                          for m in probe.diag_messages()), what="fallback diagnostic")
     wait_for(lambda: probe.images, what="images from the anchor backend")
+
+
+def test_frames_are_skipped_not_queued_when_the_rate_is_too_high(sim_factory):
+    sim, probe, _ = sim_factory(rate_hz=1000.0)
+    wait_for(lambda: any("skipped" in m and "frames in 5 s" in m for m in probe.diag_messages()),
+             what="a skipped-frames diagnostic")
+    assert sim.frames_skipped > 0
+    stamps = [conv.time_ns(i.header.stamp) for i in list(probe.images)]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps), "no frame is queued or repeated"
+
+
+def test_own_simulated_time_is_published_on_clock_and_stamps_images(sim_factory):
+    from rosgraph_msgs.msg import Clock
+
+    clocks = []
+    sim, probe, _ = sim_factory(publish_clock=True)
+    probe.node.create_subscription(Clock, "/clock", lambda m: clocks.append(conv.time_ns(m.clock)), 10)
+    wait_for(lambda: len(clocks) > 5 and probe.images, what="/clock and images")
+    assert clocks == sorted(clocks) and clocks[-1] < 60 * 10**9, "simulated time starts at 0"
+    assert conv.time_ns(probe.images[-1].header.stamp) < 60 * 10**9

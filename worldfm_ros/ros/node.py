@@ -70,6 +70,7 @@ class SimNode(Node):
         self._published: deque[float] = deque(maxlen=50)
         self.frames_published = 0
         self.frames_skipped = 0
+        self._skips: deque[float] = deque(maxlen=1000)
         self._last_rendered_stamp: int | None = None
 
         backend, fallback = make_backend(cfg.backend)
@@ -254,6 +255,7 @@ class SimNode(Node):
         with self._work:
             if self._busy:
                 self.frames_skipped += 1  # skip rather than queue: the newest pose wins next tick
+                self._skips.append(time.monotonic())
                 return
             self._busy = True
             self._job = (pose[0], pose[1], time.perf_counter())
@@ -405,6 +407,11 @@ class SimNode(Node):
             status.level, status.message = DiagnosticStatus.ERROR, recent[-1] if recent else "no scene loaded"
         elif recent:
             status.level, status.message = DiagnosticStatus.WARN, recent[-1]
+        elif skipped := sum(1 for t in self._skips if now - t < 5.0):
+            frame_ms = stages.get("render", 0.0) + stages.get("select", 0.0) + stages.get("backend", 0.0)
+            status.level = DiagnosticStatus.WARN
+            status.message = (f"skipped {skipped} frames in 5 s: a frame takes {frame_ms:.0f} ms, "
+                              f"the period is {1e3 / self.cfg.rate_hz:.0f} ms ({rate:.1f} Hz achieved)")
         else:
             status.level, status.message = DiagnosticStatus.OK, f"{rate:.1f} Hz"
         values = {"backend": self.backend.name, "scene": self.scene_path, "input_mode": self.cfg.input_mode,
