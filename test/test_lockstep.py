@@ -48,7 +48,7 @@ def lockstep(ros_context, scene_dir):
         wait_for(future.done, what="service reply")
         return future.result()
 
-    yield (lambda req: call(reset, req)), (lambda req: call(step, req)), clocks
+    yield (lambda req: call(reset, req)), (lambda req: call(step, req)), clocks, sim
     spinner.stop()
     sim.destroy_node()
     client.destroy_node()
@@ -61,7 +61,7 @@ def forward(v: float, dt: float = 0.1) -> Step.Request:
 
 
 def test_reset_then_steps_are_deterministic_for_a_fixed_seed(lockstep):
-    reset, step, _ = lockstep
+    reset, step, *_ = lockstep
     runs = []
     for _ in range(2):
         first = reset(Reset.Request(seed=7))
@@ -76,7 +76,7 @@ def test_reset_then_steps_are_deterministic_for_a_fixed_seed(lockstep):
 
 
 def test_time_advances_only_on_step_and_is_published_on_clock(lockstep):
-    reset, step, clocks = lockstep
+    reset, step, clocks, _ = lockstep
     r = reset(Reset.Request(seed=1))
     assert conv.time_ns(r.image.header.stamp) == 0
     s = step(forward(0.2, dt=0.25))
@@ -91,7 +91,7 @@ def test_time_advances_only_on_step_and_is_published_on_clock(lockstep):
 
 
 def test_step_moves_the_robot_by_velocity_times_dt(lockstep):
-    reset, step, _ = lockstep
+    reset, step, *_ = lockstep
     reset(Reset.Request(seed=1))
     s = None
     for _ in range(10):
@@ -101,7 +101,7 @@ def test_step_moves_the_robot_by_velocity_times_dt(lockstep):
 
 
 def test_reset_to_a_pose_puts_the_robot_there(lockstep):
-    reset, _, _ = lockstep
+    reset, *_ = lockstep
     req = Reset.Request(use_pose=True, seed=-1)
     req.pose.position.x, req.pose.position.y = 2.0, 2.0
     req.pose.orientation.w = 1.0
@@ -111,7 +111,7 @@ def test_reset_to_a_pose_puts_the_robot_there(lockstep):
 
 
 def test_driving_into_a_wall_is_blocked_and_ends_the_episode(lockstep):
-    reset, step, _ = lockstep
+    reset, step, *_ = lockstep
     reset(Reset.Request(seed=1))
     s = None
     for _ in range(40):  # 3 m ahead is the wall at x = 6
@@ -123,9 +123,24 @@ def test_driving_into_a_wall_is_blocked_and_ends_the_episode(lockstep):
 
 
 def test_invalid_step_is_rejected_with_a_reason(lockstep):
-    reset, step, _ = lockstep
+    reset, step, *_ = lockstep
     reset(Reset.Request(seed=1))
     bad = step(forward(0.5, dt=-1.0))
     assert not bad.success and "dt" in bad.message
     nan = step(forward(float("nan")))
     assert not nan.success and "NaN" in nan.message
+
+
+def test_a_failing_backend_fails_the_step_and_the_node_keeps_serving(lockstep):
+    reset, step, _, sim = lockstep
+    reset(Reset.Request(seed=1))
+    original = sim.backend.generate
+
+    def broken(request):
+        raise RuntimeError("CUDA out of memory")
+
+    sim.backend.generate = broken  # fault injection into the backend, not into the node under test
+    failed = step(forward(0.5))
+    assert not failed.success and "CUDA out of memory" in failed.message
+    sim.backend.generate = original
+    assert step(forward(0.5)).success

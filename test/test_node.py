@@ -59,6 +59,8 @@ class Probe:
         n.create_subscription(Image, "camera/image_raw", self.images.append, qos_profile_sensor_data)
         n.create_subscription(CameraInfo, "camera/camera_info", self.infos.append, qos_profile_sensor_data)
         n.create_subscription(Image, "camera/depth/image_raw", self.depths.append, qos_profile_sensor_data)
+        self.depth_infos: list[CameraInfo] = []
+        n.create_subscription(CameraInfo, "camera/depth/camera_info", self.depth_infos.append, qos_profile_sensor_data)
         n.create_subscription(Odometry, "odom", self.odoms.append, 50)
         n.create_subscription(DiagnosticArray, "/diagnostics", self.diags.append, 10)
         n.create_subscription(TFMessage, "/tf", lambda m: self._on_tf(m, False), TF_QOS)
@@ -140,12 +142,16 @@ def test_turning_left_shifts_the_image_content_right(sim_factory):
     wait_for(lambda: len(probe.images) >= 2, what="images")
     before = latest_rgb(probe)
     probe.drive(0.0, 0.4, 0.5)
-    time.sleep(0.5)
+    time.sleep(0.2)
+    turned_at = conv.time_ns(probe.odoms[-1].header.stamp)
+    wait_for(lambda: conv.time_ns(probe.images[-1].header.stamp) >= turned_at, what="an image after the turn")
     after = latest_rgb(probe)
     (dx, dy), _ = cv2.phaseCorrelate(cv2.cvtColor(before, cv2.COLOR_RGB2GRAY).astype(np.float64),
                                      cv2.cvtColor(after, cv2.COLOR_RGB2GRAY).astype(np.float64))
-    expected = math.tan(0.2) * 80.0  # ~0.2 rad at f = 80 px
-    assert dx > 0.5 * expected, f"content moved {dx:.1f} px horizontally, expected about +{expected:.1f}"
+    yaw = 2 * math.atan2(probe.odoms[-1].pose.pose.orientation.z, probe.odoms[-1].pose.pose.orientation.w)
+    expected = math.tan(yaw) * 80.0  # f = 80 px at 160 px and 90 degrees
+    assert yaw > 0.1
+    assert dx == pytest.approx(expected, rel=0.35), f"content moved {dx:.1f} px, expected about +{expected:.1f}"
     assert abs(dy) < 3
 
 
@@ -166,13 +172,14 @@ def test_image_camera_info_and_depth_share_the_pose_stamp(sim_factory):
 
 def test_camera_info_and_depth_match_the_scene_geometry(sim_factory):
     sim, probe, _ = sim_factory()
-    wait_for(lambda: probe.depths and probe.infos and probe.odoms, what="frames")
+    wait_for(lambda: probe.depths and probe.infos and probe.odoms and probe.depth_infos, what="frames")
     time.sleep(0.3)
     depth_msg, info = probe.depths[-1], probe.infos[-1]
     K = np.array(info.k).reshape(3, 3)
     assert np.allclose(np.array(info.p).reshape(3, 4)[:, :3], K) and info.distortion_model == "plumb_bob"
     assert (info.width, info.height) == (W, H)
     stamp = conv.time_ns(depth_msg.header.stamp)
+    assert stamp in {conv.time_ns(i.header.stamp) for i in probe.depth_infos}, "depth has its own camera_info"
     map_T_opt, _ = probe.tf.lookup("map", "camera_optical_frame")
     odom_at = {conv.time_ns(o.header.stamp): o for o in probe.odoms}
     assert stamp in odom_at
@@ -343,3 +350,13 @@ def test_own_simulated_time_is_published_on_clock_and_stamps_images(sim_factory)
     wait_for(lambda: len(clocks) > 5 and probe.images, what="/clock and images")
     assert clocks == sorted(clocks) and clocks[-1] < 60 * 10**9, "simulated time starts at 0"
     assert conv.time_ns(probe.images[-1].header.stamp) < 60 * 10**9
+
+
+def test_setting_parameters_to_their_current_values_is_accepted(sim_factory):
+    sim, _, _ = sim_factory()
+    results = sim.set_parameters([Parameter("initial_pose", value=START), Parameter("use_sim_time", value=False),
+                                  Parameter("rate_hz", value=12.0)])
+    assert all(r.successful for r in results), [r.reason for r in results]
+    assert sim.cfg.rate_hz == 12.0
+    refused = sim.set_parameters([Parameter("camera.width", value=320)])[0]
+    assert not refused.successful and "restart" in refused.reason

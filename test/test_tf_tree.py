@@ -77,3 +77,11 @@ def test_cycle_is_rejected():
     tree.set_transform("a", "b", np.eye(4), 0.0)
     with pytest.raises(TransformLookupError, match="cycle"):
         tree.set_transform("b", "a", np.eye(4), 0.0)
+
+
+def test_time_jumping_back_more_than_a_second_resets_the_edge():
+    tree = TransformTree()
+    tree.set_transform("map", "base_link", pose((2, 0, 0)), 50_000_000_000)
+    tree.set_transform("map", "base_link", pose((1, 0, 0)), 3_000_000_000)  # a bag looped
+    T, stamp = tree.lookup("map", "base_link")
+    assert T[0, 3] == 1.0 and stamp == 3_000_000_000

@@ -10,6 +10,7 @@ Every image carries the stamp of the pose it was rendered at.
 
 from __future__ import annotations
 
+import array
 import threading
 import time
 from collections import deque
@@ -66,6 +67,7 @@ class SimNode(Node):
         self._lock = threading.Lock()
         self._errors: deque[tuple[float, str]] = deque(maxlen=20)
         self._last_logged = 0.0
+        self._errors_lock = threading.Lock()
         self._stage_ms: dict[str, deque[float]] = {}
         self._published: deque[float] = deque(maxlen=50)
         self.frames_published = 0
@@ -87,6 +89,8 @@ class SimNode(Node):
         self.pub_image = self.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
         self.pub_info = self.create_publisher(CameraInfo, "camera/camera_info", qos_profile_sensor_data)
         self.pub_depth = self.create_publisher(Image, "camera/depth/image_raw", qos_profile_sensor_data)
+        # Depth is registered to the colour camera; image_transport consumers look for the info here.
+        self.pub_depth_info = self.create_publisher(CameraInfo, "camera/depth/camera_info", qos_profile_sensor_data)
         self.pub_points = self.create_publisher(PointCloud2, "camera/points", qos_profile_sensor_data)
         self.pub_stats = self.create_publisher(FrameStats, "camera/frame_stats", 10)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -171,8 +175,9 @@ class SimNode(Node):
     def _report(self, message: str) -> None:
         """Keep a problem for /diagnostics; log it unless it repeats the last one within 5 s."""
         now = time.monotonic()
-        last = self._errors[-1] if self._errors else None
-        self._errors.append((now, message))
+        with self._errors_lock:
+            last = self._errors[-1] if self._errors else None
+            self._errors.append((now, message))
         if last is None or last[1] != message or now - self._last_logged > 5.0:
             self._last_logged = now
             self.get_logger().warning(message)
@@ -289,13 +294,15 @@ class SimNode(Node):
         stamp = frame.stamp_ns
         image = conv.rgb_image_msg(frame.rgb, stamp, f.optical)
         depth = conv.depth_image_msg(frame.depth, stamp, f.optical)
+        info = conv.camera_info_msg(self.rig.camera, stamp, f.optical)
         self.pub_image.publish(image)
-        self.pub_info.publish(conv.camera_info_msg(self.rig.camera, stamp, f.optical))
+        self.pub_info.publish(info)
         self.pub_depth.publish(depth)
+        self.pub_depth_info.publish(info)
         if self.cfg.publish_points:
             self.pub_points.publish(self._points_msg(frame))
-        latency_ms = (time.perf_counter() - t_trigger) * 1e3
-        frame.timings_ms["publish_latency"] = latency_ms
+        frame.timings_ms["trigger_to_publish"] = (time.perf_counter() - t_trigger) * 1e3
+        latency_ms = (self.now_ns() - stamp) * 1e-6  # pose stamp -> publish, as FrameStats defines it
         stats = FrameStats(header=conv.header(stamp, f.optical), frame_index=self.frames_published,
                            backend=self.backend.name, reference_keyframe=frame.reference_index,
                            reference_score=float(frame.reference_score), render_coverage=frame.coverage,
@@ -322,7 +329,7 @@ class SimNode(Node):
             pose = conv.pose_to_matrix(request.pose) if request.use_pose else None
             with self._lock:
                 obs = self.sim.reset(pose, seed=request.seed if request.seed >= 0 else None)
-        except (ValueError, WorldFMError) as exc:
+        except Exception as exc:  # a failing backend must not take the node down
             response.success, response.message = False, f"reset rejected: {exc}"
             self._report(response.message)
             return response
@@ -337,7 +344,7 @@ class SimNode(Node):
         try:
             with self._lock:
                 obs = self.sim.step(twist, request.dt)
-        except (ValueError, WorldFMError) as exc:
+        except Exception as exc:  # a failing backend must not take the node down
             response.success, response.message = False, f"step rejected: {exc}"
             self._report(response.message)
             return response
@@ -376,10 +383,11 @@ class SimNode(Node):
         flat = flatten(self.cfg)
         for p in params:
             if p.name not in flat:
-                return SetParametersResult(successful=False, reason=f"unknown parameter {p.name!r}")
-            if p.name not in LIVE_PARAMETERS and p.value != flat[p.name]:
+                continue  # rclpy's own parameters (use_sim_time, ...)
+            value = list(p.value) if isinstance(p.value, (list, tuple, array.array)) else p.value
+            if p.name not in LIVE_PARAMETERS and value != flat[p.name]:
                 return SetParametersResult(successful=False, reason=f"{p.name} cannot change while running (restart the node)")
-            flat[p.name] = p.value
+            flat[p.name] = value
         try:
             new = load_config(SimConfig, unflatten(flat), prefix="parameter")
         except ConfigError as exc:
@@ -401,7 +409,8 @@ class SimNode(Node):
             published = [t for t in self._published if now - t < 5.0]
             stages = {k: float(np.mean(v)) for k, v in self._stage_ms.items() if v}
         rate = (len(published) - 1) / (published[-1] - published[0]) if len(published) > 1 else 0.0
-        recent = [m for t, m in self._errors if now - t < 10.0]
+        with self._errors_lock:
+            recent = [m for t, m in self._errors if now - t < 10.0]
         status = DiagnosticStatus(name="worldfm_sim: camera", hardware_id=self.cfg.frames.optical)
         if self.pipeline is None:
             status.level, status.message = DiagnosticStatus.ERROR, recent[-1] if recent else "no scene loaded"
@@ -437,7 +446,8 @@ def main(args: list[str] | None = None) -> int:
     rclpy.init(args=args)
     try:
         node = SimNode()
-    except ConfigError:
+    except WorldFMError as exc:
+        rclpy.logging.get_logger("worldfm_sim").fatal(f"cannot start: {exc}")
         rclpy.shutdown()
         return 2
     try:

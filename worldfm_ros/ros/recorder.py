@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
+from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore, get_types_from_msg
 
@@ -25,6 +26,18 @@ def ros_type_name(msg_class: type) -> str:
     """'sensor_msgs/msg/Image' for sensor_msgs.msg.Image."""
     package = msg_class.__module__.split(".")[0]
     return f"{package}/msg/{msg_class.__name__}"
+
+
+def offered_qos(qos: QoSProfile) -> Qos:
+    """The rosbag2 metadata record of a publisher QoS, so that replay offers the same QoS
+    (e.g. transient-local /tf_static, which tf2 listeners require)."""
+    never = QosTime(sec=0x7FFFFFFF, nsec=0xFFFFFFFF)  # rosbag2's "infinite"
+    return Qos(
+        history=QosHistory.KEEP_LAST, depth=int(qos.depth),
+        reliability=QosReliability(int(qos.reliability)), durability=QosDurability(int(qos.durability)),
+        deadline=never, lifespan=never, liveliness=QosLiveliness.AUTOMATIC,
+        liveliness_lease_duration=never, avoid_ros_namespace_conventions=False,
+    )
 
 
 def _typestore():
@@ -60,7 +73,8 @@ class BagRecorder:
         self._closed = False
         for topic in topics:
             resolved = node.resolve_topic_name(topic.name)
-            conn = self._writer.add_connection(resolved, ros_type_name(topic.msg_class), typestore=self._store)
+            conn = self._writer.add_connection(resolved, ros_type_name(topic.msg_class), typestore=self._store,
+                                               offered_qos_profiles=[offered_qos(topic.qos)])
             self.counts[resolved] = 0
             node.create_subscription(topic.msg_class, topic.name,
                                      lambda data, c=conn, n=resolved: self._on_message(c, n, data),

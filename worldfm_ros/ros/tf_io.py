@@ -81,6 +81,8 @@ class TfListener:
             except Exception as exc:  # tf2 raises several exception types
                 raise TransformLookupError(str(exc)) from None
             stamp = time_ns(t.header.stamp)
+            if stamp == 0:  # tf2's stamp for a chain of static transforms only
+                return transform_to_matrix(t.transform), now_ns
             if now_ns - stamp > max_age_s * 1e9:
                 raise TransformLookupError(f"transform {target!r} -> {source!r} is stale: "
                                            f"{(now_ns - stamp) * 1e-9:.3f} s old (limit {max_age_s:.3f} s)")

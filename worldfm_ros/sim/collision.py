@@ -31,11 +31,17 @@ class CollisionConfig:
 
 
 class CollisionChecker:
-    """points_map: (N, 3) anchor points in the map frame, metres (z up, ground z = 0)."""
+    """points_map: (N, 3) anchor points in the map frame, metres (z up).
 
-    def __init__(self, points_map: np.ndarray, config: CollisionConfig) -> None:
+    base_z: height of base_link in the map (the ground the robot drives on); the obstacle
+    band is [base_z + z_min, base_z + z_max]. A ground robot keeps its height, so the band
+    is fixed per checker; free-flying users rebuild the checker when the height changes.
+    """
+
+    def __init__(self, points_map: np.ndarray, config: CollisionConfig, base_z: float = 0.0) -> None:
         self.config = config
-        z = points_map[:, 2]
+        self.base_z = float(base_z)
+        z = points_map[:, 2] - self.base_z
         band = points_map[(z >= config.z_min) & (z <= config.z_max)]
         self._tree = cKDTree(band[:, :2]) if len(band) else None
 

@@ -93,6 +93,9 @@ class SimConfig:
             raise ConfigError(f"input_mode: expected one of {INPUT_MODES}, got {self.input_mode!r}")
         if self.lockstep and self.input_mode != "cmd_vel":
             raise ConfigError("lockstep: requires input_mode 'cmd_vel' (the simulator owns the pose)")
+        if self.publish_clock and self.input_mode != "cmd_vel":
+            raise ConfigError("publish_clock: our own simulated time needs input_mode 'cmd_vel' "
+                              "(in tf mode the pose source owns time; use use_sim_time with its /clock)")
         if self.tf_source not in ("optical", "base"):
             raise ConfigError(f"tf_source: expected 'optical' or 'base', got {self.tf_source!r}")
         for name in ("rate_hz", "sim_rate_hz", "tf_max_age_s"):

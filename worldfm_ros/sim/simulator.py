@@ -89,7 +89,7 @@ class Simulator:
         pipeline = FramePipeline(anchor, self.rig, self.backend, device=self.device,
                                  point_radius=self.config.point_radius)
         points_map = anchor.points @ anchor.scene_to_map[:3, :3].T + anchor.scene_to_map[:3, 3]
-        self.collision = CollisionChecker(points_map, self.config.collision)
+        self.collision = CollisionChecker(points_map, self.config.collision, base_z=self.map_T_base[2, 3])
         self._extent = (points_map.min(axis=0), points_map.max(axis=0))
         self.pipeline, self.scene_path = pipeline, path
         return anchor

@@ -19,6 +19,9 @@ from worldfm_ros.camera import check_pose, invert_pose
 from worldfm_ros.errors import WorldFMError
 
 
+BACKWARD_JUMP_NS = 1_000_000_000
+
+
 class TransformLookupError(WorldFMError, LookupError):
     """A lookup failed: unknown frame, frames not connected, or data too old."""
 
@@ -54,7 +57,10 @@ class TransformTree:
         if child in self._ancestors(parent):
             raise TransformLookupError(f"transform {parent!r} -> {child!r} would create a cycle")
         old = self._edges.get(child)
-        if old is not None and not static and not old.static and stamp_ns < old.stamp_ns:
+        # An older sample is late delivery, and ignored; one older by more than a second is a
+        # time reset (a looping bag, a restarted simulation) and replaces the edge, as tf2
+        # clears its buffer when time jumps back.
+        if old is not None and not static and not old.static and 0 < old.stamp_ns - stamp_ns <= BACKWARD_JUMP_NS:
             return
         self._edges[child] = _Edge(parent, T, int(stamp_ns), static)
 

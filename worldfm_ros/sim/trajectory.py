@@ -1,0 +1,332 @@
+"""Offline rendering of a pose trajectory: PNG frames, an MP4 and a rosbag2 (MCAP) bag.
+
+Pose files:
+* TUM (``.txt``/``.tum``, anything not JSON/YAML): one pose per line, ``t tx ty tz qx qy qz qw``,
+  t in seconds, quaternion x, y, z, w; ``#`` starts a comment.
+* JSON/YAML: a list of 4x4 matrices, or a mapping with ``c2w`` (a list of 4x4, as in a WorldFM
+  ``meta.json``) and optionally ``stamps`` (seconds, one per pose). Without stamps, pose i is at
+  i / rate_hz seconds.
+Each pose is either the camera's optical frame (``kind='optical'``: camera-to-world, OpenCV
+axes) or base_link (``kind='base'``: the camera mount is added), in the map frame or in the
+scene anchor's own frame (``world='scene'``, e.g. poses of a WorldFM meta.json).
+
+The bag is written with rosbags' own serializer (no ROS install needed), on the simulator's
+topics: camera/image_raw (rgb8), camera/camera_info, camera/depth/image_raw (32FC1 metres,
+NaN = no data), odom (nav_msgs/Odometry, twist from finite differences), /tf (odom →
+base_link) and /tf_static (map → odom identity, base_link → camera_link → optical frame).
+Every message is stamped, and written at, the time of its pose.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+from scipy.spatial.transform import Rotation
+
+from worldfm_ros.camera import PinholeCamera, check_pose, invert_pose
+from worldfm_ros.errors import CameraError, ConfigError, WorldFMError
+from worldfm_ros.sim.config import FramesConfig
+from worldfm_ros.sim.pipeline import Frame, FramePipeline
+from worldfm_ros.sim.rig import LINK_FROM_OPTICAL
+
+KINDS = ("optical", "base")
+WORLDS = ("map", "scene")
+
+
+@dataclass
+class Trajectory:
+    """stamps_ns: (N,) int64 strictly increasing nanoseconds; poses: (N, 4, 4) world-from-pose, metres;
+    kind: 'optical' (camera, OpenCV axes) or 'base' (base_link); world: 'map' or 'scene'."""
+
+    stamps_ns: np.ndarray
+    poses: np.ndarray
+    kind: str = "optical"
+    world: str = "map"
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError(f"trajectory kind: expected one of {KINDS}, got {self.kind!r}")
+        if self.world not in WORLDS:
+            raise ConfigError(f"trajectory world: expected one of {WORLDS}, got {self.world!r}")
+        if len(self.poses) == 0 or len(self.stamps_ns) != len(self.poses):
+            raise ConfigError(f"trajectory: need one stamp per pose and at least one pose, got "
+                              f"{len(self.stamps_ns)} stamps and {len(self.poses)} poses")
+        if np.any(np.diff(self.stamps_ns) <= 0):
+            raise ConfigError("trajectory: stamps must be strictly increasing")
+
+    def __len__(self) -> int:
+        return len(self.poses)
+
+
+def _seconds_to_ns(text: str) -> int:
+    """Exact nanoseconds of a decimal seconds string (float64 would lose ~100 ns at epoch times)."""
+    sign = -1 if text.startswith("-") else 1
+    whole, dot, frac = text.lstrip("+-").partition(".")
+    if "e" in text.lower() or not (whole or frac) or not (whole + frac).isdigit():
+        return int(round(float(text) * 1e9))
+    return sign * (int(whole or 0) * 1_000_000_000 + int((frac[:9]).ljust(9, "0")))
+
+
+def load_tum(path: str | Path, kind: str = "optical", world: str = "map") -> Trajectory:
+    """Read a TUM trajectory file (``t tx ty tz qx qy qz qw`` per line)."""
+    path = Path(path)
+    stamps, poses = [], []
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read trajectory ({exc.strerror})") from None
+    for number, line in enumerate(lines, 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        fields = line.replace(",", " ").split()
+        try:
+            if len(fields) != 8:
+                raise ValueError
+            stamp = _seconds_to_ns(fields[0])
+            values = np.array([float(v) for v in fields[1:]])
+        except ValueError:
+            raise ConfigError(f"{path}:{number}: expected 't tx ty tz qx qy qz qw' (8 numbers), got {line!r}") from None
+        q = values[3:]
+        if not np.all(np.isfinite(values)) or abs(np.linalg.norm(q) - 1.0) > 1e-3:
+            raise CameraError(f"{path}:{number}: pose must be finite with a unit quaternion, got {line!r}")
+        T = np.eye(4)
+        T[:3, :3] = Rotation.from_quat(q / np.linalg.norm(q)).as_matrix()
+        T[:3, 3] = values[:3]
+        stamps.append(stamp)
+        poses.append(T)
+    if not poses:
+        raise ConfigError(f"{path}: no poses in the trajectory file")
+    return Trajectory(np.array(stamps, np.int64), np.stack(poses), kind, world)
+
+
+def load_matrices(path: str | Path, kind: str = "optical", world: str = "map", rate_hz: float = 10.0) -> Trajectory:
+    """Read a JSON/YAML list of 4x4 matrices, or a mapping with ``c2w`` and optional ``stamps`` (s)."""
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read trajectory ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid JSON/YAML ({str(exc).splitlines()[0]})") from None
+    stamps = None
+    if isinstance(doc, dict):
+        if "c2w" not in doc:
+            raise ConfigError(f"{path}: expected a list of 4x4 matrices or a mapping with 'c2w', got keys {sorted(doc)}")
+        stamps = doc.get("stamps")
+        doc = doc["c2w"]
+    try:
+        matrices = np.array(doc, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{path}: 'c2w' must be a list of numeric 4x4 matrices") from None
+    if matrices.ndim == 2:
+        matrices = matrices[None]
+    if matrices.ndim != 3 or matrices.shape[1:] not in ((4, 4), (3, 4)) or len(matrices) == 0:
+        raise ConfigError(f"{path}: 'c2w' must be a non-empty list of 4x4 matrices, got shape {matrices.shape}")
+    poses = np.stack([check_pose(T, f"{path}: c2w[{i}]") for i, T in enumerate(matrices)])
+    if stamps is None:
+        if not rate_hz > 0:
+            raise ConfigError(f"rate_hz: expected a positive number, got {rate_hz}")
+        stamps_ns = np.round(np.arange(len(poses)) * (1e9 / rate_hz)).astype(np.int64)
+    else:
+        if not isinstance(stamps, list) or len(stamps) != len(poses):
+            raise ConfigError(f"{path}: 'stamps' must be a list of {len(poses)} times in seconds")
+        stamps_ns = np.array([_seconds_to_ns(str(s)) for s in stamps], np.int64)
+    return Trajectory(stamps_ns, poses, kind, world)
+
+
+def load_trajectory(path: str | Path, kind: str = "optical", world: str = "map", rate_hz: float = 10.0) -> Trajectory:
+    """A trajectory from a TUM file, or from JSON/YAML (by extension: .json, .yaml, .yml)."""
+    if Path(path).suffix.lower() in (".json", ".yaml", ".yml"):
+        return load_matrices(path, kind, world, rate_hz)
+    return load_tum(path, kind, world)
+
+
+def base_poses(trajectory: Trajectory, pipeline: FramePipeline) -> np.ndarray:
+    """(N, 4, 4) map → base_link poses of the trajectory for the pipeline's rig and scene."""
+    poses = trajectory.poses
+    if trajectory.world == "scene":
+        poses = pipeline.anchor.scene_to_map @ poses
+    if trajectory.kind == "optical":
+        poses = poses @ invert_pose(pipeline.rig.base_to_optical)
+    return poses
+
+
+# ----------------------------------------------------------------------------- the bag
+class TrajectoryBag:
+    """An MCAP rosbag2 of rendered frames, written with rosbags (no rclpy).
+
+    path: the bag directory (must not exist); camera: the frames' pinhole model; base_to_link:
+    (4, 4) base_link → camera_link; frames: frame ids.
+    """
+
+    def __init__(self, path: str | Path, camera: PinholeCamera, base_to_link: np.ndarray,
+                 frames: FramesConfig | None = None) -> None:
+        from rosbags.rosbag2 import StoragePlugin, Writer
+        from rosbags.typesys import Stores, get_typestore
+
+        self.path = Path(path)
+        if self.path.exists():
+            raise WorldFMError(f"{self.path}: bag output already exists (rosbag2 never overwrites)")
+        self.camera, self.base_to_link, self.frames = camera, base_to_link, frames or FramesConfig()
+        self._store = get_typestore(Stores.ROS2_JAZZY)
+        self._t = self._store.types
+        self._writer = Writer(self.path, version=9, storage_plugin=StoragePlugin.MCAP)
+        self._writer.open()
+        topics = {"image": ("/camera/image_raw", "sensor_msgs/msg/Image"),
+                  "info": ("/camera/camera_info", "sensor_msgs/msg/CameraInfo"),
+                  "depth": ("/camera/depth/image_raw", "sensor_msgs/msg/Image"),
+                  "odom": ("/odom", "nav_msgs/msg/Odometry"),
+                  "tf": ("/tf", "tf2_msgs/msg/TFMessage"),
+                  "tf_static": ("/tf_static", "tf2_msgs/msg/TFMessage")}
+        self._connections = {key: self._writer.add_connection(topic, msgtype, typestore=self._store)
+                             for key, (topic, msgtype) in topics.items()}
+        self._static_written = False
+
+    def _write(self, key: str, msg, stamp_ns: int) -> None:
+        conn = self._connections[key]
+        self._writer.write(conn, stamp_ns, self._store.serialize_cdr(msg, conn.msgtype))
+
+    def _header(self, stamp_ns: int, frame_id: str):
+        t = self._t
+        stamp = t["builtin_interfaces/msg/Time"](sec=int(stamp_ns // 1_000_000_000), nanosec=int(stamp_ns % 1_000_000_000))
+        return t["std_msgs/msg/Header"](stamp=stamp, frame_id=frame_id)
+
+    def _transform(self, T: np.ndarray, stamp_ns: int, parent: str, child: str):
+        t = self._t
+        q = Rotation.from_matrix(T[:3, :3]).as_quat()
+        transform = t["geometry_msgs/msg/Transform"](
+            translation=t["geometry_msgs/msg/Vector3"](*(float(v) for v in T[:3, 3])),
+            rotation=t["geometry_msgs/msg/Quaternion"](*(float(v) for v in q)))
+        return t["geometry_msgs/msg/TransformStamped"](header=self._header(stamp_ns, parent), child_frame_id=child,
+                                                        transform=transform)
+
+    def _image(self, array: np.ndarray, encoding: str, stamp_ns: int):
+        h, w = array.shape[:2]
+        data = np.ascontiguousarray(array).view(np.uint8).reshape(-1)
+        return self._t["sensor_msgs/msg/Image"](header=self._header(stamp_ns, self.frames.optical), height=h, width=w,
+                                                encoding=encoding, is_bigendian=0, step=data.size // h, data=data)
+
+    def write(self, frame: Frame, odom_T_base: np.ndarray, linear: np.ndarray, angular: np.ndarray) -> None:
+        """Write one frame with its base pose (4, 4) and body velocities (3,) each. The bag's
+        map → odom is the identity, so ``odom_T_base`` is the map pose."""
+        t, f, stamp = self._t, self.frames, frame.stamp_ns
+        if not self._static_written:
+            static = [self._transform(np.eye(4), stamp, f.map, f.odom),
+                      self._transform(self.base_to_link, stamp, f.base, f.camera),
+                      self._transform(LINK_FROM_OPTICAL, stamp, f.camera, f.optical)]
+            self._write("tf_static", t["tf2_msgs/msg/TFMessage"](transforms=static), stamp)
+            self._static_written = True
+        self._write("image", self._image(frame.rgb.astype(np.uint8), "rgb8", stamp), stamp)
+        depth = np.where(frame.depth > 0, frame.depth, np.nan).astype("<f4")
+        self._write("depth", self._image(depth, "32FC1", stamp), stamp)
+        K, P = self.camera.K, np.hstack([self.camera.K, np.zeros((3, 1))])
+        roi = t["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
+        info = t["sensor_msgs/msg/CameraInfo"](
+            header=self._header(stamp, f.optical), height=self.camera.height, width=self.camera.width,
+            distortion_model="plumb_bob", d=np.zeros(5), k=K.ravel(), r=np.eye(3).ravel(), p=P.ravel(),
+            binning_x=0, binning_y=0, roi=roi)
+        self._write("info", info, stamp)
+        base_tf = self._transform(odom_T_base, stamp, f.odom, f.base)
+        self._write("tf", t["tf2_msgs/msg/TFMessage"](transforms=[base_tf]), stamp)
+        tr = base_tf.transform
+        pose = t["geometry_msgs/msg/Pose"](position=t["geometry_msgs/msg/Point"](
+            tr.translation.x, tr.translation.y, tr.translation.z), orientation=tr.rotation)
+        twist = t["geometry_msgs/msg/Twist"](linear=t["geometry_msgs/msg/Vector3"](*(float(v) for v in linear)),
+                                             angular=t["geometry_msgs/msg/Vector3"](*(float(v) for v in angular)))
+        cov = np.diag([1e-6] * 6).ravel()
+        odom = t["nav_msgs/msg/Odometry"](
+            header=self._header(stamp, f.odom), child_frame_id=f.base,
+            pose=t["geometry_msgs/msg/PoseWithCovariance"](pose=pose, covariance=cov),
+            twist=t["geometry_msgs/msg/TwistWithCovariance"](twist=twist, covariance=cov))
+        self._write("odom", odom, stamp)
+
+    def close(self) -> None:
+        """Finalise the bag (metadata.yaml)."""
+        self._writer.close()
+
+
+# ----------------------------------------------------------------------------- rendering
+def body_velocities(poses: np.ndarray, stamps_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Body-frame linear (N, 3) m/s and angular (N, 3) rad/s velocities by finite differences of
+    (N, 4, 4) poses: pose i uses the motion from i-1 to i (the first pose, from 0 to 1)."""
+    linear, angular = np.zeros((len(poses), 3)), np.zeros((len(poses), 3))
+    for i in range(1, len(poses)):
+        dt = (stamps_ns[i] - stamps_ns[i - 1]) * 1e-9
+        delta = invert_pose(poses[i - 1]) @ poses[i]
+        linear[i] = delta[:3, 3] / dt
+        angular[i] = Rotation.from_matrix(delta[:3, :3]).as_rotvec() / dt
+    if len(poses) > 1:
+        linear[0], angular[0] = linear[1], angular[1]
+    return linear, angular
+
+
+@dataclass
+class RenderSummary:
+    """frames: how many were rendered; seconds: wall time of rendering plus writing;
+    render_ms: per-frame pipeline milliseconds; outputs: the files and folders written."""
+
+    frames: int
+    seconds: float
+    render_ms: list[float] = field(default_factory=list)
+    outputs: list[Path] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        """Frames per second, rendering and writing included."""
+        return self.frames / self.seconds if self.seconds > 0 else float("inf")
+
+
+def render_trajectory(pipeline: FramePipeline, trajectory: Trajectory, output: str | Path,
+                      frames: FramesConfig | None = None, png: bool = True, video: bool = True, bag: bool = True,
+                      video_fps: float | None = None) -> RenderSummary:
+    """Render every pose of ``trajectory`` through ``pipeline`` into the folder ``output``.
+
+    Writes ``frames/NNNNNN.png`` (RGB), ``video.mp4`` (mp4v, ``video_fps`` or the trajectory's
+    mean rate) and the bag folder ``bag/``; pose i is rendered with backend seed i.
+    """
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    camera = pipeline.rig.camera
+    poses = base_poses(trajectory, pipeline)
+    linear, angular = body_velocities(poses, trajectory.stamps_ns)
+    summary = RenderSummary(len(trajectory), 0.0)
+    writer = None
+    bag_writer = TrajectoryBag(output / "bag", camera, pipeline.rig.base_to_link, frames) if bag else None
+    if png:
+        (output / "frames").mkdir(exist_ok=True)
+        summary.outputs.append(output / "frames")
+    if video:
+        span = (trajectory.stamps_ns[-1] - trajectory.stamps_ns[0]) * 1e-9
+        fps = video_fps or ((len(trajectory) - 1) / span if len(trajectory) > 1 else 10.0)
+        writer = cv2.VideoWriter(str(output / "video.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                 (camera.width, camera.height))
+        if not writer.isOpened():
+            raise WorldFMError(f"{output / 'video.mp4'}: OpenCV cannot open an mp4v video writer")
+        summary.outputs.append(output / "video.mp4")
+    start = time.perf_counter()
+    try:
+        for i, (T, stamp) in enumerate(zip(poses, trajectory.stamps_ns)):
+            t0 = time.perf_counter()
+            frame = pipeline.render(T, int(stamp), seed=i)
+            summary.render_ms.append((time.perf_counter() - t0) * 1e3)
+            bgr = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR)
+            if png:
+                cv2.imwrite(str(output / "frames" / f"{i:06d}.png"), bgr)
+            if writer is not None:
+                writer.write(bgr)
+            if bag_writer is not None:
+                bag_writer.write(frame, T, linear[i], angular[i])
+    finally:
+        if writer is not None:
+            writer.release()
+        if bag_writer is not None:
+            bag_writer.close()
+            summary.outputs.append(bag_writer.path)
+    summary.seconds = time.perf_counter() - start
+    return summary
