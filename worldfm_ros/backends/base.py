@@ -42,9 +42,20 @@ class FrameRequest:
 
 
 class FrameBackend(abc.ABC):
-    """Produces one RGB frame per request. Implementations may keep state (caches)."""
+    """Produces one RGB frame per request. Implementations may keep state (caches).
+
+    input_size: side in pixels of the square canvas the backend was trained at, or None when
+        it takes any size. With a size, the per-frame pipeline renders the anchor on that
+        canvas (square pixels, the camera's view letterboxed inside it, the rest of the canvas
+        rendered too), fits the reference keyframe to it once, and crops the camera's view
+        back out of the output, so that a model sees exactly what it was trained on.
+    point_radius: splat radius (px) of the anchor renders the backend was trained with, or
+        None to use the pipeline's.
+    """
 
     name: str = "base"
+    input_size: int | None = None
+    point_radius: int | None = None
 
     @abc.abstractmethod
     def generate(self, request: FrameRequest) -> np.ndarray:

@@ -241,6 +241,14 @@ class PipelineBackend(FrameBackend):
 
     pipeline: FrameModelPipeline
 
+    # Our models are trained on one-pixel splats (train/data.py); the released model's renders too.
+    point_radius = 0
+
+    @property
+    def input_size(self) -> int:
+        """The model's square resolution in pixels."""
+        return self.pipeline.resolution
+
     def generate(self, request: FrameRequest) -> np.ndarray:
         return self.pipeline.generate(request)
 

@@ -16,6 +16,7 @@ from worldfm_ros.backends.base import FrameBackend, FrameRequest
 from worldfm_ros.render.pointcloud import PointCloudRenderer
 from worldfm_ros.scene.anchor import SceneAnchor
 from worldfm_ros.scene.covisibility import KeyframeSelector
+from worldfm_ros.sim.canvas import cover, crop_to_camera, letterbox
 from worldfm_ros.sim.rig import CameraRig
 
 
@@ -61,18 +62,23 @@ class FramePipeline:
         self.point_radius = point_radius
         self.renderer = PointCloudRenderer.from_anchor(anchor, device=device)
         self.selector = KeyframeSelector(anchor, self.renderer) if anchor.keyframes else None
-        self._references: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._references: dict[tuple[int, int | None], tuple[np.ndarray, np.ndarray]] = {}
 
-    def _reference_at_size(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Keyframe image resized to the output size and its rescaled K (cached)."""
-        if index not in self._references:
+    def _reference(self, index: int, size: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """Keyframe ``index`` as the backend takes it, with its K (cached): fitted once from its
+        native size to the model canvas (``size``), else resized to the camera size."""
+        key = (index, size)
+        if key not in self._references:
             kf = self.anchor.keyframes[index]
-            cam = self.rig.camera
-            image = kf.image
-            if image.shape[:2] != (cam.height, cam.width):
-                image = cv2.resize(image, (cam.width, cam.height), interpolation=cv2.INTER_AREA)
-            self._references[index] = (image, kf.camera.scaled(cam.width, cam.height).K)
-        return self._references[index]
+            if size is not None:
+                self._references[key] = cover(kf.image, kf.K, size)
+            else:
+                cam = self.rig.camera
+                image = kf.image
+                if image.shape[:2] != (cam.height, cam.width):
+                    image = cv2.resize(image, (cam.width, cam.height), interpolation=cv2.INTER_AREA)
+                self._references[key] = (image, kf.camera.scaled(cam.width, cam.height).K)
+        return self._references[key]
 
     def render(self, map_T_base: np.ndarray, stamp_ns: int, seed: int | None = None) -> Frame:
         """Produce the frame seen from base pose ``map_T_base`` (4, 4, map frame) at ``stamp_ns``."""
@@ -83,19 +89,29 @@ class FramePipeline:
         t1 = time.perf_counter()
         timings["render"] = (t1 - t0) * 1e3
 
+        size = self.backend.input_size
         index, score = -1, 0.0
         reference = reference_K = reference_c2w = None
         if self.selector is not None:
             choice = self.selector.select(result.depth, self.rig.camera, c2w)
             index, score = choice.index, choice.score
-            reference, reference_K = self._reference_at_size(index)
+            reference, reference_K = self._reference(index, size)
             reference_c2w = self.anchor.keyframes[index].c2w
         t2 = time.perf_counter()
         timings["select"] = (t2 - t1) * 1e3
 
-        request = FrameRequest(result.rgb, result.depth, result.valid, self.rig.camera.K, c2w,
-                               reference, reference_K, reference_c2w, index, seed)
-        rgb = self.backend.generate(request)
+        if size is None:
+            request = FrameRequest(result.rgb, result.depth, result.valid, self.rig.camera.K, c2w,
+                                   reference, reference_K, reference_c2w, index, seed)
+            rgb = self.backend.generate(request)
+        else:
+            canvas = letterbox(self.rig.camera, size)
+            radius = self.point_radius if self.backend.point_radius is None else self.backend.point_radius
+            model_view = self.renderer.render(canvas.camera, c2w, point_radius=radius)
+            timings["render_canvas"] = (time.perf_counter() - t2) * 1e3
+            request = FrameRequest(model_view.rgb, model_view.depth, model_view.valid, canvas.camera.K, c2w,
+                                   reference, reference_K, reference_c2w, index, seed)
+            rgb = crop_to_camera(self.backend.generate(request), canvas, self.rig.camera)
         timings["backend"] = (time.perf_counter() - t2) * 1e3
         timings.update({f"backend.{k}": v for k, v in self.backend.stage_timings_ms().items()})
         return Frame(stamp_ns, rgb, result.depth, result.valid, result.rgb,
