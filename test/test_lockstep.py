@@ -144,3 +144,54 @@ def test_a_failing_backend_fails_the_step_and_the_node_keeps_serving(lockstep):
     assert not failed.success and "CUDA out of memory" in failed.message
     sim.backend.generate = original
     assert step(forward(0.5)).success
+
+
+def test_laser_scan_reads_the_wall_ahead_at_its_distance(lockstep):
+    from sensor_msgs.msg import LaserScan
+    from rclpy.qos import qos_profile_sensor_data
+
+    reset, _, _, sim = lockstep
+    assert sim.set_parameters([Parameter("publish_scan", value=True)])[0].successful
+    scans = []
+    listener = rclpy.create_node("scan_listener", context=sim.context)
+    listener.create_subscription(LaserScan, "scan", scans.append, qos_profile_sensor_data)
+    spinner = Spinner(sim.context, listener)
+
+    def reset_and_check() -> bool:
+        reset(Reset.Request(seed=1))
+        return bool(scans)
+
+    wait_for(reset_and_check, what="a LaserScan")
+    spinner.stop()
+    scan = scans[-1]
+    assert scan.header.frame_id == "base_link"
+    ranges = np.array(scan.ranges)
+    angles = scan.angle_min + scan.angle_increment * np.arange(len(ranges))
+    # 64 px across 90 degrees: one pixel column per ~1.4 degrees, so some 0.5 degree beams see none
+    ahead = ranges[(np.abs(angles) < np.radians(2.0)) & np.isfinite(ranges)]
+    assert len(ahead) and ahead == pytest.approx(3.0 / np.cos(angles[(np.abs(angles) < np.radians(2.0))
+                                                                     & np.isfinite(ranges)]), abs=0.03)
+    listener.destroy_node()
+
+
+def test_ros_gym_env_matches_the_in_process_env(lockstep, scene_dir):
+    from gymnasium.utils.env_checker import check_env
+
+    from worldfm_ros.envs.ros_env import WorldFMRosEnv
+    from worldfm_ros.envs.sim_env import WorldFMEnv
+
+    env = WorldFMRosEnv(dt=0.2, max_episode_steps=20, timeout_s=15)
+    check_env(env, skip_render_check=True)
+    local = WorldFMEnv({"camera": {"width": W, "height": H}, "initial_pose": [3.0, 2.5, 0.0, 0.0],
+                        "kinematics": {"max_linear_accel": 100.0, "max_angular_accel": 100.0}},
+                       scene=str(scene_dir), dt=0.2)
+    remote_obs, _ = env.reset(seed=4)
+    local_obs, _ = local.reset(seed=4)
+    assert np.array_equal(remote_obs["image"], local_obs["image"])
+    for _ in range(3):
+        action = np.array([0.5, 0.3], np.float32)
+        r, l = env.step(action), local.step(action)
+        assert np.array_equal(r[0]["image"], l[0]["image"])
+        assert np.allclose(r[0]["odom"], l[0]["odom"], atol=1e-5) and r[1] == pytest.approx(l[1], abs=1e-5)
+    env.close()
+    local.close()

@@ -22,6 +22,11 @@ COMMANDS: dict[str, str] = {
     "bench-node": "worldfm_ros.ros.bench_node",
     "demo": "worldfm_ros.ros.demo",
     "record": "worldfm_ros.ros.cli_record",
+    "render-trajectory": "worldfm_ros.sim.cli_render_trajectory",
+    "bench-env": "worldfm_ros.envs.bench_env",
+    "train": "worldfm_ros.train.cli_train",
+    "distill": "worldfm_ros.train.cli_distill",
+    "evaluate": "worldfm_ros.eval.evaluate",
 }
 
 

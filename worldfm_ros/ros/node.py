@@ -24,7 +24,7 @@ from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, Image, LaserScan, PointCloud2
 
 from worldfm_ros.backends.anchor import AnchorBackend
 from worldfm_ros.backends.base import FrameBackend
@@ -37,12 +37,13 @@ from worldfm_ros.sim.config import BackendConfig, SimConfig
 from worldfm_ros.sim.kinematics import Twist as BodyTwist
 from worldfm_ros.sim.pipeline import Frame
 from worldfm_ros.sim.rig import LINK_FROM_OPTICAL
+from worldfm_ros.sim.scan import depth_to_scan
 from worldfm_ros.sim.simulator import Simulator
 from worldfm_ros.sim.tf_tree import TransformLookupError
 from worldfm_ros.srv import LoadScene, Reset, Step
 
 # Parameters that take effect while running; the others need a restart.
-LIVE_PARAMETERS = {"rate_hz", "point_radius", "publish_points", "tf_max_age_s"}
+LIVE_PARAMETERS = {"rate_hz", "point_radius", "publish_points", "publish_scan", "tf_max_age_s"}
 
 
 def make_backend(cfg: BackendConfig) -> tuple[FrameBackend, str]:
@@ -92,6 +93,7 @@ class SimNode(Node):
         # Depth is registered to the colour camera; image_transport consumers look for the info here.
         self.pub_depth_info = self.create_publisher(CameraInfo, "camera/depth/camera_info", qos_profile_sensor_data)
         self.pub_points = self.create_publisher(PointCloud2, "camera/points", qos_profile_sensor_data)
+        self.pub_scan = self.create_publisher(LaserScan, "scan", qos_profile_sensor_data)
         self.pub_stats = self.create_publisher(FrameStats, "camera/frame_stats", 10)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.pub_odom = self.create_publisher(Odometry, "odom", 10)
@@ -301,6 +303,8 @@ class SimNode(Node):
         self.pub_depth_info.publish(info)
         if self.cfg.publish_points:
             self.pub_points.publish(self._points_msg(frame))
+        if self.cfg.publish_scan:
+            self.pub_scan.publish(self._scan_msg(frame))
         frame.timings_ms["trigger_to_publish"] = (time.perf_counter() - t_trigger) * 1e3
         latency_ms = (self.now_ns() - stamp) * 1e-6  # pose stamp -> publish, as FrameStats defines it
         stats = FrameStats(header=conv.header(stamp, f.optical), frame_index=self.frames_published,
@@ -315,6 +319,14 @@ class SimNode(Node):
             for name, ms in frame.timings_ms.items():
                 self._stage_ms.setdefault(name, deque(maxlen=50)).append(ms)
         return image, depth
+
+    def _scan_msg(self, frame: Frame) -> LaserScan:
+        sc = self.cfg.scan
+        ranges = depth_to_scan(frame.depth, self.rig.camera, self.rig.base_to_optical, sc)
+        return LaserScan(header=conv.header(frame.stamp_ns, self.cfg.frames.base), angle_min=sc.angle_min,
+                         angle_max=sc.angle_min + (len(ranges) - 1) * sc.angle_increment,
+                         angle_increment=sc.angle_increment, time_increment=0.0, scan_time=1.0 / self.cfg.rate_hz,
+                         range_min=sc.range_min, range_max=sc.range_max, ranges=ranges.astype(float).tolist())
 
     def _points_msg(self, frame: Frame) -> PointCloud2:
         cam = self.rig.camera

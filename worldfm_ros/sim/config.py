@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from worldfm_ros.errors import ConfigError
 from worldfm_ros.sim.collision import CollisionConfig
+from worldfm_ros.sim.scan import ScanConfig
 from worldfm_ros.sim.kinematics import KinematicsConfig
 from worldfm_ros.sim.rig import CameraConfig, MountConfig
 
@@ -64,6 +65,8 @@ class SimConfig:
         ~/reset starts an episode. Requires input_mode 'cmd_vel'.
     publish_map_to_odom: publish an identity map→odom (no localisation node in the loop).
     publish_points: also publish the rendered depth as a coloured PointCloud2.
+    publish_scan: also publish a sensor_msgs/LaserScan (frame base_link) made from the depth,
+        for Nav2 costmaps; ``scan`` sets its beams and height band.
     point_radius: splat radius of the anchor render in pixels (0 = one pixel per point).
     collision: robot footprint for blocking motion into the anchor's geometry.
     """
@@ -80,6 +83,7 @@ class SimConfig:
     lockstep: bool = False
     publish_map_to_odom: bool = True
     publish_points: bool = False
+    publish_scan: bool = False
     point_radius: int = 1
     camera: CameraConfig = field(default_factory=CameraConfig)
     mount: MountConfig = field(default_factory=MountConfig)
@@ -87,6 +91,7 @@ class SimConfig:
     kinematics: KinematicsConfig = field(default_factory=KinematicsConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
     collision: CollisionConfig = field(default_factory=CollisionConfig)
+    scan: ScanConfig = field(default_factory=ScanConfig)
 
     def __post_init__(self) -> None:
         if self.input_mode not in INPUT_MODES:

@@ -30,7 +30,7 @@ class ScanConfig:
     angle_increment: float = math.radians(0.5)
     range_min: float = 0.05
     range_max: float = 10.0
-    z_min: float = 0.05
+    z_min: float = 0.1  # floor pixels with splatted (slightly short) depth sit a few cm high
     z_max: float = 1.5
 
     def __post_init__(self) -> None:

@@ -1,0 +1,80 @@
+"""``worldfm bench-env``: step throughput of the in-process gymnasium env.
+
+For every camera size, one ``WorldFMEnv`` on the scene drives a slow circle (0.3 m/s,
+0.5 rad/s; dt 0.1 s), resetting when an episode ends, after a few untimed warm-up steps.
+Each step integrates the kinematics, checks collisions, renders the anchor, picks the
+reference keyframe and runs the frame backend. Prints steps/s and ms per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "time the in-process gymnasium env (steps/s) at one or more camera sizes; print a table"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scene", default="", help="scene anchor ('' = bundled default room)")
+    parser.add_argument("--backend", default="anchor", help="frame backend (default anchor)")
+    parser.add_argument("--model", default="", help="frame-model checkpoint for neural backends")
+    parser.add_argument("--vae", default="", help="VAE folder for latent frame models")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda (renderer and backend)")
+    parser.add_argument("--sizes", nargs="+", default=["64x48", "320x240"], help="camera sizes WxH")
+    parser.add_argument("--steps", type=int, default=200, help="timed steps per size (default 200)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+
+
+def _size(text: str) -> tuple[int, int]:
+    from worldfm_ros.errors import ConfigError
+
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--sizes: expected WxH like 64x48, got {text!r}") from None
+    return w, h
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+    import statistics
+    import time
+
+    import numpy as np
+    import torch
+
+    from worldfm_ros.envs.sim_env import WorldFMEnv
+    from worldfm_ros.eval.bench_render import _cpu_name
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    sizes = [_size(s) for s in args.sizes]
+    where = torch.cuda.get_device_name() if args.device.startswith("cuda") else \
+        f"{_cpu_name()}, {os.cpu_count()} cores, torch {torch.get_num_threads()} threads"
+    print(f"# bench-env: backend {args.backend}, device {args.device} ({where}), {args.steps} steps "
+          f"after {args.warmup} warm-up, dt 0.1 s")
+    print("\n| camera | steps/s | ms/step median | ms/step p90 | episodes |")
+    print("|---|---:|---:|---:|---:|")
+    action = np.array([0.3, 0.5], np.float32)
+    for w, h in sizes:
+        config = {"camera": {"width": w, "height": h},
+                  "backend": {"name": args.backend, "model": args.model, "vae": args.vae, "device": args.device}}
+        env = WorldFMEnv(config, scene=args.scene or None, dt=0.1, device=args.device)
+        env.reset(seed=0)
+        for _ in range(args.warmup):
+            env.step(action)
+        env.reset(seed=1)
+        times, episodes = [], 1
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            t0 = time.perf_counter()
+            _, _, terminated, truncated, _ = env.step(action)
+            times.append((time.perf_counter() - t0) * 1e3)
+            if terminated or truncated:
+                env.reset()
+                episodes += 1
+        total = time.perf_counter() - start
+        env.close()
+        print(f"| {w}x{h} | {args.steps / total:.1f} | {statistics.median(times):.2f} | "
+              f"{float(np.percentile(times, 90)):.2f} | {episodes} |")
+    return 0

@@ -1,0 +1,140 @@
+"""``WorldFMEnv``: the simulator as an in-process gymnasium environment (no ROS, no DDS).
+
+Each ``step`` applies the action as a body-frame velocity command for ``dt`` simulated
+seconds (integrated at the config's sim_rate_hz, blocked by collisions) and renders the
+camera at the new pose. Spaces: see :mod:`worldfm_ros.envs.spaces`. An episode terminates
+when the simulator reports it done (collision, or base_link left the scene's extent) and
+is truncated after ``max_episode_steps`` steps.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from worldfm_ros.backends.base import FrameBackend
+from worldfm_ros.camera import check_pose
+from worldfm_ros.config import load_config
+from worldfm_ros.envs import spaces
+from worldfm_ros.envs.reward import ForwardProgress, RewardFn, Transition
+from worldfm_ros.scene.anchor import SceneAnchor
+from worldfm_ros.sim.config import SimConfig
+from worldfm_ros.sim.simulator import Observation, Simulator, planar_pose
+
+SceneSource = str | Path | SceneAnchor
+
+
+def sim_config(config: SimConfig | dict | str | Path | None) -> SimConfig:
+    """A SimConfig from itself, a (nested) mapping of its fields, a YAML file, or None (defaults)."""
+    return config if isinstance(config, SimConfig) else load_config(SimConfig, config)
+
+
+def start_pose(pose: Any, z: float = 0.0) -> np.ndarray:
+    """(4, 4) map→base_link from ``(x, y, yaw)`` metres/radians or a (4, 4) matrix."""
+    array = np.asarray(pose, dtype=np.float64)
+    if array.shape == (4, 4):
+        return check_pose(array, "options['pose']")
+    if array.shape != (3,) or not np.all(np.isfinite(array)):
+        raise ValueError(f"options['pose']: expected (x, y, yaw) or a 4x4 matrix, got {pose!r}")
+    return planar_pose(array[0], array[1], z, array[2])
+
+
+class WorldFMEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
+    """One robot with one camera in one scene.
+
+    config: SimConfig, a mapping of its fields (e.g. ``{"camera": {"width": 64, "height": 48}}``),
+        a YAML file, or None for the defaults (camera, mount, kinematics, collision, backend).
+    scene: scene anchor (path or object); None = ``config.scene`` ('' = the bundled default room).
+    backend: a frame backend; None = the one named by ``config.backend`` (default 'anchor').
+    dt: simulated seconds per step. max_episode_steps: truncation length.
+    reward_fn: ``Transition -> float``; default :class:`ForwardProgress`.
+    render_mode: None or 'rgb_array' (``render()`` returns the last camera image).
+    device: torch device of the point-cloud renderer.
+    normalized_actions: actions in [-1, 1] scaled by the kinematics limits (robots with different
+        limits then share one action space, e.g. in a vector env), instead of m/s and rad/s.
+
+    reset options: ``pose`` (x, y, yaw) or (4, 4) of base_link in the map frame (default: the
+    config's initial pose); ``scene``: a scene to load before the episode starts.
+    info: map_T_base (4, 4), stamp_ns, collision, min_obstacle_distance (m), coverage (render
+    fraction in [0, 1]), reference_index (keyframe used).
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(self, config: SimConfig | dict | str | Path | None = None, scene: SceneSource | None = None,
+                 backend: FrameBackend | None = None, dt: float = 0.1, max_episode_steps: int = 500,
+                 reward_fn: RewardFn | None = None, render_mode: str | None = None, device: str = "cpu",
+                 normalized_actions: bool = False) -> None:
+        if not (math.isfinite(dt) and dt > 0):
+            raise ValueError(f"dt: expected a positive number of seconds, got {dt}")
+        if max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps: expected >= 1, got {max_episode_steps}")
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(f"render_mode: expected None or one of {self.metadata['render_modes']}, "
+                             f"got {render_mode!r}")
+        self.config = sim_config(config)
+        if backend is None:
+            from worldfm_ros.backends.registry import create_backend
+
+            backend = create_backend(self.config.backend.name, config=self.config.backend)
+        self.sim = Simulator(self.config, backend, device=device)
+        self.sim.load_scene(scene if scene is not None else (self.config.scene or None))
+        self.dt = float(dt)
+        self.max_episode_steps = int(max_episode_steps)
+        self.reward_fn = reward_fn or ForwardProgress()
+        self.render_mode = render_mode
+        self.metadata = {**self.metadata, "render_fps": 1.0 / self.dt}
+        self.normalized_actions = normalized_actions
+        self.action_space = spaces.action_space(self.config.kinematics, normalized_actions)
+        self.observation_space = spaces.observation_space(self.sim.rig.camera)
+        self._steps = 0
+        self._last: Observation | None = None
+
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        options = options or {}
+        unknown = sorted(set(options) - {"pose", "scene"})
+        if unknown:
+            raise ValueError(f"reset options: unknown key(s) {unknown}; known: ['pose', 'scene']")
+        if options.get("scene") is not None:
+            self.sim.load_scene(options["scene"])
+        pose = start_pose(options["pose"], self.config.initial_pose[2]) if options.get("pose") is not None else None
+        # The backend's noise follows the env's generator, so reset(seed=s) fixes the whole episode.
+        self._last = self.sim.reset(pose, seed=int(self.np_random.integers(0, 2**31 - 1)))
+        self._steps = 0
+        return self._observation(self._last), self._info(self._last)
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        if self._last is None:
+            raise RuntimeError("step() called before reset()")
+        action = np.asarray(action, dtype=np.float32)
+        previous = self._last.odom_T_base
+        obs = self.sim.step(spaces.action_to_twist(action, self.config.kinematics, self.normalized_actions), self.dt)
+        self._last = obs
+        self._steps += 1
+        reward = self.reward_fn(Transition(previous, obs.odom_T_base, action, self.dt, obs.collision, obs.done,
+                                           obs.min_obstacle_distance))
+        return (self._observation(obs), float(reward), bool(obs.done), self._steps >= self.max_episode_steps,
+                self._info(obs))
+
+    def render(self) -> np.ndarray | None:
+        """The last camera image (H, W, 3) uint8 in 'rgb_array' mode, else None."""
+        if self.render_mode != "rgb_array" or self._last is None or self._last.frame is None:
+            return None
+        return self._last.frame.rgb.copy()
+
+    @staticmethod
+    def _observation(obs: Observation) -> dict[str, np.ndarray]:
+        return spaces.observation(obs.frame.rgb, obs.frame.depth,
+                                  spaces.odom_vector(obs.odom_T_base, obs.linear, obs.angular))
+
+    @staticmethod
+    def _info(obs: Observation) -> dict[str, Any]:
+        return {"map_T_base": obs.map_T_base.copy(), "stamp_ns": obs.stamp_ns, "collision": obs.collision,
+                "min_obstacle_distance": obs.min_obstacle_distance, "coverage": obs.frame.coverage,
+                "reference_index": obs.frame.reference_index}
