@@ -180,3 +180,22 @@ def test_the_env_is_registered_with_gymnasium(scene):
     obs, _ = env.reset(seed=0)
     assert env.observation_space.contains(obs)
     env.close()
+
+
+def test_a_scripted_wall_avoiding_policy_runs_200_steps(scene):
+    env = WorldFMEnv(CONFIG, scene=scene, dt=0.1, max_episode_steps=1000)
+    obs, info = env.reset(seed=3)
+    steps, episodes = 0, 1
+    for _ in range(200):
+        # Turn away when the centre of the depth image is close, else drive on.
+        centre = obs["depth"][H // 3: 2 * H // 3, W // 3: 2 * W // 3]
+        near = np.median(centre[centre > 0]) if np.any(centre > 0) else np.inf
+        action = np.array([0.0, 1.0] if near < 1.2 else [0.6, 0.0], np.float32)
+        obs, reward, terminated, truncated, info = env.step(action)
+        assert env.observation_space.contains(obs) and np.isfinite(reward)
+        steps += 1
+        if terminated or truncated:
+            obs, info = env.reset()
+            episodes += 1
+    assert steps == 200 and episodes >= 1
+    env.close()
