@@ -41,7 +41,7 @@ if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]; then
   # colcon those "non-existent path" entries are fatal, so point them at this venv.
   PYINC="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
   PYSITE="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-  grep -rlE '/opt/python/cp311-cp311/(include/python3.11|lib/python3.11/site-packages)' "$VENV/share" 2>/dev/null \
+  { grep -rlE '/opt/python/cp311-cp311/(include/python3.11|lib/python3.11/site-packages)' "$VENV/share" 2>/dev/null || true; } \
     | xargs -r sed -i -e "s#/opt/python/cp311-cp311/include/python3.11#$PYINC#g" \
                       -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages#$PYSITE#g"
   echo "$WANT" > "$STAMP"
