@@ -138,11 +138,7 @@ class SimNode(Node):
         for key, value in defaults.items():
             self.declare_parameter(key, value, ParameterDescriptor(dynamic_typing=True))
         values = {key: self.get_parameter(key).value for key in defaults}
-        try:
-            return load_config(SimConfig, unflatten(values), prefix="parameter")
-        except ConfigError as exc:
-            self.get_logger().fatal(str(exc))
-            raise
+        return load_config(SimConfig, unflatten(values), prefix="parameter")
 
     def _publish_static_tf(self) -> None:
         f = self.cfg.frames
