@@ -130,10 +130,7 @@ class WorldFMRosEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         from worldfm_ros.ros import conversions as conv
 
         super().reset(seed=seed)
-        options = options or {}
-        unknown = sorted(set(options) - {"pose", "scene"})
-        if unknown:
-            raise ValueError(f"reset options: unknown key(s) {unknown}; known: ['pose', 'scene']")
+        options = spaces.reset_options(options)
         if options.get("scene") is not None:
             if self._load_scene_client is None:
                 self._load_scene_client = self._client(self._LoadScene, "load_scene")

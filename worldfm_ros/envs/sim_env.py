@@ -97,10 +97,7 @@ class WorldFMEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
-        options = options or {}
-        unknown = sorted(set(options) - {"pose", "scene"})
-        if unknown:
-            raise ValueError(f"reset options: unknown key(s) {unknown}; known: ['pose', 'scene']")
+        options = spaces.reset_options(options)
         if options.get("scene") is not None:
             self.sim.load_scene(options["scene"])
         pose = start_pose(options["pose"], self.config.initial_pose[2]) if options.get("pose") is not None else None

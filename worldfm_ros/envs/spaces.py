@@ -83,3 +83,15 @@ def observation(rgb: np.ndarray, depth: np.ndarray, odom: np.ndarray) -> dict[st
     """The observation dict; depth NaN (ROS 'no data') becomes 0."""
     depth = np.nan_to_num(np.asarray(depth, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     return {"image": np.asarray(rgb, dtype=np.uint8), "depth": np.maximum(depth, 0.0), "odom": odom}
+
+
+RESET_OPTIONS = ("pose", "scene")
+
+
+def reset_options(options: dict | None) -> dict:
+    """``reset(options=...)`` checked: only 'pose' and 'scene' are known; ValueError otherwise."""
+    options = options or {}
+    unknown = sorted(set(options) - set(RESET_OPTIONS))
+    if unknown:
+        raise ValueError(f"reset options: unknown key(s) {unknown}; known: {list(RESET_OPTIONS)}")
+    return options
