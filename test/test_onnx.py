@@ -1,6 +1,5 @@
 """ONNX export of the DiT and the ONNX Runtime backend, checked against PyTorch."""
 
-import dataclasses
 import json
 
 import numpy as np
@@ -17,19 +16,12 @@ from worldfm_ros.errors import BackendUnavailable, ConfigError  # noqa: E402
 from worldfm_ros.model.config import DiTConfig  # noqa: E402
 from worldfm_ros.model.dit import WorldFMDiT  # noqa: E402
 
-from test_backends import SIZE, request  # noqa: E402
+from test_backends import SIZE, request, tiny_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    cfg = dataclasses.replace(DiTConfig.tiny(), latent_channels=12, input_size=SIZE // 2)
-    model = WorldFMDiT(cfg).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.abs().sum() == 0:
-                p.normal_(0.0, 0.05)
-    return model
+    return tiny_model()
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ library core.
 
 from __future__ import annotations
 
-import math
 import uuid
 from typing import Any
 
@@ -49,13 +48,7 @@ class WorldFMRosEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def __init__(self, namespace: str = "", node_name: str = "worldfm_sim", dt: float = 0.1,
                  max_episode_steps: int = 500, reward_fn: RewardFn | None = None, render_mode: str | None = None,
                  normalized_actions: bool = False, timeout_s: float = 30.0) -> None:
-        if not (math.isfinite(dt) and dt > 0):
-            raise ValueError(f"dt: expected a positive number of seconds, got {dt}")
-        if max_episode_steps < 1:
-            raise ValueError(f"max_episode_steps: expected >= 1, got {max_episode_steps}")
-        if render_mode not in (None, *self.metadata["render_modes"]):
-            raise ValueError(f"render_mode: expected None or one of {self.metadata['render_modes']}, "
-                             f"got {render_mode!r}")
+        spaces.check_episode_arguments(dt, max_episode_steps, render_mode, self.metadata["render_modes"])
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from rcl_interfaces.srv import GetParameters

@@ -9,7 +9,6 @@ is truncated after ``max_episode_steps`` steps.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -69,13 +68,7 @@ class WorldFMEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                  backend: FrameBackend | None = None, dt: float = 0.1, max_episode_steps: int = 500,
                  reward_fn: RewardFn | None = None, render_mode: str | None = None, device: str = "cpu",
                  normalized_actions: bool = False) -> None:
-        if not (math.isfinite(dt) and dt > 0):
-            raise ValueError(f"dt: expected a positive number of seconds, got {dt}")
-        if max_episode_steps < 1:
-            raise ValueError(f"max_episode_steps: expected >= 1, got {max_episode_steps}")
-        if render_mode not in (None, *self.metadata["render_modes"]):
-            raise ValueError(f"render_mode: expected None or one of {self.metadata['render_modes']}, "
-                             f"got {render_mode!r}")
+        spaces.check_episode_arguments(dt, max_episode_steps, render_mode, self.metadata["render_modes"])
         self.config = sim_config(config)
         if backend is None:
             from worldfm_ros.backends.registry import create_backend

@@ -95,3 +95,14 @@ def reset_options(options: dict | None) -> dict:
     if unknown:
         raise ValueError(f"reset options: unknown key(s) {unknown}; known: {list(RESET_OPTIONS)}")
     return options
+
+
+def check_episode_arguments(dt: float, max_episode_steps: int, render_mode: str | None,
+                            render_modes: list[str]) -> None:
+    """The constructor arguments both envs share; ValueError naming the bad one."""
+    if not (math.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt: expected a positive number of seconds, got {dt}")
+    if max_episode_steps < 1:
+        raise ValueError(f"max_episode_steps: expected >= 1, got {max_episode_steps}")
+    if render_mode not in (None, *render_modes):
+        raise ValueError(f"render_mode: expected None or one of {render_modes}, got {render_mode!r}")
