@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from worldfm_ros.backends.anchor import AnchorBackend, push_pull_fill
 from worldfm_ros.backends.base import FrameRequest
-from worldfm_ros.backends.pipeline import make_codec, resized_intrinsics
+from worldfm_ros.backends.pipeline import FrameModelPipeline, make_codec, resized_intrinsics
 from worldfm_ros.backends.registry import available_backends, backend_class, create_backend, options_from_config
 from worldfm_ros.backends.tensorrt_backend import engine_cache_key
 from worldfm_ros.errors import BackendUnavailable, ConfigError
@@ -15,6 +16,7 @@ from worldfm_ros.model.codec import PixelCodec, uint8_to_unit, unit_to_uint8
 from worldfm_ros.model.config import DiTConfig
 from worldfm_ros.model.dit import WorldFMDiT
 from worldfm_ros.model.sampler import DistilledSampler, NoiseSource, draw_noise
+from worldfm_ros.model.schedule import NoiseSchedule
 
 SIZE = 16  # image side: 8x8 latents of a 2x space-to-depth pixel codec
 
@@ -200,6 +202,46 @@ def test_mask_channel_model_sees_render_coverage():
     full, holes = request(seed=1), request(seed=1)
     full.render_valid = np.ones_like(full.render_valid)
     assert not np.array_equal(backend.generate(full), backend.generate(holes))
+
+
+def zero_correction(x_t, t, render, reference, mask, cameras=None):
+    """A denoiser whose v makes the distilled sampler's x0 exactly zero."""
+    a, s = NoiseSchedule().coefficients(t)
+    return x_t * (a / s)
+
+
+@pytest.mark.parametrize("size", [SIZE, 3 * SIZE])
+def test_residual_model_with_zero_correction_returns_the_anchor_backends_frame(size):
+    # At the model's size and above it: only the correction is resampled, the fill keeps full detail.
+    pipeline = FrameModelPipeline(zero_correction, PixelCodec(2), DistilledSampler((999, 200)), SIZE // 2,
+                                  residual="filled_render")
+    req = request(size=size, seed=3)
+    expected = AnchorBackend().generate(req)
+    assert np.abs(pipeline.generate(req).astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_residual_model_decodes_its_sample_plus_the_filled_render():
+    model = tiny_model(residual="filled_render")
+    req = request(seed=4)
+    frame = create_backend("torch", model=model, steps=1).generate(req)
+
+    codec = PixelCodec(2)
+    z_render = codec.encode(uint8_to_unit(req.render_rgb))
+    z_ref = codec.encode(uint8_to_unit(req.reference_rgb))
+    z_fill = codec.encode(uint8_to_unit(push_pull_fill(req.render_rgb, req.render_valid)))
+    noises = draw_noise(NoiseSource().frame(4), (1, 12, 8, 8), 1)
+
+    def denoise(x_t, t):
+        return model(x_t, torch.full((1,), float(t)), z_render, z_ref)
+
+    with torch.no_grad():
+        expected = unit_to_uint8(codec.decode(DistilledSampler((999,)).sample(denoise, noises) + z_fill))[0]
+    assert np.abs(frame.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_unknown_residual_base_is_a_config_error():
+    with pytest.raises(ConfigError, match="DiTConfig.residual"):
+        DiTConfig.tiny(residual="median")
 
 
 def test_camera_encoded_model_sees_the_reference_pose():

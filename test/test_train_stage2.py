@@ -14,7 +14,7 @@ from worldfm_ros.config import load_config
 from worldfm_ros.model.checkpoint import read_model_metadata
 from worldfm_ros.train.config import ModelSpec, Stage2Config
 from worldfm_ros.train.data import SampleSet, build_samples
-from worldfm_ros.train.stage2 import Stage2Trainer, draw_timestep_and_noise, train_stage2, v_loss
+from worldfm_ros.train.stage2 import Stage2Trainer, clean_latent, draw_timestep_and_noise, train_stage2, v_loss
 from worldfm_ros.train.synthetic import synthetic_clip
 
 TINY = ModelSpec(size="tiny", pixel_factor=4, patch_size=1)
@@ -114,3 +114,14 @@ def test_focus_timesteps_replace_a_share_without_changing_the_other_draws():
     assert all(torch.equal(a[1], b[1]) for a, b in zip(plain, on))
     changed = [b[0] for a, b in zip(plain, on) if a[0] != b[0]]
     assert set(changed) <= {999, 200} and 60 < len(changed) < 140
+
+
+def test_residual_model_learns_the_difference_to_the_filled_render(samples, tmp_path):
+    trainer = Stage2Trainer(tiny_config(tmp_path, model=dataclasses.replace(TINY, residual="filled_render")), samples)
+    batch, _, _ = trainer.local_batch(0, [0, 1])
+    codec = trainer.codec
+    expected = codec.encode(batch.target) - codec.encode(batch.filled)
+    assert torch.allclose(clean_latent(codec, batch, trainer.dit_cfg.residual), expected)
+    # The filled render is the anchor backend's output: every hole filled, valid pixels kept.
+    kept = batch.valid.expand_as(batch.render).bool()
+    assert torch.equal(batch.filled[kept], batch.render[kept])

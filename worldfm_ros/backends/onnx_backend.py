@@ -218,7 +218,8 @@ class OnnxBackend(PipelineBackend):
             codec = make_codec(cfg["latent_channels"], vae_path, torch_device, codec_dtype, sample_posterior)
         sampler_obj, noise = build_sampler_and_noise(sampler, steps, timesteps, seed, reuse_noise)
         self.pipeline = FrameModelPipeline(denoiser, codec, sampler_obj, cfg["input_size"], noise, torch_device,
-                                      bool(cfg.get("use_mask_channel", False)))
+                                      bool(cfg.get("use_mask_channel", False)),
+                                      residual=cfg.get("residual", "none"))
 
 
 def resolve_onnx(onnx_path: str | Path | None, model_path: str | Path | None, model: torch.nn.Module | None,

@@ -11,6 +11,11 @@ so the same pipeline serves the PyTorch, ONNX Runtime and TensorRT backends. Per
 3. render -> latent; reference -> latent through the cache keyed by keyframe id and content;
 4. sampler (1-2 DiT calls for distilled checkpoints) -> x0 -> decode -> uint8.
 
+Residual models (``DiTConfig.residual == "filled_render"``) generate the difference to the
+push-pull-filled render: the filled render's latent is added to x0 before decoding, and when
+the request is larger than the model the upsampled correction is added to the fill at the
+request's own resolution, so the anchor's detail survives the model's low resolution.
+
 Stage timings (ms) of the last frame: preprocess, encode_render, encode_reference, step_0,
 step_1, ..., decode, postprocess, total; on CUDA the device is synchronised at each boundary.
 """
@@ -27,8 +32,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from worldfm_ros.backends.anchor import push_pull_fill
 from worldfm_ros.backends.base import FrameBackend, FrameRequest
 from worldfm_ros.errors import CheckpointError, ConfigError
+from worldfm_ros.model.config import RESIDUAL_BASES
 from worldfm_ros.model.codec import Codec, PixelCodec, VAECodec, uint8_to_unit, unit_to_uint8
 from worldfm_ros.model.sampler import NoiseSource, Sampler, draw_noise, make_sampler
 
@@ -121,11 +128,12 @@ class FrameModelPipeline:
     use_cameras: pass the slots' cameras (models with PRoPE or Plücker encoding); the
         intrinsics are rescaled to the model's R x R input.
     device: where latents live; the codec and denoiser take and return tensors there.
+    residual: ``DiTConfig.residual`` of the model ("none" or "filled_render").
     """
 
     def __init__(self, denoiser: Denoiser, codec: Codec, sampler: Sampler, latent_size: int,
                  noise: NoiseSource | None = None, device: torch.device | str = "cpu",
-                 use_mask: bool = False, use_cameras: bool = False) -> None:
+                 use_mask: bool = False, use_cameras: bool = False, residual: str = "none") -> None:
         self.denoiser = denoiser
         self.codec = codec
         self.sampler = sampler
@@ -135,6 +143,9 @@ class FrameModelPipeline:
         self.device = torch.device(device)
         self.use_mask = use_mask
         self.use_cameras = use_cameras
+        if residual not in RESIDUAL_BASES:
+            raise ConfigError(f"residual: expected one of {list(RESIDUAL_BASES)}, got {residual!r}")
+        self.residual = residual
         self.last_reference_cached = False
         self._timings: dict[str, float] = {}
 
@@ -175,12 +186,17 @@ class FrameModelPipeline:
             valid = torch.from_numpy(np.ascontiguousarray(request.render_valid)).to(self.device)
             mask = F.adaptive_avg_pool2d(valid[None, None].float(), self.latent_size)  # (1, 1, h, w)
         cameras = self._cameras(request) if self.use_cameras else None
+        filled = base = None
+        if self.residual == "filled_render":
+            filled = uint8_to_unit(push_pull_fill(request.render_rgb, request.render_valid), self.device)
+            base = self._to_model_size(filled)  # (1, 3, R, R)
         generator = self.noise.frame(request.seed)
         shape = (1, self.codec.latent_channels, self.latent_size, self.latent_size)
         noises = [n.to(self.device) for n in draw_noise(generator, shape, self.sampler.num_noises)]
         lap("preprocess")
 
         z_render = self.codec.encode(render, generator)  # (1, C, h, w)
+        z_base = None if base is None else self.codec.encode(base, generator)
         lap("encode_render")
         if has_reference and request.reference_id >= 0:
             # The content digest keeps a reloaded scene whose keyframe ids repeat from reusing stale latents.
@@ -202,12 +218,18 @@ class FrameModelPipeline:
             return out
 
         x0 = self.sampler.sample(denoise, noises)  # (1, C, h, w)
+        if z_base is not None:
+            x0 = x0 + z_base
         image = self.codec.decode(x0)  # (1, 3, R, R)
         lap("decode")
 
         if image.shape[-2:] != (height, width):
-            image = F.interpolate(image.float(), (height, width), mode="bicubic", antialias=True,
-                                  align_corners=False)
+            if base is None:
+                image = F.interpolate(image.float(), (height, width), mode="bicubic", antialias=True,
+                                      align_corners=False)
+            else:  # only the model's correction is upsampled; the fill keeps the render's detail
+                image = filled + F.interpolate(image.float() - base, (height, width), mode="bilinear",
+                                               align_corners=False)
         frame = unit_to_uint8(image)[0]  # (H, W, 3)
         lap("postprocess")
         timings["total"] = (tick - start) * 1e3

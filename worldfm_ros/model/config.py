@@ -16,6 +16,7 @@ from typing import Any
 from worldfm_ros.errors import ConfigError
 
 CAMERA_ENCODINGS = ("none", "prope", "plucker")
+RESIDUAL_BASES = ("none", "filled_render")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,10 @@ class DiTConfig:
     camera_encoding: "none" (the release), "prope" (projective relative encoding inside
         attention) or "plucker" (per-token ray features added to the tokens).
     num_views: width slots of the canvas; the layout is fixed at 3 (target, render, reference).
+    residual: what the generated latent is added to. "none" (the release): it is the frame.
+        "filled_render": it is the difference between the frame and the push-pull-filled anchor
+        render (``backends.anchor.push_pull_fill``), both encoded; a zero output reproduces the
+        anchor-only backend, so the network only learns what the classical fill gets wrong.
     """
 
     hidden_size: int
@@ -49,6 +54,7 @@ class DiTConfig:
     use_mask_channel: bool = False
     camera_encoding: str = "none"
     num_views: int = 3
+    residual: str = "none"
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "depth", "num_heads", "latent_channels", "patch_size", "input_size",
@@ -67,6 +73,8 @@ class DiTConfig:
         if self.camera_encoding not in CAMERA_ENCODINGS:
             raise ConfigError(f"DiTConfig.camera_encoding: expected one of {list(CAMERA_ENCODINGS)}, "
                               f"got {self.camera_encoding!r}")
+        if self.residual not in RESIDUAL_BASES:
+            raise ConfigError(f"DiTConfig.residual: expected one of {list(RESIDUAL_BASES)}, got {self.residual!r}")
         if self.num_views != 3:
             raise ConfigError(f"DiTConfig.num_views: only the 3-slot layout [target | render | reference] "
                               f"exists, got {self.num_views}")

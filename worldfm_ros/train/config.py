@@ -54,6 +54,8 @@ class ModelSpec:
 
     pixel_factor: space-to-depth factor f of the ``PixelCodec``: latents have 3 f^2 channels and
     image_size / f pixels per side. use_mask_channel: give the network the render's coverage.
+    residual: "filled_render" trains the network on the difference to the push-pull-filled
+    render (``DiTConfig.residual``); "none" on the frame itself.
     """
 
     size: str = "small"
@@ -65,6 +67,7 @@ class ModelSpec:
     pixel_factor: int = 4
     use_mask_channel: bool = True
     learn_sigma: bool = False
+    residual: str = "none"
 
     def dit_config(self, image_size: int) -> DiTConfig:
         """The DiTConfig for views of ``image_size`` pixels."""
@@ -76,7 +79,7 @@ class ModelSpec:
                      if getattr(self, k) is not None}
         return DiTConfig.named(self.size, latent_channels=3 * self.pixel_factor ** 2,
                                input_size=image_size // self.pixel_factor, use_mask_channel=self.use_mask_channel,
-                               learn_sigma=self.learn_sigma, **overrides)
+                               learn_sigma=self.learn_sigma, residual=self.residual, **overrides)
 
 
 @dataclass

@@ -168,12 +168,15 @@ class Batch:
 
     target, render, reference: (B, 3, S, S) float32 in [-1, 1]; holes of the render are -1
     (black), exactly what the inference pipeline feeds. valid: (B, 1, S, S) float32 in {0, 1}.
+    filled: (B, 3, S, S) float32 in [-1, 1], the render with its holes push-pull filled (what the
+    anchor-only backend outputs; the base of residual models).
     """
 
     target: torch.Tensor
     render: torch.Tensor
     reference: torch.Tensor
     valid: torch.Tensor
+    filled: torch.Tensor
 
     def to(self, device: torch.device | str) -> "Batch":
         """The same tensors on ``device``."""
@@ -221,7 +224,9 @@ def make_batch(samples: SampleSet, indices: list[int], seeds: list[int], masking
     masking: None = renders as built. empty_render: every render emptied (all holes), the
     reference-only phase of progressive condition injection.
     """
-    renders, valids = [], []
+    from worldfm_ros.backends.anchor import push_pull_fill
+
+    renders, valids, filled = [], [], []
     for i, seed in zip(indices, seeds):
         render, valid = samples.render[i], samples.valid[i]
         if empty_render:
@@ -230,9 +235,10 @@ def make_batch(samples: SampleSet, indices: list[int], seeds: list[int], masking
             render, valid = masking.apply(render, valid, np.random.default_rng(seed))
         renders.append(render)
         valids.append(valid)
+        filled.append(push_pull_fill(render, valid))
     idx = np.asarray(indices, dtype=np.int64)
     return Batch(_unit(samples.target[idx]), _unit(np.stack(renders)), _unit(samples.reference[idx]),
-                 torch.from_numpy(np.stack(valids)).float()[:, None])
+                 torch.from_numpy(np.stack(valids)).float()[:, None], _unit(np.stack(filled)))
 
 
 def latent_mask(valid: torch.Tensor, latent_size: int) -> torch.Tensor:

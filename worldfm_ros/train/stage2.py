@@ -73,14 +73,24 @@ def conditions(codec: Codec, batch: Batch, latent_size: int,
     return codec.encode(batch.render), codec.encode(batch.reference), mask
 
 
+def clean_latent(codec: Codec, batch: Batch, residual: str = "none") -> torch.Tensor:
+    """What the network learns to generate, (B, C, h, w): the target's latent, or for residual
+    models (``DiTConfig.residual == "filled_render"``) its difference to the filled render's."""
+    x0 = codec.encode(batch.target)
+    if residual == "filled_render":
+        x0 = x0 - codec.encode(batch.filled)
+    return x0
+
+
 def v_loss(model: torch.nn.Module, codec: Codec, schedule: NoiseSchedule, batch: Batch, t: torch.Tensor,
-           noise: torch.Tensor, use_mask: bool) -> torch.Tensor:
+           noise: torch.Tensor, use_mask: bool, residual: str = "none") -> torch.Tensor:
     """Mean squared error of the v-prediction on the target slot (scalar).
 
     t: (B,) long timesteps; noise: (B, C, h, w) like the target latent. ``model`` may be wrapped
-    in DistributedDataParallel; the first C output channels are the prediction.
+    in DistributedDataParallel; the first C output channels are the prediction. residual: see
+    ``clean_latent``.
     """
-    x0 = codec.encode(batch.target)  # (B, C, h, w)
+    x0 = clean_latent(codec, batch, residual)  # (B, C, h, w)
     z_render, z_ref, mask = conditions(codec, batch, x0.shape[-1], use_mask)
     x_t = schedule.add_noise(x0, noise, t)  # (B, C, h, w)
     out = model(x_t, t, z_render, z_ref, mask)[:, : x0.shape[1]]  # (B, C, h, w)
@@ -148,7 +158,8 @@ class Stage2Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
-        loss = v_loss(self.ddp_model, self.codec, self.schedule, batch, t, noise, self.dit_cfg.use_mask_channel)
+        loss = v_loss(self.ddp_model, self.codec, self.schedule, batch, t, noise, self.dit_cfg.use_mask_channel,
+                      self.dit_cfg.residual)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
