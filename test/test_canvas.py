@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from worldfm_ros.backends.anchor import push_pull_fill
+from worldfm_ros.backends.base import FrameBackend
 from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.render.pointcloud import PointCloudRenderer
 from worldfm_ros.sim.canvas import cover, crop_to_camera, letterbox
@@ -52,7 +54,7 @@ def test_cover_centre_crops_a_wide_keyframe_and_shifts_its_principal_point():
     assert out[:, :25].max() == 0 and out[:, 26:].min() == 255
 
 
-class RecordingBackend:
+class RecordingBackend(FrameBackend):
     """A FrameBackend stand-in for a model trained at 32×32: records requests and answers with
     an image whose red/green channels encode the canvas column/row (×4)."""
 
@@ -72,18 +74,44 @@ class RecordingBackend:
         return {}
 
 
-def test_a_sized_backend_gets_canvas_renders_and_its_output_returns_at_camera_size():
+class BrighteningResidualBackend(RecordingBackend):
+    """A residual model at 32×32 whose only correction is +10 levels everywhere."""
+
+    corrects_fill = True
+
+    def generate(self, request):
+        self.requests.append(request)
+        filled = push_pull_fill(request.render_rgb, request.render_valid).astype(int)
+        return np.clip(filled + 10, 0, 255).astype(np.uint8)
+
+
+def simulate(backend, width=48, height=36):
+    """The first frame of a small procedural room through ``backend``."""
     from worldfm_ros.scene.procedural import make_room_scene, random_room
     from worldfm_ros.sim.config import SimConfig
     from worldfm_ros.sim.simulator import Simulator
     from worldfm_ros.sim.rig import CameraConfig
 
-    cam = PinholeCamera.from_fov(48, 36, 90)
+    cam = PinholeCamera.from_fov(width, height, 90)
     scene = make_room_scene(random_room(4, (6.0, 5.0, 2.8), 0), cam, num_views=8, num_keyframes=2)
-    backend = RecordingBackend()
-    sim = Simulator(SimConfig(camera=CameraConfig(48, 36, 90.0), initial_pose=[3.0, 2.5, 0.0, 0.0]), backend)
+    sim = Simulator(SimConfig(camera=CameraConfig(width, height, 90.0), initial_pose=[3.0, 2.5, 0.0, 0.0]), backend)
     sim.load_scene(scene)
-    frame = sim.reset().frame
+    return sim.reset().frame
+
+
+def test_a_residual_backends_correction_lands_on_the_fill_at_camera_resolution():
+    frame = simulate(BrighteningResidualBackend(), 96, 72)
+    anchor_frame = push_pull_fill(frame.render_rgb, frame.valid).astype(int)
+    unsaturated = anchor_frame < 240
+    # 9 only where a canvas pixel the crop interpolates from saturated at 255
+    assert np.isin(frame.rgb.astype(int)[unsaturated] - anchor_frame[unsaturated], (9, 10)).all()
+    assert np.mean(frame.rgb.astype(int)[unsaturated] - anchor_frame[unsaturated]) > 9.9
+
+
+def test_a_sized_backend_gets_canvas_renders_and_its_output_returns_at_camera_size():
+    cam = PinholeCamera.from_fov(48, 36, 90)
+    backend = RecordingBackend()
+    frame = simulate(backend)
     req = backend.requests[-1]
     assert frame.rgb.shape == (36, 48, 3)
     assert req.render_rgb.shape == (32, 32, 3) and req.reference_rgb.shape == (32, 32, 3)

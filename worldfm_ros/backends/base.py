@@ -51,11 +51,16 @@ class FrameBackend(abc.ABC):
         back out of the output, so that a model sees exactly what it was trained on.
     point_radius: splat radius (px) of the anchor renders the backend was trained with, or
         None to use the pipeline's.
+    corrects_fill: the backend's frame differs from the push-pull-filled render only by what
+        it learnt to correct (a residual model). A sized backend's correction (its output minus
+        the filled canvas render) is then added to the filled render at the camera's own
+        resolution, so the anchor's detail is not lost to the model's smaller canvas.
     """
 
     name: str = "base"
     input_size: int | None = None
     point_radius: int | None = None
+    corrects_fill: bool = False
 
     @abc.abstractmethod
     def generate(self, request: FrameRequest) -> np.ndarray:

@@ -271,6 +271,11 @@ class PipelineBackend(FrameBackend):
         """The model's square resolution in pixels."""
         return self.pipeline.resolution
 
+    @property
+    def corrects_fill(self) -> bool:
+        """True for residual models (``DiTConfig.residual == "filled_render"``)."""
+        return self.pipeline.residual == "filled_render"
+
     def generate(self, request: FrameRequest) -> np.ndarray:
         return self.pipeline.generate(request)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from worldfm_ros.backends.anchor import push_pull_fill
 from worldfm_ros.backends.base import FrameBackend, FrameRequest
 from worldfm_ros.render.pointcloud import PointCloudRenderer
 from worldfm_ros.scene.anchor import SceneAnchor
@@ -111,7 +112,13 @@ class FramePipeline:
             timings["render_canvas"] = (time.perf_counter() - t2) * 1e3
             request = FrameRequest(model_view.rgb, model_view.depth, model_view.valid, canvas.camera.K, c2w,
                                    reference, reference_K, reference_c2w, index, seed)
-            rgb = crop_to_camera(self.backend.generate(request), canvas, self.rig.camera)
+            out = self.backend.generate(request)
+            if self.backend.corrects_fill:
+                correction = out.astype(np.float32) - push_pull_fill(model_view.rgb, model_view.valid)
+                rgb = push_pull_fill(result.rgb, result.valid) + crop_to_camera(correction, canvas, self.rig.camera)
+                rgb = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+            else:
+                rgb = crop_to_camera(out, canvas, self.rig.camera)
         timings["backend"] = (time.perf_counter() - t2) * 1e3
         timings.update({f"backend.{k}": v for k, v in self.backend.stage_timings_ms().items()})
         return Frame(stamp_ns, rgb, result.depth, result.valid, result.rgb,
