@@ -7,14 +7,17 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from worldfm_ros.backends.base import FrameRequest
 from worldfm_ros.backends.torch_backend import TorchBackend
 from worldfm_ros.config import load_config
 from worldfm_ros.model.checkpoint import read_model_metadata
+from worldfm_ros.model.codec import PixelCodec
 from worldfm_ros.train.config import ModelSpec, Stage2Config
 from worldfm_ros.train.data import SampleSet, build_samples
-from worldfm_ros.train.stage2 import Stage2Trainer, clean_latent, draw_timestep_and_noise, train_stage2, v_loss
+from worldfm_ros.train.stage2 import (Stage2Trainer, clean_latent, conditions, draw_timestep_and_noise, hole_weights,
+                                     train_stage2, v_loss)
 from worldfm_ros.train.synthetic import synthetic_clip
 
 TINY = ModelSpec(size="tiny", pixel_factor=4, patch_size=1)
@@ -125,3 +128,25 @@ def test_residual_model_learns_the_difference_to_the_filled_render(samples, tmp_
     # The filled render is the anchor backend's output: every hole filled, valid pixels kept.
     kept = batch.valid.expand_as(batch.render).bool()
     assert torch.equal(batch.filled[kept], batch.render[kept])
+
+
+def test_hole_weights_fall_on_the_latent_elements_of_hole_pixels():
+    valid = torch.ones(1, 1, 8, 8)
+    valid[0, 0, 5, 2] = 0.0
+    weights = hole_weights(PixelCodec(4), valid, 3.0, torch.Size((1, 48, 2, 2)))
+    pixels = F.pixel_shuffle(weights, 4)  # back to (1, 3, 8, 8)
+    assert torch.all(pixels[0, :, 5, 2] == 3.0)
+    assert int((pixels == 3.0).sum()) == 3 and int((pixels == 1.0).sum()) == 3 * 64 - 3
+
+
+def test_hole_weight_raises_the_loss_by_the_error_on_holes(samples, tmp_path):
+    trainer = Stage2Trainer(tiny_config(tmp_path), samples)
+    batch, t, noise = trainer.local_batch(0, [0, 1, 2, 3])
+    args = (trainer.model, trainer.codec, trainer.schedule, batch, t, noise, True)
+    with torch.no_grad():
+        plain, weighted = float(v_loss(*args)), float(v_loss(*args, hole_weight=3.0))
+        x0 = trainer.codec.encode(batch.target)
+        out = trainer.model(trainer.schedule.add_noise(x0, noise, t), t, *conditions(trainer.codec, batch, 4, True))
+        error = (out - trainer.schedule.v_target(x0, noise, t)).square()
+        holes = hole_weights(trainer.codec, batch.valid, 2.0, x0.shape) - 1.0  # 1 on holes, 0 elsewhere
+    assert weighted == pytest.approx(plain + 2.0 * float((error * holes).mean()), rel=1e-5)

@@ -94,6 +94,8 @@ class Stage2Config:
     the samples uses one of ``focus_timesteps`` instead (the distilled sampler's).
     Progressive condition injection: renders emptied (reference only) before
     ``reference_only_until`` x steps; random anchor masking from ``masking_from`` x steps on.
+    hole_weight: weight of the loss on the render's holes (masked-out pixels included) relative
+    to covered pixels; > 1 spends the model's capacity where the anchor shows nothing.
     out_dir: state.pt (resumable), log.jsonl, model.safetensors.
     """
 
@@ -119,6 +121,7 @@ class Stage2Config:
     mask_patch_prob: float = 0.5
     mask_drop_prob: float = 0.1
     mask_max_patches: int = 4
+    hole_weight: float = 1.0
     seed: int = 0
     device: str = "cpu"
     threads: int = 0

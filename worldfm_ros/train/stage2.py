@@ -31,7 +31,7 @@ from tqdm import tqdm
 from worldfm_ros.backends.pipeline import make_codec
 from worldfm_ros.errors import CheckpointError
 from worldfm_ros.model.checkpoint import save_model
-from worldfm_ros.model.codec import Codec
+from worldfm_ros.model.codec import Codec, PixelCodec
 from worldfm_ros.model.dit import WorldFMDiT
 from worldfm_ros.model.schedule import NoiseSchedule
 from worldfm_ros.train.config import Stage2Config
@@ -82,19 +82,36 @@ def clean_latent(codec: Codec, batch: Batch, residual: str = "none") -> torch.Te
     return x0
 
 
+def hole_weights(codec: Codec, valid: torch.Tensor, hole_weight: float, latent_shape: torch.Size) -> torch.Tensor:
+    """Per-element loss weights (B, C, h, w): 1 on covered pixels, ``hole_weight`` on holes.
+
+    valid: (B, 1, S, S) render coverage in {0, 1}. A pixel codec maps each latent element to one
+    pixel, so the weights are exact; other codecs take the hole fraction of each latent cell.
+    """
+    holes = 1.0 - valid
+    if isinstance(codec, PixelCodec):
+        cell = F.pixel_unshuffle(holes.expand(-1, 3, -1, -1), codec.downsample)
+    else:
+        cell = F.adaptive_avg_pool2d(holes, latent_shape[-2:]).expand(latent_shape)
+    return 1.0 + (hole_weight - 1.0) * cell
+
+
 def v_loss(model: torch.nn.Module, codec: Codec, schedule: NoiseSchedule, batch: Batch, t: torch.Tensor,
-           noise: torch.Tensor, use_mask: bool, residual: str = "none") -> torch.Tensor:
+           noise: torch.Tensor, use_mask: bool, residual: str = "none", hole_weight: float = 1.0) -> torch.Tensor:
     """Mean squared error of the v-prediction on the target slot (scalar).
 
     t: (B,) long timesteps; noise: (B, C, h, w) like the target latent. ``model`` may be wrapped
     in DistributedDataParallel; the first C output channels are the prediction. residual: see
-    ``clean_latent``.
+    ``clean_latent``. hole_weight: see ``hole_weights`` (1 = plain mean).
     """
     x0 = clean_latent(codec, batch, residual)  # (B, C, h, w)
     z_render, z_ref, mask = conditions(codec, batch, x0.shape[-1], use_mask)
     x_t = schedule.add_noise(x0, noise, t)  # (B, C, h, w)
     out = model(x_t, t, z_render, z_ref, mask)[:, : x0.shape[1]]  # (B, C, h, w)
-    return F.mse_loss(out, schedule.v_target(x0, noise, t))
+    if hole_weight == 1.0:
+        return F.mse_loss(out, schedule.v_target(x0, noise, t))
+    weights = hole_weights(codec, batch.valid, hole_weight, x0.shape)
+    return (weights * (out - schedule.v_target(x0, noise, t)).square()).mean()
 
 
 def learning_rate(step: int, total: int, lr: float, lr_min: float, warmup: int) -> float:
@@ -159,7 +176,7 @@ class Stage2Trainer:
             group["lr"] = lr
         self.model.train()
         loss = v_loss(self.ddp_model, self.codec, self.schedule, batch, t, noise, self.dit_cfg.use_mask_channel,
-                      self.dit_cfg.residual)
+                      self.dit_cfg.residual, cfg.hole_weight)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
