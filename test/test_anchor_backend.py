@@ -49,3 +49,13 @@ def test_backend_returns_an_rgb_frame_of_the_request_size(fill):
 def test_unknown_fill_method_is_a_config_error():
     with pytest.raises(ConfigError, match="fill"):
         AnchorBackend(fill="magic")
+
+
+def test_residual_base_is_the_fill_or_mid_grey_for_an_empty_render():
+    from worldfm_ros.backends.anchor import residual_base
+
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    valid = np.zeros((8, 8), bool)
+    assert (residual_base(rgb, valid) == 128).all()
+    rgb[2, 2], valid[2, 2] = (10, 200, 30), True
+    assert np.array_equal(residual_base(rgb, valid), push_pull_fill(rgb, valid))

@@ -75,6 +75,15 @@ def test_node_config_maps_onto_torch_options():
                        "dtype": "fp32", "reuse_noise": False}
 
 
+def test_node_config_without_a_model_uses_the_bundled_one():
+    from worldfm_ros.resources import default_model_path
+    from worldfm_ros.sim.config import BackendConfig
+
+    options = options_from_config(backend_class("torch"), BackendConfig(device="cpu"))
+    assert options["model_path"] == str(default_model_path())
+    assert default_model_path().is_file()
+
+
 def test_node_config_passes_onnx_files_as_onnx_path():
     from worldfm_ros.sim.config import BackendConfig
 
@@ -221,7 +230,7 @@ def test_residual_model_with_zero_correction_returns_the_anchor_backends_frame(s
 
 
 def test_residual_model_decodes_its_sample_plus_the_filled_render():
-    model = tiny_model(residual="filled_render")
+    model = tiny_model(residual="filled_render", residual_scale=4.0)
     req = request(seed=4)
     frame = create_backend("torch", model=model, steps=1).generate(req)
 
@@ -235,7 +244,7 @@ def test_residual_model_decodes_its_sample_plus_the_filled_render():
         return model(x_t, torch.full((1,), float(t)), z_render, z_ref)
 
     with torch.no_grad():
-        expected = unit_to_uint8(codec.decode(DistilledSampler((999,)).sample(denoise, noises) + z_fill))[0]
+        expected = unit_to_uint8(codec.decode(DistilledSampler((999,)).sample(denoise, noises) / 4.0 + z_fill))[0]
     assert np.abs(frame.astype(int) - expected.astype(int)).max() <= 1
 
 

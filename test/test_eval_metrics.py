@@ -87,3 +87,35 @@ def test_ground_truth_frames_score_perfectly_and_do_not_flicker():
     assert result["ssim"] == pytest.approx(1.0)
     assert result["flicker"] == pytest.approx(0.0)
     assert result["consistency"] == pytest.approx(result["gt_consistency"])
+
+
+def test_hole_psnr_pools_hole_pixels_instead_of_averaging_views():
+    # One view with a single, exactly filled hole pixel must not outweigh a large, wrong region.
+    samples = build_samples(synthetic_clip(5, num_frames=8, image_size=64), 32, np.random.default_rng(0))
+    samples = samples.subset([0, 1])
+    samples.valid[:] = True
+    samples.valid[0, 3, 3] = False
+    samples.valid[1, :16] = False
+    frames = samples.target.copy()
+    frames[1, :16] = np.clip(frames[1, :16].astype(int) + 10, 0, 255).astype(np.uint8)
+    err = frames[1, :16].astype(float) - samples.target[1, :16]
+    expected = 10 * np.log10(255.0 ** 2 / ((err ** 2).sum() / (3 * (16 * 32 + 1))))
+    assert score(frames, samples)["psnr_holes"] == pytest.approx(expected)
+
+
+def test_hole_psnr_by_size_groups_views_by_their_hole_share():
+    from worldfm_ros.eval.evaluate import hole_psnr_by_size
+
+    samples = build_samples(synthetic_clip(5, num_frames=8, image_size=64), 32, np.random.default_rng(0))
+    samples = samples.subset([0, 1])
+    samples.valid[:] = True
+    samples.valid[0, 3, 3] = False  # 0.1 % holes, filled exactly
+    samples.valid[1, :16] = False  # 50 % holes, 10 levels off
+    frames = samples.target.copy()
+    frames[1, :16] = np.clip(frames[1, :16].astype(int) + 10, 0, 255).astype(np.uint8)
+    out = hole_psnr_by_size(frames, samples)
+    err = frames[1, :16].astype(float) - samples.target[1, :16]
+    assert out["holes 0-2% (1 views)"] == 100.0
+    assert out["holes 10-50% (1 views)"] == pytest.approx(10 * np.log10(255.0 ** 2 / (err ** 2).mean()))
+    assert np.isnan(out["holes 50-100% (0 views)"])
+    assert out["per-view mean"] == pytest.approx((100.0 + out["holes 10-50% (1 views)"]) / 2)

@@ -104,9 +104,13 @@ def test_exported_model_runs_as_a_frame_backend(samples, tmp_path):
 def test_bundled_training_configs_load():
     from pathlib import Path
 
+    from worldfm_ros.train.config import DistillConfig
+
     root = Path(__file__).resolve().parents[1] / "config" / "train"
-    cfg = load_config(Stage2Config, root / "stage2_tiny64.yaml")
-    assert cfg.model.dit_config(cfg.data.image_size).use_mask_channel
+    stage2 = [load_config(Stage2Config, p) for p in sorted(root.glob("stage2_*.yaml"))]
+    distill = [load_config(DistillConfig, p) for p in sorted(root.glob("distill_*.yaml"))]
+    assert stage2 and distill
+    assert all(c.model.dit_config(c.data.image_size).use_mask_channel for c in stage2)
 
 
 def test_focus_timesteps_replace_a_share_without_changing_the_other_draws():
@@ -120,11 +124,12 @@ def test_focus_timesteps_replace_a_share_without_changing_the_other_draws():
 
 
 def test_residual_model_learns_the_difference_to_the_filled_render(samples, tmp_path):
-    trainer = Stage2Trainer(tiny_config(tmp_path, model=dataclasses.replace(TINY, residual="filled_render")), samples)
+    spec = dataclasses.replace(TINY, residual="filled_render", residual_scale=4.0)
+    trainer = Stage2Trainer(tiny_config(tmp_path, model=spec), samples)
     batch, _, _ = trainer.local_batch(0, [0, 1])
     codec = trainer.codec
-    expected = codec.encode(batch.target) - codec.encode(batch.filled)
-    assert torch.allclose(clean_latent(codec, batch, trainer.dit_cfg.residual), expected)
+    expected = 4.0 * (codec.encode(batch.target) - codec.encode(batch.filled))
+    assert torch.allclose(clean_latent(codec, batch, "filled_render", trainer.dit_cfg.residual_scale), expected)
     # The filled render is the anchor backend's output: every hole filled, valid pixels kept.
     kept = batch.valid.expand_as(batch.render).bool()
     assert torch.equal(batch.filled[kept], batch.render[kept])

@@ -21,8 +21,9 @@ class LaunchArgument:
 
 LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
     LaunchArgument("scene", "", "scene anchor directory or file ('' = bundled default room)", "scene"),
-    LaunchArgument("backend", "anchor", "frame backend: anchor, torch, onnxruntime or tensorrt", "backend.name"),
-    LaunchArgument("model", "", "frame-model checkpoint for the neural backends", "backend.model"),
+    LaunchArgument("backend", "torch", "frame backend: torch (bundled model), anchor, onnxruntime or tensorrt",
+                   "backend.name"),
+    LaunchArgument("model", "", "frame-model checkpoint for the neural backends ('' = bundled)", "backend.model"),
     LaunchArgument("input_mode", "cmd_vel", "cmd_vel (integrate velocity commands) or tf (follow /tf)", "input_mode"),
     LaunchArgument("rate", "10.0", "camera frame rate, Hz", "rate_hz"),
     LaunchArgument("use_sim_time", "false", "stamp with /clock time published by someone else", "use_sim_time"),

@@ -21,5 +21,13 @@ def default_scene_path() -> Path:
     return share_dir() / "scenes" / "default_room"
 
 
+DEFAULT_MODEL = "worldfm_res128.safetensors"
+
+
+def default_model_path() -> Path:
+    """The bundled default frame model (trained by this package's pipeline; see models/README.md)."""
+    return share_dir() / "models" / DEFAULT_MODEL
+
+
 def config_dir() -> Path:
     return share_dir() / "config"

@@ -51,6 +51,15 @@ def push_pull_fill(rgb: np.ndarray, valid: np.ndarray, min_size: int = 2) -> np.
     return out
 
 
+def residual_base(rgb: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """What a residual frame model corrects: ``push_pull_fill`` of rgb (H, W, 3) uint8, or mid-grey
+    (128) when no pixel is valid, so that an empty render asks for an image of ordinary spread
+    rather than one offset by the whole black-to-image distance."""
+    if not valid.any():
+        return np.full_like(rgb, 128)
+    return push_pull_fill(rgb, valid)
+
+
 class AnchorBackend(FrameBackend):
     """The render, hole-filled. fill: 'push_pull' (default), 'telea' or 'none'; telea_radius in pixels."""
 

@@ -219,7 +219,8 @@ class OnnxBackend(PipelineBackend):
         sampler_obj, noise = build_sampler_and_noise(sampler, steps, timesteps, seed, reuse_noise)
         self.pipeline = FrameModelPipeline(denoiser, codec, sampler_obj, cfg["input_size"], noise, torch_device,
                                       bool(cfg.get("use_mask_channel", False)),
-                                      residual=cfg.get("residual", "none"))
+                                      residual=cfg.get("residual", "none"),
+                                      residual_scale=float(cfg.get("residual_scale", 1.0)))
 
 
 def resolve_onnx(onnx_path: str | Path | None, model_path: str | Path | None, model: torch.nn.Module | None,

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from worldfm_ros.backends.anchor import push_pull_fill
+from worldfm_ros.backends.anchor import residual_base
 from worldfm_ros.backends.base import FrameBackend, FrameRequest
 from worldfm_ros.errors import CheckpointError, ConfigError
 from worldfm_ros.model.config import RESIDUAL_BASES
@@ -128,12 +128,14 @@ class FrameModelPipeline:
     use_cameras: pass the slots' cameras (models with PRoPE or Plücker encoding); the
         intrinsics are rescaled to the model's R x R input.
     device: where latents live; the codec and denoiser take and return tensors there.
-    residual: ``DiTConfig.residual`` of the model ("none" or "filled_render").
+    residual, residual_scale: ``DiTConfig.residual`` ("none" or "filled_render") and
+        ``DiTConfig.residual_scale`` of the model.
     """
 
     def __init__(self, denoiser: Denoiser, codec: Codec, sampler: Sampler, latent_size: int,
                  noise: NoiseSource | None = None, device: torch.device | str = "cpu",
-                 use_mask: bool = False, use_cameras: bool = False, residual: str = "none") -> None:
+                 use_mask: bool = False, use_cameras: bool = False, residual: str = "none",
+                 residual_scale: float = 1.0) -> None:
         self.denoiser = denoiser
         self.codec = codec
         self.sampler = sampler
@@ -146,6 +148,7 @@ class FrameModelPipeline:
         if residual not in RESIDUAL_BASES:
             raise ConfigError(f"residual: expected one of {list(RESIDUAL_BASES)}, got {residual!r}")
         self.residual = residual
+        self.residual_scale = float(residual_scale)
         self.last_reference_cached = False
         self._timings: dict[str, float] = {}
 
@@ -188,7 +191,7 @@ class FrameModelPipeline:
         cameras = self._cameras(request) if self.use_cameras else None
         filled = base = None
         if self.residual == "filled_render":
-            filled = uint8_to_unit(push_pull_fill(request.render_rgb, request.render_valid), self.device)
+            filled = uint8_to_unit(residual_base(request.render_rgb, request.render_valid), self.device)
             base = self._to_model_size(filled)  # (1, 3, R, R)
         generator = self.noise.frame(request.seed)
         shape = (1, self.codec.latent_channels, self.latent_size, self.latent_size)
@@ -219,7 +222,7 @@ class FrameModelPipeline:
 
         x0 = self.sampler.sample(denoise, noises)  # (1, C, h, w)
         if z_base is not None:
-            x0 = x0 + z_base
+            x0 = x0 / self.residual_scale + z_base
         image = self.codec.decode(x0)  # (1, 3, R, R)
         lap("decode")
 

@@ -48,8 +48,9 @@ def options_from_config(cls: type[FrameBackend], config: Any) -> dict[str, Any]:
     config: an object with the fields of ``worldfm_ros.sim.config.BackendConfig`` (model, vae,
     steps, device, dtype, fill, seed, reuse_noise). '' means unset; device 'auto' = CUDA when
     torch sees one, else CPU; dtype 'auto' = fp16 on CUDA, fp32 on CPU; seed < 0 = a random
-    base seed. A model path ending in .onnx is passed as ``onnx_path``. Only the options the
-    class accepts are returned.
+    base seed; model '' = the bundled default model (``resources.default_model_path``). A model
+    path ending in .onnx is passed as ``onnx_path``. Only the options the class accepts are
+    returned.
     """
     device = getattr(config, "device", "auto")
     if device == "auto":
@@ -61,6 +62,10 @@ def options_from_config(cls: type[FrameBackend], config: Any) -> dict[str, Any]:
         dtype = "fp16" if device.startswith("cuda") else "fp32"
     seed = int(getattr(config, "seed", 0))
     model = getattr(config, "model", "") or None
+    if model is None and hasattr(config, "model"):
+        from worldfm_ros.resources import default_model_path
+
+        model = str(default_model_path())
     candidates: dict[str, Any] = {
         "fill": getattr(config, "fill", None),
         "model_path": None if model is None or model.endswith(".onnx") else model,

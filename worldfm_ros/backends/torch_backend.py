@@ -132,4 +132,5 @@ class TorchBackend(PipelineBackend):
         self.model = model
         self.pipeline = FrameModelPipeline(TorchDenoiser(model, compile, cuda_graphs), codec, sampler_obj,
                                       cfg.input_size, noise, torch_device, cfg.use_mask_channel,
-                                      cfg.camera_encoding != "none", cfg.residual)
+                                      cfg.camera_encoding != "none", cfg.residual,
+                                      cfg.residual_scale)

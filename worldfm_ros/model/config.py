@@ -38,8 +38,10 @@ class DiTConfig:
     num_views: width slots of the canvas; the layout is fixed at 3 (target, render, reference).
     residual: what the generated latent is added to. "none" (the release): it is the frame.
         "filled_render": it is the difference between the frame and the push-pull-filled anchor
-        render (``backends.anchor.push_pull_fill``), both encoded; a zero output reproduces the
+        render (``backends.anchor.residual_base``), both encoded; a zero output reproduces the
         anchor-only backend, so the network only learns what the classical fill gets wrong.
+    residual_scale: the network's latent is the residual times this factor (like a VAE's
+        scaling factor: a residual of unit spread keeps the re-noised second step informative).
     """
 
     hidden_size: int
@@ -55,6 +57,7 @@ class DiTConfig:
     camera_encoding: str = "none"
     num_views: int = 3
     residual: str = "none"
+    residual_scale: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "depth", "num_heads", "latent_channels", "patch_size", "input_size",
@@ -62,7 +65,7 @@ class DiTConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"DiTConfig.{name}: expected a positive integer, got {value!r}")
-        for name in ("mlp_ratio", "pe_interpolation"):
+        for name in ("mlp_ratio", "pe_interpolation", "residual_scale"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                     or value <= 0:
@@ -136,7 +139,7 @@ class DiTConfig:
         if missing:
             raise ConfigError(f"DiTConfig: missing key(s) {missing}")
         values = dict(data)
-        for name in ("mlp_ratio", "pe_interpolation"):
+        for name in ("mlp_ratio", "pe_interpolation", "residual_scale"):
             # JSON has one number type: 4 and 4.0 are the same config.
             if isinstance(values.get(name), int) and not isinstance(values.get(name), bool):
                 values[name] = float(values[name])

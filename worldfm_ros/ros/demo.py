@@ -19,8 +19,8 @@ SCRIPT = ((2.0, 0.4, 0.0), (2.5, 0.0, 0.6), (2.0, 0.4, 0.0), (2.5, 0.2, -0.6))
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scene", default="", help="scene anchor ('' = bundled default room)")
-    parser.add_argument("--backend", default="anchor", help="frame backend")
-    parser.add_argument("--model", default="", help="frame-model checkpoint for neural backends")
+    parser.add_argument("--backend", default="torch", help="frame backend (default torch: the bundled model)")
+    parser.add_argument("--model", default="", help="frame-model checkpoint ('' = the bundled model)")
     parser.add_argument("--output", "-o", default="outputs/demo", help="output directory (replaced)")
     parser.add_argument("--rate", type=float, default=10.0, help="camera rate, Hz")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = the whole script)")

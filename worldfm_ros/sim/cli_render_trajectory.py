@@ -17,8 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--world", choices=("map", "scene"), default="map",
                         help="poses are in the map frame or the scene anchor's own frame (default map)")
     parser.add_argument("--rate", type=float, default=10.0, help="Hz, stamps of a JSON/YAML file without 'stamps'")
-    parser.add_argument("--backend", default="anchor", help="frame backend (default anchor)")
-    parser.add_argument("--model", default="", help="frame-model checkpoint for neural backends")
+    parser.add_argument("--backend", default="torch", help="frame backend (default torch: the bundled model)")
+    parser.add_argument("--model", default="", help="frame-model checkpoint ('' = the bundled model)")
     parser.add_argument("--vae", default="", help="VAE folder for latent frame models")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda (renderer and backend)")
     parser.add_argument("--size", type=int, nargs=2, metavar=("W", "H"), default=(640, 480), help="camera size, px")

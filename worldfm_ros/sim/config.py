@@ -32,15 +32,18 @@ class FramesConfig:
 
 @dataclass
 class BackendConfig:
-    """name: frame backend ('anchor', 'torch', 'onnxruntime', 'tensorrt'); model: checkpoint path
-    ('' = none); vae: VAE folder for latent models; steps: 1 or 2 denoising steps; device: 'auto',
-    'cpu' or 'cuda'; dtype: 'auto', 'fp32', 'fp16', 'bf16'; fill: anchor hole filling; seed: noise
-    seed (< 0 = random); reuse_noise: same noise every frame (less flicker)."""
+    """name: frame backend ('anchor', 'torch', 'onnxruntime', 'tensorrt'; default 'torch' with the
+    bundled model, which fills the render's holes better than 'anchor' on held-out rooms);
+    model: checkpoint path ('' = the bundled default model, models/worldfm_res128.safetensors);
+    vae: VAE folder for latent models; steps: 1 or 2 denoising steps (1 suits the bundled model
+    and worldfm_1-step.pth, 2 worldfm_2-step.pth); device: 'auto', 'cpu' or 'cuda'; dtype:
+    'auto', 'fp32', 'fp16', 'bf16'; fill: anchor hole filling; seed: noise seed (< 0 = random);
+    reuse_noise: same noise every frame (less flicker)."""
 
-    name: str = "anchor"
+    name: str = "torch"
     model: str = ""
     vae: str = ""
-    steps: int = 2
+    steps: int = 1
     device: str = "auto"
     dtype: str = "auto"
     fill: str = "push_pull"

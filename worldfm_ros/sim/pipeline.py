@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from worldfm_ros.backends.anchor import push_pull_fill
+from worldfm_ros.backends.anchor import residual_base
 from worldfm_ros.backends.base import FrameBackend, FrameRequest
 from worldfm_ros.render.pointcloud import PointCloudRenderer
 from worldfm_ros.scene.anchor import SceneAnchor
@@ -114,8 +114,8 @@ class FramePipeline:
                                    reference, reference_K, reference_c2w, index, seed)
             out = self.backend.generate(request)
             if self.backend.corrects_fill:
-                correction = out.astype(np.float32) - push_pull_fill(model_view.rgb, model_view.valid)
-                rgb = push_pull_fill(result.rgb, result.valid) + crop_to_camera(correction, canvas, self.rig.camera)
+                correction = out.astype(np.float32) - residual_base(model_view.rgb, model_view.valid)
+                rgb = residual_base(result.rgb, result.valid) + crop_to_camera(correction, canvas, self.rig.camera)
                 rgb = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
             else:
                 rgb = crop_to_camera(out, canvas, self.rig.camera)

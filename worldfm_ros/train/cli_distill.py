@@ -8,7 +8,7 @@ HELP = "distill a trained frame model (DMD) into a 1- or 2-step generator; resum
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="YAML file of a DistillConfig (e.g. config/train/distill_tiny64.yaml)")
+    parser.add_argument("config", help="YAML file of a DistillConfig (e.g. config/train/distill_res128.yaml)")
     parser.add_argument("--teacher", help="override teacher (the Stage II .safetensors model)")
     parser.add_argument("--out-dir", help="override out_dir (checkpoint, log.jsonl, model.safetensors)")
     parser.add_argument("--steps", type=int, help="override the total number of steps")

@@ -8,7 +8,7 @@ HELP = "train a frame model (Stage II) on multi-view samples; resumable, torchru
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="YAML file of a Stage2Config (e.g. config/train/stage2_tiny64.yaml)")
+    parser.add_argument("config", help="YAML file of a Stage2Config (e.g. config/train/stage2_res128.yaml)")
     parser.add_argument("--out-dir", help="override out_dir (checkpoint, log.jsonl, model.safetensors)")
     parser.add_argument("--steps", type=int, help="override the total number of steps")
     parser.add_argument("--cache", help="override data.cache (the .npz sample set)")

@@ -1,6 +1,6 @@
 """Dataclass configs of data preparation, Stage II training and Stage III distillation (YAML files).
 
-Load with ``worldfm_ros.config.load_config(Stage2Config, "config/train/stage2_tiny64.yaml")``;
+Load with ``worldfm_ros.config.load_config(Stage2Config, "config/train/stage2_res128.yaml")``;
 unknown keys and wrong types fail with one line naming the field. Fractions of training
 (``reference_only_until``, ``masking_from``) are of ``steps``.
 """
@@ -55,7 +55,8 @@ class ModelSpec:
     pixel_factor: space-to-depth factor f of the ``PixelCodec``: latents have 3 f^2 channels and
     image_size / f pixels per side. use_mask_channel: give the network the render's coverage.
     residual: "filled_render" trains the network on the difference to the push-pull-filled
-    render (``DiTConfig.residual``); "none" on the frame itself.
+    render (``DiTConfig.residual``); "none" on the frame itself. residual_scale: see
+    ``DiTConfig.residual_scale``.
     """
 
     size: str = "small"
@@ -68,6 +69,7 @@ class ModelSpec:
     use_mask_channel: bool = True
     learn_sigma: bool = False
     residual: str = "none"
+    residual_scale: float = 1.0
 
     def dit_config(self, image_size: int) -> DiTConfig:
         """The DiTConfig for views of ``image_size`` pixels."""
@@ -79,7 +81,8 @@ class ModelSpec:
                      if getattr(self, k) is not None}
         return DiTConfig.named(self.size, latent_channels=3 * self.pixel_factor ** 2,
                                input_size=image_size // self.pixel_factor, use_mask_channel=self.use_mask_channel,
-                               learn_sigma=self.learn_sigma, residual=self.residual, **overrides)
+                               learn_sigma=self.learn_sigma, residual=self.residual,
+                               residual_scale=self.residual_scale, **overrides)
 
 
 @dataclass

@@ -169,7 +169,7 @@ class Batch:
     target, render, reference: (B, 3, S, S) float32 in [-1, 1]; holes of the render are -1
     (black), exactly what the inference pipeline feeds. valid: (B, 1, S, S) float32 in {0, 1}.
     filled: (B, 3, S, S) float32 in [-1, 1], the render with its holes push-pull filled (what the
-    anchor-only backend outputs; the base of residual models).
+    anchor-only backend outputs; mid-grey for an empty render): the base of residual models.
     """
 
     target: torch.Tensor
@@ -224,7 +224,7 @@ def make_batch(samples: SampleSet, indices: list[int], seeds: list[int], masking
     masking: None = renders as built. empty_render: every render emptied (all holes), the
     reference-only phase of progressive condition injection.
     """
-    from worldfm_ros.backends.anchor import push_pull_fill
+    from worldfm_ros.backends.anchor import residual_base
 
     renders, valids, filled = [], [], []
     for i, seed in zip(indices, seeds):
@@ -235,7 +235,7 @@ def make_batch(samples: SampleSet, indices: list[int], seeds: list[int], masking
             render, valid = masking.apply(render, valid, np.random.default_rng(seed))
         renders.append(render)
         valids.append(valid)
-        filled.append(push_pull_fill(render, valid))
+        filled.append(residual_base(render, valid))
     idx = np.asarray(indices, dtype=np.int64)
     return Batch(_unit(samples.target[idx]), _unit(np.stack(renders)), _unit(samples.reference[idx]),
                  torch.from_numpy(np.stack(valids)).float()[:, None], _unit(np.stack(filled)))

@@ -73,12 +73,13 @@ def conditions(codec: Codec, batch: Batch, latent_size: int,
     return codec.encode(batch.render), codec.encode(batch.reference), mask
 
 
-def clean_latent(codec: Codec, batch: Batch, residual: str = "none") -> torch.Tensor:
+def clean_latent(codec: Codec, batch: Batch, residual: str = "none", residual_scale: float = 1.0) -> torch.Tensor:
     """What the network learns to generate, (B, C, h, w): the target's latent, or for residual
-    models (``DiTConfig.residual == "filled_render"``) its difference to the filled render's."""
+    models (``DiTConfig.residual == "filled_render"``) residual_scale x its difference to the
+    filled render's."""
     x0 = codec.encode(batch.target)
     if residual == "filled_render":
-        x0 = x0 - codec.encode(batch.filled)
+        x0 = residual_scale * (x0 - codec.encode(batch.filled))
     return x0
 
 
@@ -97,14 +98,15 @@ def hole_weights(codec: Codec, valid: torch.Tensor, hole_weight: float, latent_s
 
 
 def v_loss(model: torch.nn.Module, codec: Codec, schedule: NoiseSchedule, batch: Batch, t: torch.Tensor,
-           noise: torch.Tensor, use_mask: bool, residual: str = "none", hole_weight: float = 1.0) -> torch.Tensor:
+           noise: torch.Tensor, use_mask: bool, residual: str = "none", hole_weight: float = 1.0,
+           residual_scale: float = 1.0) -> torch.Tensor:
     """Mean squared error of the v-prediction on the target slot (scalar).
 
     t: (B,) long timesteps; noise: (B, C, h, w) like the target latent. ``model`` may be wrapped
     in DistributedDataParallel; the first C output channels are the prediction. residual: see
     ``clean_latent``. hole_weight: see ``hole_weights`` (1 = plain mean).
     """
-    x0 = clean_latent(codec, batch, residual)  # (B, C, h, w)
+    x0 = clean_latent(codec, batch, residual, residual_scale)  # (B, C, h, w)
     z_render, z_ref, mask = conditions(codec, batch, x0.shape[-1], use_mask)
     x_t = schedule.add_noise(x0, noise, t)  # (B, C, h, w)
     out = model(x_t, t, z_render, z_ref, mask)[:, : x0.shape[1]]  # (B, C, h, w)
@@ -176,7 +178,7 @@ class Stage2Trainer:
             group["lr"] = lr
         self.model.train()
         loss = v_loss(self.ddp_model, self.codec, self.schedule, batch, t, noise, self.dit_cfg.use_mask_channel,
-                      self.dit_cfg.residual, cfg.hole_weight)
+                      self.dit_cfg.residual, cfg.hole_weight, self.dit_cfg.residual_scale)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
