@@ -23,11 +23,11 @@ import numpy as np
 import torch
 
 from worldfm_ros.backends.pipeline import (
-    FrameModelPipeline,
     PipelineBackend,
     build_sampler_and_noise,
     load_frame_model,
     make_codec,
+    model_pipeline,
     parse_dtype,
 )
 from worldfm_ros.devices import parse_device
@@ -217,10 +217,7 @@ class OnnxBackend(PipelineBackend):
             codec_dtype = torch_dtype if torch_device.type == "cuda" else torch.float32
             codec = make_codec(cfg["latent_channels"], vae_path, torch_device, codec_dtype, sample_posterior)
         sampler_obj, noise = build_sampler_and_noise(sampler, steps, timesteps, seed, reuse_noise)
-        self.pipeline = FrameModelPipeline(denoiser, codec, sampler_obj, cfg["input_size"], noise, torch_device,
-                                      bool(cfg.get("use_mask_channel", False)),
-                                      residual=cfg.get("residual", "none"),
-                                      residual_scale=float(cfg.get("residual_scale", 1.0)))
+        self.pipeline = model_pipeline(denoiser, codec, sampler_obj, noise, torch_device, cfg)
 
 
 def resolve_onnx(onnx_path: str | Path | None, model_path: str | Path | None, model: torch.nn.Module | None,

@@ -294,6 +294,16 @@ class PipelineBackend(FrameBackend):
         self.pipeline.codec.clear_cache()
 
 
+def model_pipeline(denoiser: Denoiser, codec: Codec, sampler: Sampler, noise: NoiseSource, device: torch.device,
+                   cfg: dict[str, Any], use_cameras: bool = False) -> FrameModelPipeline:
+    """The FrameModelPipeline of a model described by ``cfg``: its DiTConfig as a dict
+    (``DiTConfig.to_dict()``, or the metadata of an exported graph, whose missing keys take the
+    released model's values: no mask channel, no residual)."""
+    return FrameModelPipeline(denoiser, codec, sampler, cfg["input_size"], noise, device,
+                              bool(cfg.get("use_mask_channel", False)), use_cameras,
+                              cfg.get("residual", "none"), float(cfg.get("residual_scale", 1.0)))
+
+
 def build_sampler_and_noise(sampler: str, steps: int, timesteps: list[int] | None, seed: int,
                             reuse_noise: bool) -> tuple[Sampler, NoiseSource]:
     """The sampler and noise source from the backend options shared by every neural backend."""

@@ -17,10 +17,10 @@ import torch
 
 from worldfm_ros.backends.onnx_backend import CONFIG_KEY, default_cache_dir, resolve_onnx
 from worldfm_ros.backends.pipeline import (
-    FrameModelPipeline,
     PipelineBackend,
     build_sampler_and_noise,
     make_codec,
+    model_pipeline,
     parse_dtype,
 )
 from worldfm_ros.errors import BackendUnavailable, CheckpointError, ConfigError
@@ -197,7 +197,4 @@ class TensorRTBackend(PipelineBackend):
         if codec is None:
             codec = make_codec(cfg["latent_channels"], vae_path, torch_device, torch_dtype, sample_posterior)
         sampler_obj, noise = build_sampler_and_noise(sampler, steps, timesteps, seed, reuse_noise)
-        self.pipeline = FrameModelPipeline(denoiser, codec, sampler_obj, cfg["input_size"], noise, torch_device,
-                                      bool(cfg.get("use_mask_channel", False)),
-                                      residual=cfg.get("residual", "none"),
-                                      residual_scale=float(cfg.get("residual_scale", 1.0)))
+        self.pipeline = model_pipeline(denoiser, codec, sampler_obj, noise, torch_device, cfg)

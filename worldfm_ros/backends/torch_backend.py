@@ -8,11 +8,11 @@ from typing import Any
 import torch
 
 from worldfm_ros.backends.pipeline import (
-    FrameModelPipeline,
     PipelineBackend,
     build_sampler_and_noise,
     load_frame_model,
     make_codec,
+    model_pipeline,
     parse_dtype,
 )
 from worldfm_ros.devices import parse_device
@@ -130,7 +130,5 @@ class TorchBackend(PipelineBackend):
             codec = make_codec(cfg.latent_channels, vae_path, torch_device, torch_dtype, sample_posterior)
         sampler_obj, noise = build_sampler_and_noise(sampler, steps, timesteps, seed, reuse_noise)
         self.model = model
-        self.pipeline = FrameModelPipeline(TorchDenoiser(model, compile, cuda_graphs), codec, sampler_obj,
-                                      cfg.input_size, noise, torch_device, cfg.use_mask_channel,
-                                      cfg.camera_encoding != "none", cfg.residual,
-                                      cfg.residual_scale)
+        self.pipeline = model_pipeline(TorchDenoiser(model, compile, cuda_graphs), codec, sampler_obj, noise,
+                                       torch_device, cfg.to_dict(), cfg.camera_encoding != "none")
