@@ -3,36 +3,42 @@
 Arguments and the parameters they set: worldfm_ros/launch_args.py.
 """
 
+from pathlib import Path
+
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, ExecuteProcess
+from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
+from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
-from worldfm_ros.launch_args import LAUNCH_ARGUMENTS
+from worldfm_ros.launch_args import LAUNCH_ARGUMENTS, camera_parameter_file
+
+
+def _node(context):
+    # Resolved here rather than as nested substitutions: Jazzy's PathJoinSubstitution takes no
+    # lists as components, and a missing preset deserves a message that lists the real ones.
+    config = Path(FindPackageShare("worldfm_ros").perform(context)) / "config"
+    camera = camera_parameter_file(LaunchConfiguration("camera").perform(context), config / "cameras")
+    overrides = {a.parameter: ParameterValue(LaunchConfiguration(a.name), value_type=None)
+                 for a in LAUNCH_ARGUMENTS if a.parameter}
+    overrides["scene"] = ParameterValue(LaunchConfiguration("scene"), value_type=str)
+    overrides["backend.model"] = ParameterValue(LaunchConfiguration("model"), value_type=str)
+    return [Node(
+        package="worldfm_ros", executable="sim_node", name="worldfm_sim",
+        namespace=LaunchConfiguration("namespace"), output="screen",
+        parameters=[str(config / "sim.yaml"), str(camera), overrides],
+    )]
 
 
 def generate_launch_description() -> LaunchDescription:
     args = [DeclareLaunchArgument(a.name, default_value=a.default, description=a.description)
             for a in LAUNCH_ARGUMENTS]
-    config = PathJoinSubstitution([FindPackageShare("worldfm_ros"), "config"])
-    overrides = {a.parameter: ParameterValue(LaunchConfiguration(a.name), value_type=None)
-                 for a in LAUNCH_ARGUMENTS if a.parameter}
-    overrides["scene"] = ParameterValue(LaunchConfiguration("scene"), value_type=str)
-    overrides["backend.model"] = ParameterValue(LaunchConfiguration("model"), value_type=str)
-    node = Node(
-        package="worldfm_ros", executable="sim_node", name="worldfm_sim",
-        namespace=LaunchConfiguration("namespace"), output="screen",
-        parameters=[PathJoinSubstitution([config, "sim.yaml"]),
-                    PathJoinSubstitution([config, "cameras", [LaunchConfiguration("camera"), ".yaml"]]),
-                    overrides],
-    )
     record = ExecuteProcess(
         cmd=["worldfm", "record", "--output", LaunchConfiguration("record"),
              "--namespace", LaunchConfiguration("namespace")],
         condition=IfCondition(PythonExpression(["'", LaunchConfiguration("record"), "' != ''"])),
         output="screen",
     )
-    return LaunchDescription([*args, node, record])
+    return LaunchDescription([*args, OpaqueFunction(function=_node), record])

@@ -49,11 +49,39 @@ else
   log "Python packages up to date"
 fi
 
+# Test tools only: the real launch / launch_pytest / ros2 CLI (not on PyPI) when ../shared/ros2
+# is beside the checkout. A user's clone has no ../shared and skips this.
+ROS2_TOOLS="$ROOT/../shared/ros2"
+BUILD_SHARED=()
+if [ -d "$ROS2_TOOLS/wheels" ]; then
+  TSTAMP="$VENV/.worldfm-ros2-tools.sha256"
+  TWANT="$(cd "$ROS2_TOOLS" && ls wheels/*.whl | sha256sum | cut -d' ' -f1)"
+  if [ "$(cat "$TSTAMP" 2>/dev/null || true)" != "$TWANT" ]; then
+    log "installing the ROS 2 test tools from $ROS2_TOOLS (launch, launch_pytest, ros2 CLI)"
+    "$PY" -m pip install --quiet --disable-pip-version-check --no-deps "$ROS2_TOOLS"/wheels/*.whl 2>&1 \
+      | { grep -v '^WARNING: Location' || true; }
+    test "${PIPESTATUS[0]}" = 0
+    # pip cannot see that the PyPI wheel ros-jazzy-ament-index-python provides ament_index_python.
+    "$PY" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements/ros2-tools.txt" 2>&1 \
+      | { grep -vE "^WARNING: Location|dependency resolver does not currently|requires ament_index_python" || true; }
+    test "${PIPESTATUS[0]}" = 0
+    echo "$TWANT" > "$TSTAMP"
+  fi
+  # launch_ros imports composition_interfaces; ../shared is read-only, so build a copy.
+  if [ -d "$ROS2_TOOLS/src/composition_interfaces" ]; then
+    COPY="$ROOT/build/shared_ros2_src"
+    mkdir -p "$COPY"
+    rm -rf "$COPY/composition_interfaces"
+    cp -rp "$ROS2_TOOLS/src/composition_interfaces" "$COPY/"  # -p: keep mtimes, so no rebuild
+    BUILD_SHARED=("$COPY")
+  fi
+fi
+
 log "building the package with colcon"
 # shellcheck disable=SC1091
 source "$VENV/bin/activate"
 export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
-BASES=("$ROOT")
+BASES=("$ROOT" "${BUILD_SHARED[@]}")
 # tf2_msgs is not on PyPI; build TFMessage from its definition unless a real one exists.
 if ! "$PY" -c 'import tf2_msgs.msg' 2>/dev/null || [ -d "$ROOT/install/tf2_msgs" ]; then
   BASES+=("$ROOT/vendor/tf2_msgs")

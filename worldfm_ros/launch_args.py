@@ -6,6 +6,9 @@ Kept free of the ``launch`` package so that the mapping can be checked anywhere.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+from worldfm_ros.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -27,10 +30,29 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
     LaunchArgument("input_mode", "cmd_vel", "cmd_vel (integrate velocity commands) or tf (follow /tf)", "input_mode"),
     LaunchArgument("rate", "10.0", "camera frame rate, Hz", "rate_hz"),
     LaunchArgument("use_sim_time", "false", "stamp with /clock time published by someone else", "use_sim_time"),
-    LaunchArgument("camera", "default", "camera preset: a file config/cameras/<camera>.yaml"),
+    LaunchArgument("camera", "default",
+                   "camera preset (a name in config/cameras/) or the path of a parameter file like them"),
     LaunchArgument("namespace", "", "ROS namespace of the node and its relative topics"),
     LaunchArgument("record", "", "if set, record the camera, odom, TF and clock topics to this MCAP bag"),
 )
 
 # Parameters every ROS node has; the launch file may set them without a SimConfig field.
 BUILTIN_PARAMETERS = {"use_sim_time"}
+
+
+def camera_parameter_file(camera: str, presets: Path) -> Path:
+    """The parameter file the ``camera`` launch argument names.
+
+    camera: a preset name (``presets/<camera>.yaml``) or a path to a ``.yaml`` parameter file.
+    Raises ConfigError naming the argument and the presets that exist.
+    """
+    given = Path(camera).expanduser()
+    if camera.endswith((".yaml", ".yml")) or given.parent != Path("."):
+        if not given.is_file():
+            raise ConfigError(f"launch argument 'camera': no parameter file at {given}")
+        return given
+    path = presets / f"{camera}.yaml"
+    if not path.is_file():
+        names = ", ".join(sorted(p.stem for p in presets.glob("*.yaml"))) or "none"
+        raise ConfigError(f"launch argument 'camera': no preset {camera!r} in {presets} (presets: {names})")
+    return path
