@@ -32,6 +32,13 @@ def test_sim_yaml_sets_every_parameter_of_the_node():
     assert given == set(params) - {"camera.width", "camera.height", "camera.hfov_deg", "camera.camera_info_url"}
 
 
+def test_sim_yaml_restates_the_config_defaults_so_ros2_launch_and_ros2_run_agree():
+    # ros2 run uses the dataclass defaults, ros2 launch this file: one source of truth.
+    given = flatten_dict(ros_parameters(ROOT / "config" / "sim.yaml"))
+    defaults = flatten(SimConfig())
+    assert {k: v for k, v in given.items() if v != defaults[k]} == {}
+
+
 def flatten_dict(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():

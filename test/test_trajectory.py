@@ -169,3 +169,35 @@ def test_an_existing_bag_is_not_overwritten(tmp_path, scene_dir):
     trajectory = load_trajectory(write_tum(tmp_path / "poses.txt", count=1))
     with pytest.raises(WorldFMError, match="already exists"):
         render_trajectory(sim_for(scene_dir).pipeline, trajectory, tmp_path / "out")
+
+
+def test_seven_scenes_pose_files_render_like_scene_build_accepts_them(tmp_path, scene_dir, shared_data):
+    # 7-Scenes prints rotations with few digits (|RᵀR - I| up to 3.3e-4): re-orthonormalised, with a note.
+    files = sorted((shared_data / "sevenscenes_redkitchen").glob("frame-*.pose.txt"))[:3]
+    path = tmp_path / "kitchen.yaml"
+    path.write_text(json.dumps([np.loadtxt(f).tolist() for f in files]))
+    with pytest.warns(UserWarning, match=r"kitchen.yaml: rotations re-orthonormalised"):
+        assert main(["render-trajectory", str(path), "-o", str(tmp_path / "out"), "--scene", str(scene_dir),
+                     "--world", "scene", "--backend", "anchor", "--size", str(W), str(H), "--device", "cpu",
+                     "--no-video", "--no-bag"]) == 0
+    assert len(list((tmp_path / "out" / "frames").glob("*.png"))) == 3
+
+
+def test_a_slightly_non_orthonormal_rotation_is_snapped_to_the_nearest_rotation(tmp_path):
+    T = optical_pose(1)
+    T[:3, :3] *= 1.0003
+    path = tmp_path / "poses.json"
+    path.write_text(json.dumps([T.tolist()]))
+    with pytest.warns(UserWarning, match="re-orthonormalised"):
+        R = load_trajectory(path).poses[0][:3, :3]
+    np.testing.assert_allclose(R.T @ R, np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(R, optical_pose(1)[:3, :3], atol=1e-9)
+
+
+def test_a_rotation_far_from_orthonormal_is_still_refused_naming_the_pose(tmp_path):
+    T = optical_pose(1)
+    T[:3, :3] *= 1.1
+    path = tmp_path / "poses.json"
+    path.write_text(json.dumps([optical_pose(0).tolist(), T.tolist()]))
+    with pytest.raises(WorldFMError, match=r"poses.json: c2w\[1\]: rotation is not orthonormal"):
+        load_trajectory(path)

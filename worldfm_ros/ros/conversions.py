@@ -139,15 +139,39 @@ def odometry_msg(T: np.ndarray, linear: np.ndarray, angular: np.ndarray, stamp_n
     return msg
 
 
+try:  # a ROS install has sensor_msgs_py; the numpy path below is the fallback, tested to match it
+    from sensor_msgs_py import point_cloud2 as _point_cloud2
+except ImportError:
+    _point_cloud2 = None
+
+POINT_FIELDS = [PointField(name=name, offset=4 * i, datatype=PointField.FLOAT32, count=1)
+                for i, name in enumerate(("x", "y", "z", "rgb"))]
+
+
 def point_cloud_msg(points: np.ndarray, colors: np.ndarray, stamp_ns: int, frame_id: str) -> PointCloud2:
-    """sensor_msgs/PointCloud2 (x, y, z float32 + rgb packed float32) from (N, 3) points and uint8 colours."""
-    n = len(points)
-    rec = np.zeros(n, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("rgb", "<u4")])
+    """sensor_msgs/PointCloud2 of (N, 3) float points and (N, 3) uint8 colours.
+
+    Fields x, y, z (float32) and rgb (0x00RRGGBB packed into a float32, the PCL/rviz convention);
+    points: metres in ``frame_id``. Built by sensor_msgs_py where it is importable.
+    """
+    records = _point_records(points, colors)
+    if _point_cloud2 is None:
+        return _point_cloud_msg_numpy(records, stamp_ns, frame_id)
+    msg = _point_cloud2.create_cloud(header(stamp_ns, frame_id), POINT_FIELDS, records)
+    msg.is_dense = True  # every point is a rendered, finite surface point
+    return msg
+
+
+def _point_records(points: np.ndarray, colors: np.ndarray) -> np.ndarray:
+    rec = np.zeros(len(points), dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("rgb", "<f4")])
     rec["x"], rec["y"], rec["z"] = points[:, 0], points[:, 1], points[:, 2]
     c = colors.astype(np.uint32)
-    rec["rgb"] = (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
-    fields = [PointField(name=name, offset=4 * i, datatype=PointField.FLOAT32, count=1)
-              for i, name in enumerate(("x", "y", "z", "rgb"))]
-    return PointCloud2(header=header(stamp_ns, frame_id), height=1, width=n, fields=fields,
+    rec["rgb"] = ((c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]).view("<f4")
+    return rec
+
+
+def _point_cloud_msg_numpy(records: np.ndarray, stamp_ns: int, frame_id: str) -> PointCloud2:
+    n = len(records)
+    return PointCloud2(header=header(stamp_ns, frame_id), height=1, width=n, fields=POINT_FIELDS,
                        is_bigendian=False, point_step=16, row_step=16 * n, is_dense=True,
-                       data=_bytes_field(rec.view(np.uint8)))
+                       data=_bytes_field(records.view(np.uint8)))

@@ -20,6 +20,7 @@ Every message is stamped, and written at, the time of its pose.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,8 +29,9 @@ import numpy as np
 import yaml
 from scipy.spatial.transform import Rotation
 
-from worldfm_ros.camera import PinholeCamera, check_pose, invert_pose
+from worldfm_ros.camera import PinholeCamera, invert_pose
 from worldfm_ros.errors import CameraError, ConfigError, WorldFMError
+from worldfm_ros.scene.checks import orthonormalize_pose
 from worldfm_ros.sim.config import FramesConfig
 from worldfm_ros.sim.pipeline import Frame, FramePipeline
 from worldfm_ros.sim.rig import LINK_FROM_OPTICAL
@@ -128,7 +130,7 @@ def load_matrices(path: str | Path, kind: str = "optical", world: str = "map", r
         matrices = matrices[None]
     if matrices.ndim != 3 or matrices.shape[1:] not in ((4, 4), (3, 4)) or len(matrices) == 0:
         raise ConfigError(f"{path}: 'c2w' must be a non-empty list of 4x4 matrices, got shape {matrices.shape}")
-    poses = np.stack([check_pose(T, f"{path}: c2w[{i}]") for i, T in enumerate(matrices)])
+    poses = _snap_rotations(matrices, path)
     if stamps is None:
         if not rate_hz > 0:
             raise ConfigError(f"rate_hz: expected a positive number, got {rate_hz}")
@@ -138,6 +140,20 @@ def load_matrices(path: str | Path, kind: str = "optical", world: str = "map", r
             raise ConfigError(f"{path}: 'stamps' must be a list of {len(poses)} times in seconds")
         stamps_ns = np.array([_seconds_to_ns(str(s)) for s in stamps], np.int64)
     return Trajectory(stamps_ns, poses, kind, world)
+
+
+def _snap_rotations(matrices: np.ndarray, path: Path) -> np.ndarray:
+    """(N, 4, 4) rigid poses; rotations printed with few digits are re-orthonormalised, with a note.
+
+    Uses the tolerance of the scene builders (scene.checks.orthonormalize_pose), so a pose file
+    that ``scene-build rgbd`` accepts renders too.
+    """
+    poses = np.stack([orthonormalize_pose(T, f"{path}: c2w[{i}]") for i, T in enumerate(matrices)])
+    R = matrices[:, :3, :3]
+    err = float(np.max(np.abs(np.swapaxes(R, 1, 2) @ R - np.eye(3))))
+    if err > 1e-6:
+        warnings.warn(f"{path}: rotations re-orthonormalised (max |RᵀR - I| = {err:.2e} before)", stacklevel=3)
+    return poses
 
 
 def load_trajectory(path: str | Path, kind: str = "optical", world: str = "map", rate_hz: float = 10.0) -> Trajectory:
