@@ -1,6 +1,6 @@
 """ros2 launch worldfm_ros nav2_example.launch.py [scene:=...] [params_file:=...] [use_sim_time:=false]
 
-The simulator (launch/sim.launch.py, with the depth point cloud on) plus a minimal Nav2 stack
+The simulator (launch/sim.launch.py, with the depth point cloud and LaserScan on) plus a minimal Nav2 stack
 without a static map: planner, controller, behaviours and the BT navigator, configured by
 config/nav2/nav2_params.yaml, brought up by one lifecycle manager. Send a goal with RViz's
 "Nav2 Goal" or ``ros2 action send_goal /navigate_to_pose nav2_msgs/action/NavigateToPose ...``.
@@ -10,10 +10,10 @@ them the simulator still starts and the launch log names each Nav2 package that 
 
 from launch import LaunchDescription
 from ament_index_python.packages import PackageNotFoundError, get_package_prefix
-from launch.actions import DeclareLaunchArgument, GroupAction, IncludeLaunchDescription, LogInfo, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, LogInfo, OpaqueFunction
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node, SetParameter
+from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 NAV2_NODES = [
@@ -35,13 +35,12 @@ def generate_launch_description() -> LaunchDescription:
                               description="Nav2 parameter file"),
         DeclareLaunchArgument("use_sim_time", default_value="false", description="use /clock time"),
     ]
-    sim = GroupAction([
-        SetParameter(name="publish_points", value=True),
-        IncludeLaunchDescription(
-            PythonLaunchDescriptionSource(PathJoinSubstitution([share, "launch", "sim.launch.py"])),
-            launch_arguments={"scene": LaunchConfiguration("scene"), "use_sim_time": use_sim_time}.items(),
-        ),
-    ])
+    # A parameter file, not SetParameter: the node's own files would override a global parameter.
+    sim = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(PathJoinSubstitution([share, "launch", "sim.launch.py"])),
+        launch_arguments={"scene": LaunchConfiguration("scene"), "use_sim_time": use_sim_time,
+                          "params_file": PathJoinSubstitution([share, "config", "nav2", "sim_params.yaml"])}.items(),
+    )
     return LaunchDescription([*args, sim, OpaqueFunction(function=_nav2, args=[params_file, use_sim_time])])
 
 

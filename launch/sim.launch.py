@@ -13,6 +13,7 @@ from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
+from worldfm_ros.errors import ConfigError
 from worldfm_ros.launch_args import LAUNCH_ARGUMENTS, camera_parameter_file
 
 
@@ -25,10 +26,15 @@ def _node(context):
                  for a in LAUNCH_ARGUMENTS if a.parameter}
     overrides["scene"] = ParameterValue(LaunchConfiguration("scene"), value_type=str)
     overrides["backend.model"] = ParameterValue(LaunchConfiguration("model"), value_type=str)
+    files = [str(config / "sim.yaml"), str(camera)]
+    if extra := LaunchConfiguration("params_file").perform(context):
+        if not Path(extra).expanduser().is_file():
+            raise ConfigError(f"launch argument 'params_file': no parameter file at {extra}")
+        files.append(str(Path(extra).expanduser()))
     return [Node(
         package="worldfm_ros", executable="sim_node", name="worldfm_sim",
         namespace=LaunchConfiguration("namespace"), output="screen",
-        parameters=[str(config / "sim.yaml"), str(camera), overrides],
+        parameters=[*files, overrides],
     )]
 
 

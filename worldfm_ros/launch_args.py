@@ -34,6 +34,7 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
                    "camera preset (a name in config/cameras/) or the path of a parameter file like them"),
     LaunchArgument("namespace", "", "ROS namespace of the node and its relative topics"),
     LaunchArgument("record", "", "if set, record the camera, odom, TF and clock topics to this MCAP bag"),
+    LaunchArgument("params_file", "", "extra node parameter file, applied after config/sim.yaml and the camera"),
 )
 
 # Parameters every ROS node has; the launch file may set them without a SimConfig field.
