@@ -104,7 +104,8 @@ def summarize(path: str | Path) -> BagSummary:
             rate = (conn.msgcount - 1) / span if conn.msgcount > 1 and span > 0 else 0.0
             topics[conn.topic] = TopicSummary(conn.topic, conn.msgtype, conn.msgcount, rate)
         start, end = (reader.start_time, reader.end_time) if reader.message_count else (0, 0)
-        compression = _chunk_compression(reader.paths[0]) if reader.paths else ""
+        files = sorted(path.glob("*.mcap"))
+        compression = _chunk_compression(files[0]) if files else ""
     size = sum(p.stat().st_size for p in path.iterdir() if p.is_file())
     return BagSummary(path, (end - start) * 1e-9, start, end, size, compression, topics)
 
