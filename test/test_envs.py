@@ -17,6 +17,9 @@ from worldfm_ros.scene.procedural import make_room_scene, random_room
 W, H = 64, 48
 CONFIG = {"camera": {"width": W, "height": H}, "initial_pose": [3.0, 2.5, 0.0, 0.0],
           "kinematics": {"max_linear_accel": 100.0, "max_angular_accel": 100.0}}
+# Actions in m/s and rad/s, episodes from the configured initial pose (the defaults are
+# normalised actions and random collision-free starts).
+FIXED = {"normalized_actions": False, "start_poses": None}
 
 
 def room_scene(seed: int):
@@ -32,7 +35,7 @@ def scene():
 
 @pytest.fixture
 def env(scene):
-    env = WorldFMEnv(CONFIG, scene=scene, dt=0.2, max_episode_steps=20)
+    env = WorldFMEnv(CONFIG, scene=scene, dt=0.2, max_episode_steps=20, **FIXED)
     yield env
     env.close()
 
@@ -101,7 +104,7 @@ def test_driving_into_a_wall_terminates_with_the_collision_penalty(env):
 
 
 def test_an_episode_is_truncated_after_max_episode_steps(scene):
-    env = WorldFMEnv(CONFIG, scene=scene, dt=0.1, max_episode_steps=3)
+    env = WorldFMEnv(CONFIG, scene=scene, dt=0.1, max_episode_steps=3, **FIXED)
     env.reset(seed=0)
     flags = [env.step(forward(0.0))[3] for _ in range(3)]
     assert flags == [False, False, True]
@@ -121,10 +124,10 @@ def test_unknown_reset_options_are_rejected(env):
 
 
 def test_the_action_space_follows_the_kinematic_model_and_limits(scene):
-    diff = WorldFMEnv({**CONFIG, "kinematics": {"max_linear": 0.7, "max_angular": 2.0}}, scene=scene)
+    diff = WorldFMEnv({**CONFIG, "kinematics": {"max_linear": 0.7, "max_angular": 2.0}}, scene=scene, **FIXED)
     assert diff.action_space.shape == (2,)
     assert diff.action_space.high.tolist() == pytest.approx([0.7, 2.0])
-    holo = WorldFMEnv({**CONFIG, "kinematics": {**CONFIG["kinematics"], "model": "holonomic"}}, scene=scene)
+    holo = WorldFMEnv({**CONFIG, "kinematics": {**CONFIG["kinematics"], "model": "holonomic"}}, scene=scene, **FIXED)
     assert holo.action_space.shape == (3,)
     holo.reset(seed=0)
     obs, *_ = holo.step(np.array([0.0, 0.5, 0.0], np.float32))
@@ -133,7 +136,7 @@ def test_the_action_space_follows_the_kinematic_model_and_limits(scene):
 
 def test_normalized_actions_are_scaled_by_the_kinematics_limits(scene):
     env = WorldFMEnv({**CONFIG, "kinematics": {**CONFIG["kinematics"], "max_linear": 0.4}}, scene=scene,
-                     dt=0.5, normalized_actions=True)
+                     dt=0.5, normalized_actions=True, start_poses=None)
     assert env.action_space.high.tolist() == [1.0, 1.0]
     env.reset(seed=0)
     obs, *_ = env.step(np.array([0.5, 0.0], np.float32))
@@ -148,7 +151,7 @@ def test_an_action_of_the_wrong_shape_is_rejected(env):
 
 def test_a_custom_reward_function_receives_the_transition(scene):
     seen: list[Transition] = []
-    env = WorldFMEnv(CONFIG, scene=scene, dt=0.2, reward_fn=lambda t: seen.append(t) or 42.0)
+    env = WorldFMEnv(CONFIG, scene=scene, dt=0.2, reward_fn=lambda t: seen.append(t) or 42.0, **FIXED)
     env.reset(seed=0)
     _, reward, *_ = env.step(forward(0.5))
     assert reward == 42.0
@@ -164,7 +167,7 @@ def test_render_returns_the_last_camera_image(scene):
 def test_a_vector_env_steps_robots_in_different_scenes(scene):
     slow = {**CONFIG, "kinematics": {**CONFIG["kinematics"], "max_linear": 0.2}}
     envs = make_vector_env([scene, room_scene(12)], configs=[CONFIG, slow], dt=0.5, max_episode_steps=10,
-                           normalized_actions=True)
+                           normalized_actions=True, start_poses=None)
     obs, _ = envs.reset(seed=3)
     assert obs["image"].shape == (2, H, W, 3) and obs["depth"].shape == (2, H, W)
     assert not np.array_equal(obs["image"][0], obs["image"][1])
@@ -183,7 +186,7 @@ def test_the_env_is_registered_with_gymnasium(scene):
 
 
 def test_a_scripted_wall_avoiding_policy_runs_200_steps(scene):
-    env = WorldFMEnv(CONFIG, scene=scene, dt=0.1, max_episode_steps=1000)
+    env = WorldFMEnv(CONFIG, scene=scene, dt=0.1, max_episode_steps=1000, **FIXED)
     obs, info = env.reset(seed=3)
     steps, episodes = 0, 1
     for _ in range(200):

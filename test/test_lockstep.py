@@ -180,11 +180,11 @@ def test_ros_gym_env_matches_the_in_process_env(lockstep, scene_dir):
     from worldfm_ros.envs.ros_env import WorldFMRosEnv
     from worldfm_ros.envs.sim_env import WorldFMEnv
 
-    env = WorldFMRosEnv(dt=0.2, max_episode_steps=20, timeout_s=15)
+    env = WorldFMRosEnv(dt=0.2, max_episode_steps=20, timeout_s=15, normalized_actions=False)
     check_env(env, skip_render_check=True)
     local = WorldFMEnv({"camera": {"width": W, "height": H}, "initial_pose": [3.0, 2.5, 0.0, 0.0],
                         "kinematics": {"max_linear_accel": 100.0, "max_angular_accel": 100.0}},
-                       scene=str(scene_dir), dt=0.2)
+                       scene=str(scene_dir), dt=0.2, normalized_actions=False, start_poses=None)
     remote_obs, _ = env.reset(seed=4)
     local_obs, _ = local.reset(seed=4)
     assert np.array_equal(remote_obs["image"], local_obs["image"])

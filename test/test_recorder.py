@@ -22,7 +22,7 @@ def test_static_transforms_are_recorded_with_transient_local_qos(ros_context, tm
     recorder = BagRecorder(rec_node, tmp_path / "bag", simulator_topics())
     spinner = Spinner(ros_context, rec_node, pub_node)
     TfPublisher(pub_node).send_static([(np.eye(4), 0, "base_link", "camera_link")])
-    wait_for(lambda: recorder.counts["/tf_static"] >= 1, what="a recorded /tf_static message")
+    wait_for(lambda: recorder.counts.get("/tf_static", 0) >= 1, what="a recorded /tf_static message")
     spinner.stop()
     recorder.close()
     meta = yaml.safe_load((tmp_path / "bag" / "metadata.yaml").read_text())["rosbag2_bagfile_information"]

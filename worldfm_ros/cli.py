@@ -22,6 +22,8 @@ COMMANDS: dict[str, str] = {
     "bench-node": "worldfm_ros.ros.bench_node",
     "demo": "worldfm_ros.ros.demo",
     "record": "worldfm_ros.ros.cli_record",
+    "bag-info": "worldfm_ros.cli_bag_info",
+    "bag-reindex": "worldfm_ros.cli_bag_reindex",
     "render-trajectory": "worldfm_ros.sim.cli_render_trajectory",
     "bench-env": "worldfm_ros.envs.bench_env",
     "train": "worldfm_ros.train.cli_train",

@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     for w, h in sizes:
         config = {"camera": {"width": w, "height": h},
                   "backend": {"name": args.backend, "model": args.model, "vae": args.vae, "device": args.device}}
-        env = WorldFMEnv(config, scene=args.scene or None, dt=0.1, device=args.device)
+        env = WorldFMEnv(config, scene=args.scene or None, dt=0.1, device=args.device, normalized_actions=False,
+                         start_poses=None)
         env.reset(seed=0)
         for _ in range(args.warmup):
             env.step(action)

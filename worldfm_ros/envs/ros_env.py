@@ -31,12 +31,15 @@ PARAMETERS = ("lockstep", "camera.width", "camera.height", "camera.hfov_deg", "c
               "kinematics.model", "kinematics.max_linear", "kinematics.max_angular", "initial_pose")
 
 
-class WorldFMRosEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
+class WorldFMRosEnv(gym.Env):
     """Drives the node ``/<namespace>/<node_name>`` through its lockstep services.
 
-    dt: simulated seconds per step (sent with every Step request). max_episode_steps: truncation.
-    reward_fn: ``Transition -> float`` (default :class:`ForwardProgress`). timeout_s: seconds to
-    wait for the services to appear and for each reply. normalized_actions: as in WorldFMEnv.
+    dt: simulated seconds per step (sent with every Step request). max_episode_steps: truncation
+    (None: no own limit). reward_fn: ``Transition -> float`` (default :class:`ForwardProgress`).
+    timeout_s: seconds to wait for the services to appear and for each reply.
+    normalized_actions, observation: as in WorldFMEnv. start_poses: None (the node's initial
+    pose) or a list of (x m, y m, yaw rad) in the map frame, one drawn per reset with the env's
+    generator (a random free-space spawn needs the scene, which lives in the node).
 
     reset options: ``pose`` (x, y, yaw) or (4, 4) of base_link in the map frame; ``scene``: a
     scene path for the node's ~/load_scene service. info: map_T_base (4, 4), stamp_ns, and after
@@ -46,9 +49,15 @@ class WorldFMRosEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
     def __init__(self, namespace: str = "", node_name: str = "worldfm_sim", dt: float = 0.1,
-                 max_episode_steps: int = 500, reward_fn: RewardFn | None = None, render_mode: str | None = None,
-                 normalized_actions: bool = False, timeout_s: float = 30.0) -> None:
-        spaces.check_episode_arguments(dt, max_episode_steps, render_mode, self.metadata["render_modes"])
+                 max_episode_steps: int | None = spaces.DEFAULT_MAX_EPISODE_STEPS, reward_fn: RewardFn | None = None, render_mode: str | None = None,
+                 normalized_actions: bool = True, timeout_s: float = 30.0, observation: str = "dict",
+                 start_poses: list | None = None) -> None:
+        spaces.check_episode_arguments(dt, max_episode_steps, render_mode, self.metadata["render_modes"],
+                                       observation)
+        self.start_poses = spaces.check_start_poses(start_poses)
+        if self.start_poses == "random":
+            raise ValueError("start_poses: 'random' needs the scene in-process; give WorldFMRosEnv a list of "
+                             "(x, y, yaw)")
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from rcl_interfaces.srv import GetParameters
@@ -56,7 +65,7 @@ class WorldFMRosEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         from worldfm_ros.srv import LoadScene, Reset, Step
 
         self._rclpy, self._Reset, self._Step, self._LoadScene = rclpy, Reset, Step, LoadScene
-        self.dt, self.max_episode_steps = float(dt), int(max_episode_steps)
+        self.dt, self.max_episode_steps = float(dt), max_episode_steps
         self.reward_fn = reward_fn or ForwardProgress()
         self.render_mode, self.normalized_actions, self.timeout_s = render_mode, normalized_actions, timeout_s
         self.metadata = {**self.metadata, "render_fps": 1.0 / self.dt}
@@ -85,7 +94,7 @@ class WorldFMRosEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                                            params["kinematics.max_angular"])
         self.map_T_odom = planar_pose(*params["initial_pose"])
         self.action_space = spaces.action_space(self.kinematics, normalized_actions)
-        self.observation_space = spaces.observation_space(camera)
+        self.observation_space = spaces.observation_space(camera, observation)
         self._load_scene_client = None
         self._steps = 0
         self._odom_T_base: np.ndarray | None = None
@@ -119,7 +128,7 @@ class WorldFMRosEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     # ----------------------------------------------------------------- gymnasium API
     def reset(self, *, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+              options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         from worldfm_ros.ros import conversions as conv
 
         super().reset(seed=seed)
@@ -129,15 +138,18 @@ class WorldFMRosEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                 self._load_scene_client = self._client(self._LoadScene, "load_scene")
             self._call(self._load_scene_client, self._LoadScene.Request(path=str(options["scene"])))
         request = self._Reset.Request(seed=int(self.np_random.integers(0, 2**31 - 1)))
-        if options.get("pose") is not None:
+        pose = options.get("pose")
+        if pose is None:
+            pose = spaces.listed_start(self.start_poses, self.np_random)
+        if pose is not None:
             request.use_pose = True
-            request.pose = conv.pose_msg(start_pose(options["pose"], self.map_T_odom[2, 3]))
+            request.pose = conv.pose_msg(start_pose(pose, self.map_T_odom[2, 3]))
         response = self._call(self._reset_client, request)
         self._steps = 0
         obs, info = self._observe(response)
         return obs, info
 
-    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+    def step(self, action: np.ndarray) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         if self._odom_T_base is None:
             raise RuntimeError("step() called before reset()")
         action = np.asarray(action, dtype=np.float32)
@@ -154,9 +166,10 @@ class WorldFMRosEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         info["min_obstacle_distance"] = float(response.min_obstacle_distance)
         reward = self.reward_fn(Transition(previous, self._odom_T_base, action, self.dt, bool(response.collision),
                                            bool(response.done), float(response.min_obstacle_distance)))
-        return obs, float(reward), bool(response.done), self._steps >= self.max_episode_steps, info
+        return (obs, float(reward), bool(response.done), spaces.truncated(self._steps, self.max_episode_steps),
+                info)
 
-    def _observe(self, response) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    def _observe(self, response) -> tuple[Any, dict[str, Any]]:
         from worldfm_ros.ros import conversions as conv
 
         if response.image.height == 0:
@@ -167,7 +180,7 @@ class WorldFMRosEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         angular = np.array([odom.twist.twist.angular.x, odom.twist.twist.angular.y, odom.twist.twist.angular.z])
         self._image = conv.image_to_numpy(response.image)
         obs = spaces.observation(self._image, conv.image_to_numpy(response.depth),
-                                 spaces.odom_vector(self._odom_T_base, linear, angular))
+                                 spaces.odom_vector(self._odom_T_base, linear, angular), self.observation_space)
         info = {"map_T_base": self.map_T_odom @ self._odom_T_base,
                 "stamp_ns": conv.time_ns(response.image.header.stamp)}
         return obs, info

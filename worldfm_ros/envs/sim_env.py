@@ -4,7 +4,8 @@ Each ``step`` applies the action as a body-frame velocity command for ``dt`` sim
 seconds (integrated at the config's sim_rate_hz, blocked by collisions) and renders the
 camera at the new pose. Spaces: see :mod:`worldfm_ros.envs.spaces`. An episode terminates
 when the simulator reports it done (collision, or base_link left the scene's extent) and
-is truncated after ``max_episode_steps`` steps.
+is truncated after ``max_episode_steps`` steps (``gym.make("WorldFM-v0", max_episode_steps=N)``
+sets it through gymnasium's TimeLimit instead).
 """
 
 from __future__ import annotations
@@ -42,22 +43,29 @@ def start_pose(pose: Any, z: float = 0.0) -> np.ndarray:
     return planar_pose(array[0], array[1], z, array[2])
 
 
-class WorldFMEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
+class WorldFMEnv(gym.Env):
     """One robot with one camera in one scene.
 
     config: SimConfig, a mapping of its fields (e.g. ``{"camera": {"width": 64, "height": 48}}``),
         a YAML file, or None for the defaults (camera, mount, kinematics, collision, backend).
     scene: scene anchor (path or object); None = ``config.scene`` ('' = the bundled default room).
-    backend: a frame backend; None = the one named by ``config.backend`` (default 'anchor').
-    dt: simulated seconds per step. max_episode_steps: truncation length.
+    backend: a frame backend; None = the one named by ``config.backend`` (default 'torch': the
+        bundled frame model; ``{"backend": {"name": "anchor"}}`` for the fast classical fill).
+    dt: simulated seconds per step. max_episode_steps: truncation length (None: no own limit).
     reward_fn: ``Transition -> float``; default :class:`ForwardProgress`.
     render_mode: None or 'rgb_array' (``render()`` returns the last camera image).
     device: torch device of the point-cloud renderer.
-    normalized_actions: actions in [-1, 1] scaled by the kinematics limits (robots with different
-        limits then share one action space, e.g. in a vector env), instead of m/s and rad/s.
+    normalized_actions: actions in [-1, 1] scaled by the kinematics limits (the default: what RL
+        libraries expect, and robots with different limits share one action space); False: m/s, rad/s.
+    observation: 'dict' (image, depth, odom), 'rgbd' ((H, W, 4) uint8) or 'image' ((H, W, 3) uint8);
+        the last two suit CNN policies; see :mod:`worldfm_ros.envs.spaces`.
+    start_poses: where episodes start: 'random' (default: a collision-free pose drawn from the
+        scene's free space with the env's generator, so ``reset(seed=s)`` picks the start), a list
+        of (x m, y m, yaw rad) in the map frame (one drawn per reset), or None (the config's
+        initial pose every time).
 
-    reset options: ``pose`` (x, y, yaw) or (4, 4) of base_link in the map frame (default: the
-    config's initial pose); ``scene``: a scene to load before the episode starts.
+    reset options: ``pose`` (x, y, yaw) or (4, 4) of base_link in the map frame (overrides
+    start_poses); ``scene``: a scene to load before the episode starts.
     info: map_T_base (4, 4), stamp_ns, collision, min_obstacle_distance (m), coverage (render
     fraction in [0, 1]), reference_index (keyframe used).
     """
@@ -65,10 +73,13 @@ class WorldFMEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
     def __init__(self, config: SimConfig | dict | str | Path | None = None, scene: SceneSource | None = None,
-                 backend: FrameBackend | None = None, dt: float = 0.1, max_episode_steps: int = 500,
+                 backend: FrameBackend | None = None, dt: float = 0.1, max_episode_steps: int | None = spaces.DEFAULT_MAX_EPISODE_STEPS,
                  reward_fn: RewardFn | None = None, render_mode: str | None = None, device: str = "cpu",
-                 normalized_actions: bool = False) -> None:
-        spaces.check_episode_arguments(dt, max_episode_steps, render_mode, self.metadata["render_modes"])
+                 normalized_actions: bool = True, observation: str = "dict",
+                 start_poses: str | list | None = "random") -> None:
+        spaces.check_episode_arguments(dt, max_episode_steps, render_mode, self.metadata["render_modes"],
+                                       observation)
+        self.start_poses = spaces.check_start_poses(start_poses)
         self.config = sim_config(config)
         if backend is None:
             from worldfm_ros.backends.registry import create_backend
@@ -77,29 +88,36 @@ class WorldFMEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.sim = Simulator(self.config, backend, device=device)
         self.sim.load_scene(scene if scene is not None else (self.config.scene or None))
         self.dt = float(dt)
-        self.max_episode_steps = int(max_episode_steps)
+        self.max_episode_steps = max_episode_steps
         self.reward_fn = reward_fn or ForwardProgress()
         self.render_mode = render_mode
         self.metadata = {**self.metadata, "render_fps": 1.0 / self.dt}
         self.normalized_actions = normalized_actions
         self.action_space = spaces.action_space(self.config.kinematics, normalized_actions)
-        self.observation_space = spaces.observation_space(self.sim.rig.camera)
+        self.observation_space = spaces.observation_space(self.sim.rig.camera, observation)
         self._steps = 0
         self._last: Observation | None = None
 
     def reset(self, *, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+              options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         super().reset(seed=seed)
         options = spaces.reset_options(options)
         if options.get("scene") is not None:
             self.sim.load_scene(options["scene"])
-        pose = start_pose(options["pose"], self.config.initial_pose[2]) if options.get("pose") is not None else None
+        z = self.config.initial_pose[2]
+        if options.get("pose") is not None:
+            pose = start_pose(options["pose"], z)
+        elif self.start_poses == "random":
+            pose = self.sim.random_free_pose(self.np_random)
+        else:
+            listed = spaces.listed_start(self.start_poses, self.np_random)
+            pose = None if listed is None else start_pose(listed, z)
         # The backend's noise follows the env's generator, so reset(seed=s) fixes the whole episode.
         self._last = self.sim.reset(pose, seed=int(self.np_random.integers(0, 2**31 - 1)))
         self._steps = 0
         return self._observation(self._last), self._info(self._last)
 
-    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+    def step(self, action: np.ndarray) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         if self._last is None:
             raise RuntimeError("step() called before reset()")
         action = np.asarray(action, dtype=np.float32)
@@ -109,8 +127,8 @@ class WorldFMEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._steps += 1
         reward = self.reward_fn(Transition(previous, obs.odom_T_base, action, self.dt, obs.collision, obs.done,
                                            obs.min_obstacle_distance))
-        return (self._observation(obs), float(reward), bool(obs.done), self._steps >= self.max_episode_steps,
-                self._info(obs))
+        return (self._observation(obs), float(reward), bool(obs.done),
+                spaces.truncated(self._steps, self.max_episode_steps), self._info(obs))
 
     def render(self) -> np.ndarray | None:
         """The last camera image (H, W, 3) uint8 in 'rgb_array' mode, else None."""
@@ -118,10 +136,9 @@ class WorldFMEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             return None
         return self._last.frame.rgb.copy()
 
-    @staticmethod
-    def _observation(obs: Observation) -> dict[str, np.ndarray]:
+    def _observation(self, obs: Observation) -> Any:
         return spaces.observation(obs.frame.rgb, obs.frame.depth,
-                                  spaces.odom_vector(obs.odom_T_base, obs.linear, obs.angular))
+                                  spaces.odom_vector(obs.odom_T_base, obs.linear, obs.angular), self.observation_space)
 
     @staticmethod
     def _info(obs: Observation) -> dict[str, Any]:

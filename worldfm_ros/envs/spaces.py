@@ -4,11 +4,16 @@ Action: the body-frame velocity command of the kinematic model (REP-103 base_lin
 axes), bounded by the kinematics limits (or normalised to [-1, 1] and scaled by them):
   diff_drive: [vx m/s, wz rad/s]; holonomic: [vx, vy m/s, wz rad/s];
   free: [vx, vy, vz m/s, wx, wy, wz rad/s].
-Observation (a Dict):
-  image: (H, W, 3) uint8 RGB camera frame;
-  depth: (H, W) float32 z-depth in metres along the optical axis, 0 = no data;
-  odom: (6,) float32 [x m, y m, yaw rad, vx m/s, vy m/s, wz rad/s]: base_link pose in the
-        odom frame (planar part) and its body-frame velocity.
+Observation, by ``observation`` mode:
+  'dict' (default): a Dict of
+    image: (H, W, 3) uint8 RGB camera frame;
+    depth: (H, W) float32 z-depth in metres along the optical axis, 0 = no data, clipped to
+           DEPTH_RANGE_M (10 m: farther reads as 10);
+    odom: (6,) float32 [x m, y m, yaw rad, vx m/s, vy m/s, wz rad/s]: base_link pose in the
+          odom frame (planar part) and its body-frame velocity, bounded by +-ODOM_RANGE (1000);
+  'rgbd': (H, W, 4) uint8: the image plus depth scaled from [0, DEPTH_RANGE_M] to [0, 255]
+          (a CNN policy's input: stable-baselines3's CnnPolicy takes it as it is);
+  'image': (H, W, 3) uint8, the image alone.
 """
 
 from __future__ import annotations
@@ -42,13 +47,28 @@ def action_space(kinematics: KinematicsConfig, normalized: bool = False) -> spac
     return spaces.Box(-high, high, dtype=np.float32)
 
 
-def observation_space(camera: PinholeCamera) -> spaces.Dict:
-    """Dict space of image, depth and odom for frames of ``camera``."""
+OBSERVATION_MODES = ("dict", "rgbd", "image")
+DEPTH_RANGE_M = 10.0
+ODOM_RANGE = 1000.0
+
+
+def check_observation_mode(mode: str) -> str:
+    if mode not in OBSERVATION_MODES:
+        raise ValueError(f"observation: expected one of {list(OBSERVATION_MODES)}, got {mode!r}")
+    return mode
+
+
+def observation_space(camera: PinholeCamera, mode: str = "dict") -> spaces.Space:
+    """The observation space of ``mode`` (see module docstring) for frames of ``camera``."""
     h, w = camera.height, camera.width
+    if check_observation_mode(mode) != "dict":
+        return spaces.Box(0, 255, (h, w, 3 if mode == "image" else 4), dtype=np.uint8)
+    # Loose, robot-independent bounds: robots with different limits share the space in a vector env.
+    odom_high = np.array([ODOM_RANGE, ODOM_RANGE, math.pi, ODOM_RANGE, ODOM_RANGE, ODOM_RANGE], np.float32)
     return spaces.Dict({
         "image": spaces.Box(0, 255, (h, w, 3), dtype=np.uint8),
-        "depth": spaces.Box(0.0, np.inf, (h, w), dtype=np.float32),
-        "odom": spaces.Box(-np.inf, np.inf, (6,), dtype=np.float32),
+        "depth": spaces.Box(0.0, DEPTH_RANGE_M, (h, w), dtype=np.float32),
+        "odom": spaces.Box(-odom_high, odom_high, dtype=np.float32),
     })
 
 
@@ -79,13 +99,49 @@ def odom_vector(odom_T_base: np.ndarray, linear: np.ndarray, angular: np.ndarray
                      linear[0], linear[1], angular[2]], dtype=np.float32)
 
 
-def observation(rgb: np.ndarray, depth: np.ndarray, odom: np.ndarray) -> dict[str, np.ndarray]:
-    """The observation dict; depth NaN (ROS 'no data') becomes 0."""
+def observation(rgb: np.ndarray, depth: np.ndarray, odom: np.ndarray, space: spaces.Space) -> dict | np.ndarray:
+    """The observation in ``space`` (one of :func:`observation_space`): rgb (H, W, 3) uint8, depth
+    (H, W) metres (NaN = ROS 'no data', becomes 0), odom (6,) from :func:`odom_vector`."""
+    image = np.asarray(rgb, dtype=np.uint8)
+    if isinstance(space, spaces.Box) and space.shape[-1] == 3:
+        return image
     depth = np.nan_to_num(np.asarray(depth, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    return {"image": np.asarray(rgb, dtype=np.uint8), "depth": np.maximum(depth, 0.0), "odom": odom}
+    depth = np.clip(depth, 0.0, DEPTH_RANGE_M)
+    if isinstance(space, spaces.Box):
+        scaled = np.round(depth * (255.0 / DEPTH_RANGE_M)).astype(np.uint8)
+        return np.concatenate([image, scaled[..., None]], axis=-1)
+    odom_space = space["odom"]
+    return {"image": image, "depth": depth, "odom": np.clip(odom, odom_space.low, odom_space.high)}
 
 
 RESET_OPTIONS = ("pose", "scene")
+DEFAULT_MAX_EPISODE_STEPS = 500
+
+
+def truncated(steps: int, max_episode_steps: int | None) -> bool:
+    """The env's own time limit (None: none; gym.make's TimeLimit then ends episodes)."""
+    return max_episode_steps is not None and steps >= max_episode_steps
+
+
+def check_start_poses(start_poses) -> str | list[tuple[float, float, float]] | None:
+    """``start_poses``: None (the configured initial pose), 'random', or a non-empty list of
+    (x m, y m, yaw rad) in the map frame; ValueError otherwise."""
+    if start_poses is None or (isinstance(start_poses, str) and start_poses == "random"):
+        return start_poses
+    try:
+        poses = [tuple(float(v) for v in p) for p in start_poses]
+    except (TypeError, ValueError):
+        poses = []
+    if not poses or any(len(p) != 3 or not all(math.isfinite(v) for v in p) for p in poses):
+        raise ValueError(f"start_poses: expected None, 'random' or a list of (x, y, yaw), got {start_poses!r}")
+    return poses
+
+
+def listed_start(start_poses, rng: np.random.Generator) -> tuple[float, float, float] | None:
+    """One (x, y, yaw) of a checked ``start_poses`` list drawn with ``rng``; None when not a list."""
+    if not isinstance(start_poses, list):
+        return None
+    return start_poses[int(rng.integers(len(start_poses)))]
 
 
 def reset_options(options: dict | None) -> dict:
@@ -97,12 +153,13 @@ def reset_options(options: dict | None) -> dict:
     return options
 
 
-def check_episode_arguments(dt: float, max_episode_steps: int, render_mode: str | None,
-                            render_modes: list[str]) -> None:
+def check_episode_arguments(dt: float, max_episode_steps: int | None, render_mode: str | None,
+                            render_modes: list[str], observation_mode: str = "dict") -> None:
     """The constructor arguments both envs share; ValueError naming the bad one."""
     if not (math.isfinite(dt) and dt > 0):
         raise ValueError(f"dt: expected a positive number of seconds, got {dt}")
-    if max_episode_steps < 1:
-        raise ValueError(f"max_episode_steps: expected >= 1, got {max_episode_steps}")
+    if max_episode_steps is not None and max_episode_steps < 1:
+        raise ValueError(f"max_episode_steps: expected >= 1 or None, got {max_episode_steps}")
+    check_observation_mode(observation_mode)
     if render_mode not in (None, *render_modes):
         raise ValueError(f"render_mode: expected None or one of {render_modes}, got {render_mode!r}")

@@ -1,4 +1,10 @@
-"""Several in-process envs side by side, on different scenes and robots (gymnasium.vector)."""
+"""Several in-process envs side by side, on different scenes and robots.
+
+``make_vector_env``: a gymnasium ``SyncVectorEnv`` (CleanRL-style loops; ``gymnasium.make_vec``
+builds the same from the registered id). ``make_sb3_vector_env``: a stable-baselines3
+``DummyVecEnv`` of the same envs, each in a ``Monitor`` (SB3 does not take gymnasium's
+vector envs).
+"""
 
 from __future__ import annotations
 
@@ -18,9 +24,10 @@ def env_factories(scenes: Sequence[SceneSource], configs: ConfigSource | Sequenc
                   **env_kwargs: Any) -> list[Callable[[], WorldFMEnv]]:
     """One ``WorldFMEnv`` constructor per scene.
 
-    scenes: a scene anchor (path or object) per env. configs: one config for all envs, or a list
-    with one per scene (different robots: kinematics, mount, collision). The sub-envs must share
-    their spaces: the same camera size, and for different speed limits ``normalized_actions=True``.
+    scenes: a scene anchor (path or object) per env (repeat one for several copies of it). configs:
+    one config for all envs, or a list with one per scene (different robots: kinematics, mount,
+    collision). The sub-envs must share their spaces: the same camera size and observation mode,
+    and for different speed limits normalised actions (the default).
     env_kwargs: passed to every ``WorldFMEnv``.
     """
     if isinstance(configs, (list, tuple)):
@@ -37,3 +44,15 @@ def make_vector_env(scenes: Sequence[SceneSource], configs: ConfigSource | Seque
     """A SyncVectorEnv of ``env_factories(scenes, configs, **env_kwargs)``; sub-envs reset
     automatically on the step after their episode ends (gymnasium's next-step autoreset)."""
     return SyncVectorEnv(env_factories(scenes, configs, **env_kwargs))
+
+
+def make_sb3_vector_env(scenes: Sequence[SceneSource], configs: ConfigSource | Sequence[ConfigSource] = None,
+                        **env_kwargs: Any):
+    """A stable-baselines3 ``DummyVecEnv`` of ``env_factories(scenes, configs, **env_kwargs)``, each
+    sub-env wrapped in SB3's ``Monitor`` (episode returns for its logger). Needs stable-baselines3."""
+    try:
+        from stable_baselines3.common.monitor import Monitor
+        from stable_baselines3.common.vec_env import DummyVecEnv
+    except ImportError as exc:
+        raise ImportError("make_sb3_vector_env needs stable-baselines3 (pip install stable-baselines3)") from exc
+    return DummyVecEnv([lambda f=factory: Monitor(f()) for factory in env_factories(scenes, configs, **env_kwargs)])

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from worldfm_ros.ros.isolation import add_domain_argument
+
 HELP = "measure the node's pose-stamp → image latency, sustained rate and per-stage ms"
 
 
@@ -22,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, nargs=2, default=(640, 480), metavar=("W", "H"), help="camera size, px")
     parser.add_argument("--rate", type=float, nargs="+", default=[10.0, 30.0], help="camera rates to try, Hz")
     parser.add_argument("--seconds", type=float, default=10.0, help="measurement time per rate")
+    add_domain_argument(parser)
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -42,8 +45,10 @@ def measure(rate_hz: float, args: argparse.Namespace) -> dict:
     from worldfm_ros.ros.conversions import time_ns
     from worldfm_ros.ros.node import SimNode
 
+    from worldfm_ros.ros.isolation import domain_id
+
     context = rclpy.context.Context()
-    rclpy.init(context=context)
+    rclpy.init(context=context, domain_id=domain_id(args))
     params = {"scene": args.scene, "backend.name": args.backend, "backend.model": args.model,
               "rate_hz": float(rate_hz), "camera.width": int(args.size[0]), "camera.height": int(args.size[1])}
     sim = SimNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])

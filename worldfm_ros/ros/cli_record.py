@@ -11,6 +11,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", required=True, help="bag directory to create")
     parser.add_argument("--namespace", default="", help="namespace of the simulator node")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = until signal)")
+    parser.add_argument("--no-compress", action="store_true", help="write the MCAP chunks uncompressed (default zstd)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
 
     rclpy.init(signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
     node = rclpy.create_node("worldfm_recorder")
-    recorder = BagRecorder(node, args.output, simulator_topics(args.namespace))
+    recorder = BagRecorder(node, args.output, simulator_topics(args.namespace), compress=not args.no_compress)
     stop = {"flag": False}
 
     def on_signal(signum, _frame) -> None:
@@ -44,6 +45,5 @@ def run(args: argparse.Namespace) -> int:
         node.destroy_node()
         rclpy.shutdown()
     total = sum(recorder.counts.values())
-    print(f"recorded {total} messages to {args.output}: " +
-          ", ".join(f"{k} {v}" for k, v in recorder.counts.items() if v))
-    return 0
+    print(f"recorded {total} messages to {args.output}: {recorder.report()}")
+    return 1 if any(recorder.dropped.values()) else 0

@@ -1,8 +1,10 @@
 """`worldfm demo`: the simulator on the bundled scene, driven by a scripted cmd_vel.
 
 Starts the node, a driver publishing a scripted trajectory on cmd_vel and a bag
-recorder, all in one process over real DDS; then reads the bag back and writes a
-contact sheet (PNG) and a video (MP4) of the camera frames.
+recorder, all in one process over real DDS, in a ROS domain of its own (see
+:mod:`worldfm_ros.ros.isolation`); then reads the bag back and writes a contact sheet (PNG)
+and a video (MP4) of the camera frames. The driver stops, and the demo fails, if anything
+but its own simulator subscribes to its cmd_vel.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+
+from worldfm_ros.ros.isolation import add_domain_argument
 
 HELP = "run the simulator on the bundled scene with a scripted drive; write a bag, a contact sheet and an MP4"
 
@@ -25,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=10.0, help="camera rate, Hz")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = the whole script)")
     parser.add_argument("--size", type=int, nargs=2, metavar=("W", "H"), default=(640, 480), help="camera size, px")
+    parser.add_argument("--no-compress", action="store_true", help="write the bag's MCAP chunks uncompressed")
+    add_domain_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
+    from worldfm_ros.errors import WorldFMError
+    from worldfm_ros.ros.isolation import domain_id
     from worldfm_ros.ros.node import SimNode
     from worldfm_ros.ros.recorder import BagRecorder, simulator_topics
 
@@ -42,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    rclpy.init()
+    domain = domain_id(args)
+    rclpy.init(domain_id=domain)
     overrides = [Parameter("scene", value=args.scene), Parameter("backend.name", value=args.backend),
                  Parameter("backend.model", value=args.model), Parameter("rate_hz", value=float(args.rate)),
                  Parameter("camera.width", value=int(args.size[0])), Parameter("camera.height", value=int(args.size[1]))]
@@ -50,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     driver = rclpy.create_node("worldfm_demo_driver")
     cmd_pub = driver.create_publisher(Twist, "cmd_vel", 10)
     rec_node = rclpy.create_node("worldfm_demo_recorder")
-    recorder = BagRecorder(rec_node, out / "bag", simulator_topics())
+    recorder = BagRecorder(rec_node, out / "bag", simulator_topics(), compress=not args.no_compress)
     # Single-threaded: the node renders in its own worker thread, and a multi-threaded executor's
     # spin_once loop would hold the GIL busy-polling.
     executor = SingleThreadedExecutor()
@@ -62,7 +71,14 @@ def run(args: argparse.Namespace) -> int:
     if args.duration > 0:
         total = min(total, args.duration)
 
+    intruders: list[str] = []
+
     def drive() -> None:
+        others = [f"{i.node_namespace.rstrip('/')}/{i.node_name}" for i in driver.get_subscriptions_info_by_topic(
+            cmd_pub.topic_name) if i.node_name != sim.get_name()]
+        if others or intruders:
+            intruders[:] = intruders or others
+            return  # never drive someone else's robot
         t = time.monotonic() - start
         cmd = Twist()
         for duration, v, w in SCRIPT:
@@ -74,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
     driver.create_timer(0.05, drive)
     try:
-        while time.monotonic() - start < total + 0.5:
+        while time.monotonic() - start < total + 0.5 and not intruders:
             executor.spin_once(timeout_sec=0.05)
     finally:
         recorder.close()
@@ -82,9 +98,12 @@ def run(args: argparse.Namespace) -> int:
         for n in (sim, driver, rec_node):
             n.destroy_node()
         rclpy.shutdown()
+    if intruders:
+        raise WorldFMError(f"ROS domain {domain}: {', '.join(intruders)} also subscribe to {cmd_pub.topic_name}; "
+                           "stopped driving (pick another --domain-id)")
     frames = write_media(out / "bag", out)
-    print(f"demo: {frames} frames from scene {sim.scene_path} with backend {sim.backend.name}")
-    print(f"  bag:           {out / 'bag'}  ({sum(recorder.counts.values())} messages)")
+    print(f"demo: {frames} frames from scene {sim.scene_path} with backend {sim.backend.name}, ROS domain {domain}")
+    print(f"  bag:           {out / 'bag'}  ({recorder.report()})")
     print(f"  contact sheet: {out / 'contact_sheet.png'}")
     print(f"  video:         {out / 'frames.mp4'}")
     return 0 if frames else 1

@@ -22,7 +22,7 @@ from geometry_msgs.msg import PoseWithCovarianceStamped, Twist, TwistStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, LaserScan, PointCloud2
 
@@ -41,6 +41,10 @@ from worldfm_ros.sim.scan import depth_to_scan
 from worldfm_ros.sim.simulator import Simulator
 from worldfm_ros.sim.tf_tree import TransformLookupError
 from worldfm_ros.srv import LoadScene, Reset, Step
+
+# Camera streams: reliable, depth 10, as camera drivers publish (image_transport's default), so a
+# recorder loses no frame; best-effort (sensor-data) subscribers still match.
+CAMERA_QOS = QoSProfile(depth=10)
 
 # Parameters that take effect while running; the others need a restart.
 LIVE_PARAMETERS = {"rate_hz", "point_radius", "publish_points", "publish_scan", "tf_max_age_s"}
@@ -87,11 +91,11 @@ class SimNode(Node):
             self._report(f"no scene loaded: {exc}")
 
         # Outputs.
-        self.pub_image = self.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
-        self.pub_info = self.create_publisher(CameraInfo, "camera/camera_info", qos_profile_sensor_data)
-        self.pub_depth = self.create_publisher(Image, "camera/depth/image_raw", qos_profile_sensor_data)
+        self.pub_image = self.create_publisher(Image, "camera/image_raw", CAMERA_QOS)
+        self.pub_info = self.create_publisher(CameraInfo, "camera/camera_info", CAMERA_QOS)
+        self.pub_depth = self.create_publisher(Image, "camera/depth/image_raw", CAMERA_QOS)
         # Depth is registered to the colour camera; image_transport consumers look for the info here.
-        self.pub_depth_info = self.create_publisher(CameraInfo, "camera/depth/camera_info", qos_profile_sensor_data)
+        self.pub_depth_info = self.create_publisher(CameraInfo, "camera/depth/camera_info", CAMERA_QOS)
         self.pub_points = self.create_publisher(PointCloud2, "camera/points", qos_profile_sensor_data)
         self.pub_scan = self.create_publisher(LaserScan, "scan", qos_profile_sensor_data)
         self.pub_stats = self.create_publisher(FrameStats, "camera/frame_stats", 10)

@@ -1,9 +1,15 @@
 """Record ROS topics to a rosbag2 MCAP bag with a pure-Python writer (rosbags).
 
 rosbag2 is not installable from PyPI; this recorder subscribes in raw (serialized CDR)
-mode and hands the bytes to ``rosbags.rosbag2.Writer`` unchanged, stamped with the
-receive time like ``ros2 bag record``. ``close()`` finalises the bag (metadata.yaml);
-call it on shutdown (the ``worldfm record`` command does so on SIGINT/SIGTERM).
+mode and hands the bytes to the writer of :mod:`worldfm_ros.bags` unchanged, stamped with
+the receive time like ``ros2 bag record``. As rosbag2 does, it subscribes to a topic once a
+publisher of it is discovered, with the publishers' QoS: reliable when every publisher
+offers reliable (so no message is lost to a best-effort transport), transient-local when
+every one offers it, and a deep queue; the bag's ``offered_qos_profiles`` are the
+publishers' own, so a replay offers the same. A topic nobody publishes gets no connection.
+Messages DDS reports lost are counted in ``dropped``. ``close()`` finalises the bag
+(metadata.yaml). The open chunk is written to disk every ``flush_period_s``, so a killed
+recorder loses at most that much; ``worldfm bag-reindex`` then repairs the bag.
 """
 
 from __future__ import annotations
@@ -13,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rclpy.node import Node
-from rclpy.qos import QoSProfile
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
-from rosbags.rosbag2 import StoragePlugin, Writer
-from rosbags.typesys import Stores, get_typestore, get_types_from_msg
 
-from worldfm_ros.errors import WorldFMError
-from worldfm_ros.resources import share_dir
+from worldfm_ros import bags
+
+# Subscription queue per topic: room for several seconds of 640x480 frames at 30 Hz while the writer catches up.
+QUEUE_DEPTH = 200
 
 
 def ros_type_name(msg_class: type) -> str:
@@ -33,52 +40,83 @@ def offered_qos(qos: QoSProfile) -> Qos:
     (e.g. transient-local /tf_static, which tf2 listeners require)."""
     never = QosTime(sec=0x7FFFFFFF, nsec=0xFFFFFFFF)  # rosbag2's "infinite"
     return Qos(
-        history=QosHistory.KEEP_LAST, depth=int(qos.depth),
+        history=QosHistory.KEEP_LAST, depth=max(1, int(qos.depth)),
         reliability=QosReliability(int(qos.reliability)), durability=QosDurability(int(qos.durability)),
         deadline=never, lifespan=never, liveliness=QosLiveliness.AUTOMATIC,
         liveliness_lease_duration=never, avoid_ros_namespace_conventions=False,
     )
 
 
-def _typestore():
-    store = get_typestore(Stores.ROS2_JAZZY)
-    msg_dir = share_dir() / "msg"
-    for path in sorted(msg_dir.glob("*.msg")):
-        store.register(get_types_from_msg(path.read_text(), f"worldfm_ros/msg/{path.stem}"))
-    return store
+def subscription_qos(offered: list[QoSProfile], depth: int = QUEUE_DEPTH) -> QoSProfile:
+    """The QoS that receives everything ``offered`` publishers send: reliable and transient-local
+    only where every publisher offers them (else the subscription would not match them)."""
+    reliable = all(q.reliability == ReliabilityPolicy.RELIABLE for q in offered)
+    latched = all(q.durability == DurabilityPolicy.TRANSIENT_LOCAL for q in offered)
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
+                      reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
 
 
 @dataclass
 class Topic:
-    """name: topic name as subscribed; msg_class: the rclpy message class; qos: subscription QoS."""
+    """name: topic name as subscribed (relative names resolve in the node's namespace);
+    msg_class: the rclpy message class."""
 
     name: str
     msg_class: type
-    qos: QoSProfile
 
 
 class BagRecorder:
-    """Subscribes to ``topics`` on ``node`` and writes every message to an MCAP bag at ``path``."""
+    """Writes every message of ``topics`` seen by ``node`` to a new MCAP bag at ``path``.
 
-    def __init__(self, node: Node, path: str | Path, topics: list[Topic]) -> None:
+    Subscriptions are made as publishers appear (checked every ``discovery_period_s``); spin the
+    node. counts / dropped: messages written / reported lost by DDS, per resolved topic name.
+    compress: zstd chunks (rosbag2's zstd_fast preset); False writes them plain.
+    """
+
+    def __init__(self, node: Node, path: str | Path, topics: list[Topic], compress: bool = True,
+                 discovery_period_s: float = 0.1, flush_period_s: float = 1.0) -> None:
         self.path = Path(path)
-        if self.path.exists():
-            raise WorldFMError(f"{self.path}: bag output already exists (rosbag2 never overwrites)")
         self._node = node
         self._lock = threading.Lock()
-        self._store = _typestore()
-        self._writer = Writer(self.path, version=9, storage_plugin=StoragePlugin.MCAP)
-        self._writer.open()
+        self._store = bags.typestore()
+        self._writer = bags.open_writer(self.path, compress=compress)
+        self._wanted = {node.resolve_topic_name(t.name): t.msg_class for t in topics}
         self.counts: dict[str, int] = {}
+        self.dropped: dict[str, int] = {}
+        self._subscriptions = {}
         self._closed = False
-        for topic in topics:
-            resolved = node.resolve_topic_name(topic.name)
-            conn = self._writer.add_connection(resolved, ros_type_name(topic.msg_class), typestore=self._store,
-                                               offered_qos_profiles=[offered_qos(topic.qos)])
-            self.counts[resolved] = 0
-            node.create_subscription(topic.msg_class, topic.name,
-                                     lambda data, c=conn, n=resolved: self._on_message(c, n, data),
-                                     topic.qos, raw=True)
+        self._discover()
+        self._timers = [node.create_timer(discovery_period_s, self._discover),
+                        node.create_timer(flush_period_s, self._flush)]
+
+    def _discover(self) -> None:
+        for name, msg_class in self._wanted.items():
+            if name in self._subscriptions:
+                continue
+            offered = [info.qos_profile for info in self._node.get_publishers_info_by_topic(name)]
+            if offered:
+                self._subscribe(name, msg_class, offered)
+
+    def _subscribe(self, name: str, msg_class: type, offered: list[QoSProfile]) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            conn = self._writer.add_connection(name, ros_type_name(msg_class), typestore=self._store,
+                                               offered_qos_profiles=[offered_qos(q) for q in offered])
+            self.counts[name] = self.dropped[name] = 0
+
+        def on_lost(event, n=name) -> None:
+            self.dropped[n] += event.total_count_change
+
+        self._subscriptions[name] = self._node.create_subscription(
+            msg_class, name, lambda data, c=conn, n=name: self._on_message(c, n, data), subscription_qos(offered),
+            raw=True, event_callbacks=SubscriptionEventCallbacks(message_lost=on_lost))
+
+    def _flush(self) -> None:
+        with self._lock:
+            if not self._closed:
+                bags.flush(self._writer)
 
     def _on_message(self, connection, topic: str, data: bytes) -> None:
         with self._lock:
@@ -87,37 +125,42 @@ class BagRecorder:
             self._writer.write(connection, self._node.get_clock().now().nanoseconds, data)
             self.counts[topic] += 1
 
+    def report(self) -> str:
+        """One line: messages per topic, and what was lost if anything."""
+        text = ", ".join(f"{k} {v}" for k, v in self.counts.items())
+        lost = {k: v for k, v in self.dropped.items() if v}
+        return text + ("; DROPPED " + ", ".join(f"{k} {v}" for k, v in lost.items()) if lost else "; none dropped")
+
     def close(self) -> None:
         """Finalise the bag; later messages are dropped. Safe to call twice."""
         with self._lock:
             if not self._closed:
                 self._closed = True
+                for timer in self._timers:
+                    timer.cancel()
                 self._writer.close()
 
 
 def simulator_topics(namespace: str = "") -> list[Topic]:
-    """The simulator's camera, odometry, TF, diagnostics and clock topics, with matching QoS."""
+    """The simulator's camera, odometry, TF, diagnostics and clock topics."""
     from diagnostic_msgs.msg import DiagnosticArray
     from nav_msgs.msg import Odometry
-    from rclpy.qos import qos_profile_sensor_data
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import CameraInfo, Image
     from tf2_msgs.msg import TFMessage
 
     from worldfm_ros.msg import FrameStats
-    from worldfm_ros.ros.tf_io import TF_QOS, TF_STATIC_QOS
 
     ns = namespace.strip("/")
     prefix = f"/{ns}/" if ns else "/"
-    reliable = QoSProfile(depth=100)
     return [
-        Topic(prefix + "camera/image_raw", Image, qos_profile_sensor_data),
-        Topic(prefix + "camera/camera_info", CameraInfo, qos_profile_sensor_data),
-        Topic(prefix + "camera/depth/image_raw", Image, qos_profile_sensor_data),
-        Topic(prefix + "camera/frame_stats", FrameStats, reliable),
-        Topic(prefix + "odom", Odometry, reliable),
-        Topic("/tf", TFMessage, TF_QOS),
-        Topic("/tf_static", TFMessage, TF_STATIC_QOS),
-        Topic("/clock", Clock, reliable),
-        Topic("/diagnostics", DiagnosticArray, reliable),
+        Topic(prefix + "camera/image_raw", Image),
+        Topic(prefix + "camera/camera_info", CameraInfo),
+        Topic(prefix + "camera/depth/image_raw", Image),
+        Topic(prefix + "camera/frame_stats", FrameStats),
+        Topic(prefix + "odom", Odometry),
+        Topic("/tf", TFMessage),
+        Topic("/tf_static", TFMessage),
+        Topic("/clock", Clock),
+        Topic("/diagnostics", DiagnosticArray),
     ]

@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-png", action="store_true", help="do not write PNG frames")
     parser.add_argument("--no-video", action="store_true", help="do not write the MP4")
     parser.add_argument("--no-bag", action="store_true", help="do not write the bag")
+    parser.add_argument("--no-compress", action="store_true", help="write the bag's MCAP chunks uncompressed")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     sim = Simulator(config, backend, device=device)
     sim.load_scene(config.scene or None)
     summary = render_trajectory(sim.pipeline, trajectory, args.output, config.frames, png=not args.no_png,
-                                video=not args.no_video, bag=not args.no_bag, video_fps=args.fps or None)
+                                video=not args.no_video, bag=not args.no_bag, video_fps=args.fps or None,
+                                 compress=not args.no_compress)
     print(f"rendered {summary.frames} frames ({sim.rig.camera.width}x{sim.rig.camera.height}, backend "
           f"{args.backend}) in {summary.seconds:.2f} s: {summary.fps:.1f} frames/s including writing; "
           f"pipeline median {statistics.median(summary.render_ms):.1f} ms/frame")

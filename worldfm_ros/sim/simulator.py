@@ -18,6 +18,7 @@ from scipy.spatial.transform import Rotation
 from worldfm_ros.backends.anchor import AnchorBackend
 from worldfm_ros.backends.base import FrameBackend
 from worldfm_ros.camera import invert_pose
+from worldfm_ros.errors import WorldFMError
 from worldfm_ros.resources import default_scene_path
 from worldfm_ros.scene.anchor import SceneAnchor
 from worldfm_ros.scene.store import load_scene
@@ -162,6 +163,26 @@ class Simulator:
         return Observation(frame, self.map_T_base, self.odom_T_base.copy(), self.model.velocity.linear.copy(),
                            self.model.velocity.angular.copy(), self.time_ns, self.collided, distance,
                            self.collided or not self.inside_scene())
+
+    def random_free_pose(self, rng: np.random.Generator, clearance: float = 0.2, tries: int = 1000) -> np.ndarray:
+        """(4, 4) map→base_link at the ground height of the configured initial pose, drawn uniformly
+        over the scene's xy extent (shrunk by the robot radius + ``clearance`` metres) with a uniform
+        yaw, whose nearest obstacle point is at least radius + ``clearance`` away (collision-free
+        with room to turn). WorldFMError when no scene is loaded or ``tries`` draws all fail."""
+        if self._extent is None or self.collision is None:
+            raise WorldFMError("random start pose: no scene loaded")
+        keep = self.config.collision.radius + clearance
+        lo, hi = self._extent[0][:2] + keep, self._extent[1][:2] - keep
+        if np.any(hi <= lo):
+            raise WorldFMError(f"random start pose: the scene's extent is smaller than the robot ({keep:.2f} m)")
+        z = self.map_T_odom[2, 3]
+        for _ in range(tries):
+            x, y = rng.uniform(lo, hi)
+            pose = planar_pose(x, y, z, rng.uniform(-math.pi, math.pi))
+            if self.collision.min_distance(pose) >= keep:
+                return pose
+        raise WorldFMError(f"random start pose: no point of the scene is {keep:.2f} m from every obstacle "
+                           f"after {tries} draws")
 
     def inside_scene(self, margin: float = 0.5) -> bool:
         """Whether base_link lies within the scene's xy extent (plus ``margin`` metres)."""

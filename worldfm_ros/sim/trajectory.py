@@ -182,18 +182,16 @@ class TrajectoryBag:
     """
 
     def __init__(self, path: str | Path, camera: PinholeCamera, base_to_link: np.ndarray,
-                 frames: FramesConfig | None = None) -> None:
-        from rosbags.rosbag2 import StoragePlugin, Writer
+                 frames: FramesConfig | None = None, compress: bool = True) -> None:
         from rosbags.typesys import Stores, get_typestore
 
+        from worldfm_ros.bags import open_writer
+
         self.path = Path(path)
-        if self.path.exists():
-            raise WorldFMError(f"{self.path}: bag output already exists (rosbag2 never overwrites)")
         self.camera, self.base_to_link, self.frames = camera, base_to_link, frames or FramesConfig()
         self._store = get_typestore(Stores.ROS2_JAZZY)
         self._t = self._store.types
-        self._writer = Writer(self.path, version=9, storage_plugin=StoragePlugin.MCAP)
-        self._writer.open()
+        self._writer = open_writer(self.path, compress=compress)
         topics = {"image": ("/camera/image_raw", "sensor_msgs/msg/Image"),
                   "info": ("/camera/camera_info", "sensor_msgs/msg/CameraInfo"),
                   "depth": ("/camera/depth/image_raw", "sensor_msgs/msg/Image"),
@@ -300,11 +298,12 @@ class RenderSummary:
 
 def render_trajectory(pipeline: FramePipeline, trajectory: Trajectory, output: str | Path,
                       frames: FramesConfig | None = None, png: bool = True, video: bool = True, bag: bool = True,
-                      video_fps: float | None = None) -> RenderSummary:
+                      video_fps: float | None = None, compress: bool = True) -> RenderSummary:
     """Render every pose of ``trajectory`` through ``pipeline`` into the folder ``output``.
 
     Writes ``frames/NNNNNN.png`` (RGB), ``video.mp4`` (mp4v, ``video_fps`` or the trajectory's
-    mean rate) and the bag folder ``bag/``; pose i is rendered with backend seed i.
+    mean rate) and the bag folder ``bag/`` (zstd chunks unless not ``compress``); pose i is rendered
+    with backend seed i.
     """
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -313,7 +312,8 @@ def render_trajectory(pipeline: FramePipeline, trajectory: Trajectory, output: s
     linear, angular = body_velocities(poses, trajectory.stamps_ns)
     summary = RenderSummary(len(trajectory), 0.0)
     writer = None
-    bag_writer = TrajectoryBag(output / "bag", camera, pipeline.rig.base_to_link, frames) if bag else None
+    bag_writer = TrajectoryBag(output / "bag", camera, pipeline.rig.base_to_link, frames,
+                               compress=compress) if bag else None
     if png:
         (output / "frames").mkdir(exist_ok=True)
         summary.outputs.append(output / "frames")
