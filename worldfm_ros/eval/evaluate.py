@@ -200,6 +200,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="--split first/interleave: evaluation camera size, px (the recording's K, scaled)")
     parser.add_argument("--point-radius", type=int, default=1, help="--split first/interleave: the node's splat "
                                                                     "radius, px")
+    parser.add_argument("--splat", choices=("square", "footprint"), default="square",
+                        help="--split first/interleave: splat --point-radius squares (the node's default) or by "
+                             "each point's footprint")
+    parser.add_argument("--anchor-fill", action="append", default=[], choices=("push_pull", "telea"),
+                        help="anchor-backend hole filling to evaluate (repeatable; default push_pull)")
     parser.add_argument("--sheet", type=Path, help="--split first/interleave: write a contact sheet PNG (recorded | "
                                                    "anchor render | each backend) of 3 held-out views here")
     parser.add_argument("--seed", type=int, default=0, help="noise seed of the first frame")
@@ -210,7 +215,8 @@ def run(args: argparse.Namespace) -> int:
     from worldfm_ros.backends.anchor import AnchorBackend
     from worldfm_ros.backends.torch_backend import TorchBackend
 
-    backends = {"anchor (push-pull)": AnchorBackend()}
+    fills = args.anchor_fill or ["push_pull"]
+    backends = {("anchor (push-pull)" if f == "push_pull" else f"anchor ({f})"): AnchorBackend(fill=f) for f in fills}
     stems = [Path(p).stem for p in args.model]
     for path, stem in zip(args.model, stems):
         name = stem if stems.count(stem) == 1 else f"{Path(path).parent.name}/{stem}"  # runs/*/model.safetensors
@@ -242,7 +248,7 @@ def run_split(args: argparse.Namespace, backends: dict) -> int:
 
     results, views, outputs, anchor = evaluate_split(
         args.rgbd, backends, args.split, args.fraction, args.every, args.heldout_step, tuple(args.size),
-        args.point_radius, seed=args.seed)
+        args.point_radius, seed=args.seed, footprint=args.splat == "footprint")
     print(f"{args.rgbd}: split {args.split}, anchor of {len(anchor.points)} points, {len(views.frames)} held-out "
           f"views (frames {views.frames[0]}..{views.frames[-1]}), {views.camera.width}x{views.camera.height} px")
     print(format_split_table(results))

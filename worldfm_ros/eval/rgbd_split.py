@@ -114,14 +114,16 @@ def load_views(root: str | Path, indices: list[int], size: tuple[int, int]) -> H
                         np.asarray(indices))
 
 
-def render_views(anchor, backend, views: HeldOutViews, point_radius: int = 1, seed: int = 0):
-    """Every held-out pose through ``FramePipeline``; returns (rgb (N, H, W, 3) uint8, anchor render
+def render_views(anchor, backend, views: HeldOutViews, point_radius: int = 1, seed: int = 0,
+                 footprint_spacing: float | None = None):
+    """Every held-out pose through ``FramePipeline`` (splats: ``point_radius`` px squares, or by
+    footprint when ``footprint_spacing`` metres is given); returns (rgb (N, H, W, 3) uint8, anchor render
     (N, H, W, 3) uint8, covered (N, H, W) bool, mean ms per view)."""
     from worldfm_ros.sim.pipeline import FramePipeline
     from worldfm_ros.sim.rig import CameraRig
 
     rig = CameraRig(views.camera, np.eye(4))
-    pipeline = FramePipeline(anchor, rig, backend, point_radius=point_radius)
+    pipeline = FramePipeline(anchor, rig, backend, point_radius=point_radius, footprint_spacing=footprint_spacing)
     rgb, render, covered, ms = [], [], [], []
     for k, c2w in enumerate(views.c2w):
         map_T_base = rig.base_from_optical_in_map(anchor.scene_to_map @ c2w)
@@ -193,10 +195,11 @@ def contact_sheet(columns: dict[str, np.ndarray], rows: list[int], width: int = 
 
 def evaluate_split(root: str | Path, backends: dict, split: str = "first", fraction: float = 0.5, every: int = 4,
                    heldout_step: int = 1, size: tuple[int, int] = (320, 240), point_radius: int = 1,
-                   build_options: dict | None = None, seed: int = 0):
+                   build_options: dict | None = None, seed: int = 0, footprint: bool = False):
     """Build the anchor of ``root``'s anchor frames and score every backend (label -> FrameBackend)
-    on the held-out views. Returns ({label: metrics}, views, {label: outputs (N, H, W, 3)} with
+    on the held-out views (``footprint``: splat by footprint, see ``render_views``). Returns ({label: metrics}, views, {label: outputs (N, H, W, 3)} with
     'recorded' and 'anchor render' first, the anchor)."""
+    from worldfm_ros.render.pointcloud import point_spacing
     from worldfm_ros.scene.build_rgbd import build_rgbd, read_sequence
 
     n = len(read_sequence(root).frames)
@@ -204,9 +207,10 @@ def evaluate_split(root: str | Path, backends: dict, split: str = "first", fract
     log.info("%s: anchor from %d frames, %d held-out views", root, len(anchor_idx), len(heldout_idx))
     anchor = build_rgbd(root, frames=anchor_idx, **(build_options or {}))
     views = load_views(root, heldout_idx, size)
+    spacing = point_spacing(anchor.points) if footprint else None
     results, outputs = {}, {"recorded": views.images}
     for label, backend in backends.items():
-        rgb, render, covered, ms = render_views(anchor, backend, views, point_radius, seed)
+        rgb, render, covered, ms = render_views(anchor, backend, views, point_radius, seed, spacing)
         outputs.setdefault("anchor render", render)
         outputs[label] = rgb
         results[label] = {**score_views(rgb, covered, views), "ms": ms}
