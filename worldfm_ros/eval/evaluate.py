@@ -1,9 +1,13 @@
 """``worldfm evaluate``: frame backends side by side on held-out multi-view samples.
 
 Held-out data: procedural clips of rooms never used for training (seeds from 100000 on by
-default) or the clips of a real posed RGB-D folder, turned into samples exactly like the
-training data (4 reference frames fuse the anchor; every other frame is a target). Each
-backend generates every target from its anchor render and reference; then per backend:
+default), or a real posed RGB-D folder (``--rgbd``). A folder is split by frame index by default
+(``--split first`` or ``interleave``: the anchor is built from some frames with the scene
+builder, the others are rendered through the simulator's frame pipeline and scored; see
+``worldfm_ros.eval.rgbd_split``, which also writes a contact sheet with ``--sheet``), or with
+``--split clips`` cut into clips turned into samples exactly like the training data (4
+reference frames fuse the anchor; every other frame is a target). On samples, each backend
+generates every target from its anchor render and reference; then per backend:
 
 * ``psnr`` / ``ssim``: against the ground-truth target over the whole view, averaged over
   views (PSNR capped at 100 dB for identical images);
@@ -89,24 +93,14 @@ def _warp_mae(images: np.ndarray, samples, pairs: list[tuple[int, int]]) -> np.n
 
 def score(frames: np.ndarray, samples) -> dict[str, float]:
     """The metrics of the module docstring (except ``ms``) for frames (N, S, S, 3) of ``samples``."""
-    from worldfm_ros.eval.metrics import DATA_RANGE, psnr, ssim_map
+    from worldfm_ros.eval.metrics import psnr, ssim_map
+    from worldfm_ros.eval.rgbd_split import pooled_psnr_ssim
 
-    holes = ~samples.valid
-    per = {"psnr": [], "ssim": []}
-    hole_sq, hole_ssim = [], []
-    for i in range(len(samples)):
-        smap = ssim_map(frames[i], samples.target[i])
-        per["psnr"].append(psnr(frames[i], samples.target[i]))
-        per["ssim"].append(float(smap.mean()))
-        diff = frames[i][holes[i]].astype(np.float64) - samples.target[i][holes[i]].astype(np.float64)
-        hole_sq.append((diff ** 2).mean(axis=-1))
-        hole_ssim.append(smap[holes[i]])
+    maps = [ssim_map(frames[i], samples.target[i]) for i in range(len(samples))]
+    per = {"psnr": [psnr(frames[i], samples.target[i]) for i in range(len(samples))],
+           "ssim": [float(m.mean()) for m in maps]}
     result = {k: float(np.nanmean(np.minimum(v, 100.0))) for k, v in per.items()}
-    sq, smaps = np.concatenate(hole_sq), np.concatenate(hole_ssim)
-    mse = float(sq.mean()) if sq.size else float("nan")
-    result["psnr_holes"] = min(100.0, 10.0 * np.log10(DATA_RANGE ** 2 / mse)) if mse > 0 else \
-        (100.0 if mse == 0 else float("nan"))
-    result["ssim_holes"] = float(smaps.mean()) if smaps.size else float("nan")
+    result["psnr_holes"], result["ssim_holes"] = pooled_psnr_ssim(frames, samples.target, ~samples.valid, maps)
     wide = _pairs(samples, 2, 4)
     result["consistency"] = float(np.nanmean(_warp_mae(frames, samples, wide)))
     result["gt_consistency"] = float(np.nanmean(_warp_mae(samples.target, samples, wide)))
@@ -193,7 +187,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--capture-size", type=int, default=256, help="side of the ray-cast procedural frames (default 256)")
     parser.add_argument("--hfov", type=float, default=75.0, help="procedural camera field of view, degrees")
     parser.add_argument("--rgbd", help="evaluate on a posed RGB-D folder instead of procedural rooms")
-    parser.add_argument("--frame-step", type=int, default=1, help="with --rgbd: use every N-th frame")
+    parser.add_argument("--frame-step", type=int, default=1, help="with --rgbd --split clips: use every N-th frame")
+    parser.add_argument("--split", choices=("first", "interleave", "clips"), default="first",
+                        help="with --rgbd: anchor from the first part of the frames and score the rest (first, "
+                             "default), from every --every-th frame and score those between (interleave), or "
+                             "training-style clips (clips)")
+    parser.add_argument("--fraction", type=float, default=0.5, help="--split first: share of the frames in the anchor")
+    parser.add_argument("--every", type=int, default=4, help="--split interleave: every N-th frame is in the anchor")
+    parser.add_argument("--heldout-step", type=int, default=1, help="--split first/interleave: score every N-th "
+                                                                    "held-out frame")
+    parser.add_argument("--size", type=int, nargs=2, metavar=("W", "H"), default=(320, 240),
+                        help="--split first/interleave: evaluation camera size, px (the recording's K, scaled)")
+    parser.add_argument("--point-radius", type=int, default=1, help="--split first/interleave: the node's splat "
+                                                                    "radius, px")
+    parser.add_argument("--splat", choices=("square", "footprint"), default="square",
+                        help="--split first/interleave: splat --point-radius squares (the node's default) or by "
+                             "each point's footprint")
+    parser.add_argument("--anchor-fill", action="append", default=[], choices=("push_pull", "telea"),
+                        help="anchor-backend hole filling to evaluate (repeatable; default push_pull)")
+    parser.add_argument("--sheet", type=Path, help="--split first/interleave: write a contact sheet PNG (recorded | "
+                                                   "anchor render | each backend) of 3 held-out views here")
     parser.add_argument("--seed", type=int, default=0, help="noise seed of the first frame")
     parser.add_argument("--json", type=Path, help="write the results here")
 
@@ -202,8 +215,8 @@ def run(args: argparse.Namespace) -> int:
     from worldfm_ros.backends.anchor import AnchorBackend
     from worldfm_ros.backends.torch_backend import TorchBackend
 
-    samples = heldout_samples(args)
-    backends = {"anchor (push-pull)": AnchorBackend()}
+    fills = args.anchor_fill or ["push_pull"]
+    backends = {("anchor (push-pull)" if f == "push_pull" else f"anchor ({f})"): AnchorBackend(fill=f) for f in fills}
     stems = [Path(p).stem for p in args.model]
     for path, stem in zip(args.model, stems):
         name = stem if stems.count(stem) == 1 else f"{Path(path).parent.name}/{stem}"  # runs/*/model.safetensors
@@ -211,6 +224,9 @@ def run(args: argparse.Namespace) -> int:
             backends[f"{name} ({steps}-step)"] = TorchBackend(model_path=path, steps=steps)
         if args.ddim:
             backends[f"{name} (DDIM {args.ddim})"] = TorchBackend(model_path=path, sampler="ddim", steps=args.ddim)
+    if args.rgbd and args.split != "clips":
+        return run_split(args, backends)
+    samples = heldout_samples(args)
     results = evaluate(backends, samples, args.seed)
     holes = float((~samples.valid).mean())
     print(f"{len(samples)} held-out views of {len(np.unique(samples.clip))} clips, "
@@ -221,5 +237,29 @@ def run(args: argparse.Namespace) -> int:
         payload = {"views": len(samples), "clips": int(len(np.unique(samples.clip))), "hole_fraction": holes,
                    "source": args.rgbd or f"procedural rooms {args.first_seed}..{args.first_seed + args.clips - 1}",
                    "results": results}
+        args.json.write_text(json.dumps(payload, indent=2))
+    return 0
+
+
+def run_split(args: argparse.Namespace, backends: dict) -> int:
+    """``--rgbd`` with a frame-index split: print (and optionally save) the table and the sheet."""
+    from worldfm_ros.eval.rgbd_split import contact_sheet, evaluate_split, format_split_table
+    from worldfm_ros.scene.io import write_image
+
+    results, views, outputs, anchor = evaluate_split(
+        args.rgbd, backends, args.split, args.fraction, args.every, args.heldout_step, tuple(args.size),
+        args.point_radius, seed=args.seed, footprint=args.splat == "footprint")
+    print(f"{args.rgbd}: split {args.split}, anchor of {len(anchor.points)} points, {len(views.frames)} held-out "
+          f"views (frames {views.frames[0]}..{views.frames[-1]}), {views.camera.width}x{views.camera.height} px")
+    print(format_split_table(results))
+    if args.sheet:
+        rows = sorted({int(round(x)) for x in np.linspace(0, len(views.frames) - 1, 3)})
+        args.sheet.parent.mkdir(parents=True, exist_ok=True)
+        write_image(args.sheet, contact_sheet(outputs, rows))
+        print(f"contact sheet: {args.sheet} (held-out frames {[int(views.frames[r]) for r in rows]})")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"source": str(args.rgbd), "split": args.split, "views": len(views.frames),
+                   "frames": views.frames.tolist(), "results": results}
         args.json.write_text(json.dumps(payload, indent=2))
     return 0

@@ -26,8 +26,10 @@ Simple folder format (also reads 7-Scenes and Open3D/ICL-NUIM folders as they ar
   Depth PNGs hold millimetres unless ``depth_scale`` says otherwise (0 and 65535 = no
   data); .npy depth holds metres.
 
-Frames ``frame_step`` apart (at most ``max_frames``) are back-projected every
-``pixel_stride`` pixels; ``num_keyframes`` of them evenly spaced (or every
+Frames ``frame_step`` apart (at most ``max_frames``) are cleaned of flying pixels at depth
+edges, back-projected every ``pixel_stride`` pixels with a confidence per observation (range,
+viewing angle, distance to a depth edge), and fused per ``fuse_voxel`` cell with robust colours
+(``worldfm_ros.scene.rgbd_fusion``); ``num_keyframes`` of them evenly spaced (or every
 ``keyframe_every``-th) become keyframes with their full-resolution image and depth.
 No gravity is known: the floor is found with the cameras' average up as a hint.
 """
@@ -47,6 +49,8 @@ from worldfm_ros.scene.assemble import DEFAULT_MAX_POINTS, finish_scene, pick_ke
 from worldfm_ros.scene.backproject import backproject_depth
 from worldfm_ros.scene.checks import check_K_for_size, orthonormalize_pose
 from worldfm_ros.scene.io import read_depth, read_image, read_intrinsics, require_file
+from worldfm_ros.scene.rgbd_fusion import (DEFAULT_FUSE_VOXEL, DEFAULT_MAX_JUMP, flying_pixel_mask,
+                                           fuse_observations, observation_confidence)
 
 log = logging.getLogger(__name__)
 
@@ -259,14 +263,22 @@ def build_rgbd(
     plane_threshold: float = 0.02,
     max_dt: float = 0.02,
     name: str | None = None,
+    frames: list[int] | None = None,
+    max_jump: float = DEFAULT_MAX_JUMP,
+    fuse_voxel: float = DEFAULT_FUSE_VOXEL,
 ) -> SceneAnchor:
     """Fuse a posed RGB-D sequence into a scene anchor (layouts: module docstring).
+
+    frames: indices into the sequence's frames (in file order) to build from, before
+        ``frame_step`` / ``max_frames`` apply (None = all; e.g. an evaluation's anchor split).
 
     K: (3, 3) intrinsics in pixels, overriding the folder's (required for TUM).
     depth_scale: metres per stored depth unit, overriding the layout's default.
     frame_step / max_frames: use every ``frame_step``-th frame, at most ``max_frames``.
     pixel_stride: back-project every ``pixel_stride``-th pixel of each used frame.
     max_depth: ignore depth beyond this many metres (sensor noise grows with range).
+    max_jump: drop pixels next to a relative depth jump above this (flying pixels; 0 = keep all).
+    fuse_voxel: fusion cell edge in metres (0 = keep every back-projected point, unweighted).
     up, plane_threshold, max_points: see :func:`worldfm_ros.scene.assemble.finish_scene`
         (``up`` "auto" = the cameras' average up refined by the floor plane).
     """
@@ -274,7 +286,13 @@ def build_rgbd(
     seq = read_sequence(root, max_dt)
     if frame_step < 1 or pixel_stride < 1:
         raise SceneError(f"frame_step and pixel_stride must be >= 1, got {frame_step}, {pixel_stride}")
-    frames = seq.frames[::frame_step][:max_frames]
+    chosen_frames = seq.frames
+    if frames is not None:
+        bad = [i for i in frames if not 0 <= i < len(seq.frames)]
+        if bad:
+            raise SceneError(f"{root}: frame indices {bad[:5]} out of range (the sequence has {len(seq.frames)} frames)")
+        chosen_frames = [seq.frames[i] for i in frames]
+    frames = chosen_frames[::frame_step][:max_frames]
     if not frames:
         raise SceneError(f"{root}: no frames selected (found {len(seq.frames)}, max_frames = {max_frames})")
     K = K if K is not None else seq.K
@@ -282,7 +300,7 @@ def build_rgbd(
         raise SceneError(f"{root}: no intrinsics in the folder ({seq.layout}); pass K (fx fy cx cy)")
     scale = depth_scale if depth_scale is not None else seq.depth_scale
     chosen = set(pick_keyframes(len(frames), num_keyframes, keyframe_every))
-    points, colors, keyframes = [], [], []
+    points, colors, weights, keyframes = [], [], [], []
     for i, frame in enumerate(frames):
         image = read_image(frame.color)
         h, w = image.shape[:2]
@@ -290,13 +308,24 @@ def build_rgbd(
         depth = read_depth(frame.depth, scale)
         if depth.shape != (h, w):
             raise SceneError(f"{frame.depth}: depth is {depth.shape[1]}x{depth.shape[0]}, image {frame.color.name} is {w}x{h}")
-        p, c = backproject_depth(depth, K, frame.c2w, image, pixel_stride, max_depth)
+        edges = flying_pixel_mask(depth, max_jump) if max_jump > 0 else np.zeros(depth.shape, bool)
+        clean = np.where(edges, 0.0, depth).astype(np.float32)
+        p, c = backproject_depth(clean, K, frame.c2w, image, pixel_stride, max_depth)
+        if fuse_voxel > 0:
+            conf = observation_confidence(clean, K, edges)[::pixel_stride, ::pixel_stride]
+            kept = conf > 0
+            if max_depth is not None:
+                kept &= clean[::pixel_stride, ::pixel_stride] <= max_depth
+            weights.append(conf[kept])
         points.append(p)
         colors.append(c)
         if i in chosen:
             keyframes.append(Keyframe(image, K, frame.c2w, depth, frame.name))
     log.info("%s: %d frames (%s), %d keyframes", root, len(frames), seq.layout, len(keyframes))
+    points, colors = np.concatenate(points), np.concatenate(colors)
+    if fuse_voxel > 0 and len(points):
+        points, colors = fuse_observations(points, colors, np.concatenate(weights), fuse_voxel)
     return finish_scene(
-        np.concatenate(points), np.concatenate(colors), keyframes, name or root.name, str(root),
+        points, colors, keyframes, name or root.name, str(root),
         max_points, up, "camera", plane_threshold,
     )

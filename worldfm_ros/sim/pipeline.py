@@ -14,7 +14,7 @@ import numpy as np
 
 from worldfm_ros.backends.anchor import residual_base
 from worldfm_ros.backends.base import FrameBackend, FrameRequest
-from worldfm_ros.render.pointcloud import PointCloudRenderer
+from worldfm_ros.render.pointcloud import PointCloudRenderer, footprint_splat
 from worldfm_ros.scene.anchor import SceneAnchor
 from worldfm_ros.scene.covisibility import KeyframeSelector
 from worldfm_ros.sim.canvas import cover, crop_to_camera, letterbox
@@ -53,14 +53,17 @@ class FramePipeline:
     """Renders frames of ``anchor`` through ``backend`` for the camera of ``rig``.
 
     device: torch device of the renderer ('cpu' or 'cuda'); point_radius: splat radius, pixels.
+    footprint_spacing: when set (metres, e.g. ``point_spacing(anchor.points)``), the camera view
+    is splatted by each point's footprint (``footprint_splat``) instead of ``point_radius``.
     """
 
     def __init__(self, anchor: SceneAnchor, rig: CameraRig, backend: FrameBackend,
-                 device: str = "cpu", point_radius: int = 1) -> None:
+                 device: str = "cpu", point_radius: int = 1, footprint_spacing: float | None = None) -> None:
         self.anchor = anchor
         self.rig = rig
         self.backend = backend
         self.point_radius = point_radius
+        self.footprint_spacing = footprint_spacing
         self.renderer = PointCloudRenderer.from_anchor(anchor, device=device)
         self.selector = KeyframeSelector(anchor, self.renderer) if anchor.keyframes else None
         self._references: dict[tuple[int, int | None], tuple[np.ndarray, np.ndarray]] = {}
@@ -86,7 +89,11 @@ class FramePipeline:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         c2w = self.rig.optical_in_scene(map_T_base, self.anchor.scene_to_map)
-        result = self.renderer.render(self.rig.camera, c2w, point_radius=self.point_radius)
+        if self.footprint_spacing:
+            result = footprint_splat(self.renderer.render(self.rig.camera, c2w), self.rig.camera.fx,
+                                     self.footprint_spacing)
+        else:
+            result = self.renderer.render(self.rig.camera, c2w, point_radius=self.point_radius)
         t1 = time.perf_counter()
         timings["render"] = (t1 - t0) * 1e3
 
