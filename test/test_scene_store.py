@@ -282,3 +282,17 @@ def test_keyframe_image_larger_than_8k_is_refused_from_its_header(scene_dir: Pat
 def test_point_count_above_the_limit_is_refused_before_reading_the_ply(scene_dir: Path) -> None:
     edit_yaml(scene_dir, lambda d: d["points"].update(count=10**9))
     assert "scene.yaml: points.count: expected 0..20000000" in load_error(scene_dir)
+
+
+
+def test_npz_with_more_points_than_the_limit_is_refused_before_reading(tmp_path: Path) -> None:
+    import zipfile
+
+    path = tmp_path / "many.npz"
+    n = 20_000_001
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        with zf.open("points.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (n, 3)})
+            for _ in range(n * 12 // 2**24 + 1):
+                f.write(bytes(2**24))
+    assert "many.npz: array 'points': expected at most 20000000 points" in load_error(path)

@@ -315,7 +315,9 @@ def _check_npz_sizes(path: Path) -> None:
             raise SceneError(f"{path}: the archive inflates to more than the limit of {MAX_SCENE_BYTES} bytes")
         for info in infos:
             with zf.open(info) as f:
-                npy_header(f, info.file_size, f"{path}: an archive entry")
+                shape, _ = npy_header(f, info.file_size, f"{path}: an archive entry")
+            if info.filename == "points.npy" and shape and shape[0] > MAX_POINTS:
+                raise SceneError(f"{path}: array 'points': expected at most {MAX_POINTS} points")
 
 
 def _load_npz(path: Path) -> SceneAnchor:
