@@ -158,6 +158,15 @@ def test_unreadable_file_is_a_checkpoint_error(tmp_path):
         load_official_state_dict(path, CFG)
 
 
+@pytest.mark.parametrize("content", [b"not a checkpoint", bytes(range(256)) * 16], ids=["text", "random"])
+def test_refusal_never_advises_loading_unsafely(tmp_path, content):
+    path = tmp_path / "junk.pth"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as info:
+        load_official_state_dict(path, CFG)
+    assert "weights_only" not in str(info.value) and "will likely succeed" not in str(info.value)
+
+
 def test_config_is_inferred_from_the_state_dict(source):
     state = _official_layout(source)
     assert infer_config(state, num_heads=4) == CFG

@@ -254,7 +254,8 @@ def test_unknown_frame_in_tf_mode_is_reported(sim_factory):
 
 
 def test_missing_scene_is_an_error_diagnostic_and_load_scene_recovers(sim_factory, scene_dir):
-    sim, probe, spinner = sim_factory(scene="/nonexistent/scene")
+    # ~/load_scene reads only inside scene_dirs; by default the launch-time scene's folder (here /nonexistent)
+    sim, probe, spinner = sim_factory(scene="/nonexistent/scene", scene_dirs=f"/still:{scene_dir.parent}")
     wait_for(lambda: any("no scene loaded" in m and "/nonexistent/scene" in m for m in probe.diag_messages()),
              what="missing-scene diagnostic")
     client = probe.node.create_client(LoadScene, "/worldfm_sim/load_scene")

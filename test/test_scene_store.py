@@ -139,7 +139,9 @@ def test_unreadable_ply_garbage_names_the_file(scene_dir: Path) -> None:
 
 def test_wrong_format_version_is_rejected(scene_dir: Path) -> None:
     edit_yaml(scene_dir, lambda d: d.update(version=2))
-    assert "scene.yaml: format version 2 is not supported" in load_error(scene_dir)
+    msg = load_error(scene_dir)
+    assert "scene.yaml: format version is not supported (this reader knows version 1)" in msg
+    assert "2" not in msg.split("scene.yaml")[-1], "the version read from the file is not repeated"
 
 
 def test_keyframe_count_mismatch_is_rejected(scene_dir: Path) -> None:
@@ -225,7 +227,8 @@ def test_npz_wrong_version_is_rejected(tmp_path: Path) -> None:
     meta["version"] = 99
     arrays["meta"] = np.array(json.dumps(meta))
     np.savez(tmp_path / "s.npz", **arrays)
-    assert "format version 99 is not supported" in load_error(tmp_path / "s.npz")
+    msg = load_error(tmp_path / "s.npz")
+    assert "format version is not supported" in msg and "99" not in msg
 
 
 def test_npz_nan_points_are_rejected(tmp_path: Path) -> None:
@@ -247,3 +250,49 @@ def test_npz_keyframe_count_mismatch_is_rejected(tmp_path: Path) -> None:
     arrays["meta"] = np.array(json.dumps(meta))
     np.savez(tmp_path / "s.npz", **arrays)
     assert "s.npz: unexpected array 'kf0001_K' (meta says num_keyframes = 1)" in load_error(tmp_path / "s.npz")
+
+
+def test_keyframe_depth_outside_the_scene_folder_is_refused_without_naming_it(scene_dir: Path) -> None:
+    edit_yaml(scene_dir, lambda d: d["keyframes"][0].update(depth="../../secret_depth.npy"))
+    msg = load_error(scene_dir)
+    assert "keyframes[0].depth: expected a path inside the scene folder" in msg and "secret" not in msg
+
+
+def test_link_leading_out_of_the_scene_folder_is_refused(scene_dir: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere.ply"
+    (scene_dir / "points.ply").rename(outside)
+    (scene_dir / "points.ply").symlink_to(outside)
+    assert "points.file: expected a path inside the scene folder" in load_error(scene_dir)
+
+
+def test_depth_npy_declaring_more_data_than_it_holds_is_refused_before_reading(scene_dir: Path) -> None:
+    with open(scene_dir / "keyframes" / "0000_depth.npy", "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (10**6, 10**6)})
+    msg = load_error(scene_dir)
+    assert "0000_depth.npy: keyframe depth: the header declares more data than the file holds" in msg
+
+
+def test_keyframe_image_larger_than_8k_is_refused_from_its_header(scene_dir: Path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (9000, 10)).save(scene_dir / "keyframes" / "0001.png")
+    assert "0001.png: image: expected at most 8192 px a side" in load_error(scene_dir)
+
+
+def test_point_count_above_the_limit_is_refused_before_reading_the_ply(scene_dir: Path) -> None:
+    edit_yaml(scene_dir, lambda d: d["points"].update(count=10**9))
+    assert "scene.yaml: points.count: expected 0..20000000" in load_error(scene_dir)
+
+
+
+def test_npz_with_more_points_than_the_limit_is_refused_before_reading(tmp_path: Path) -> None:
+    import zipfile
+
+    path = tmp_path / "many.npz"
+    n = 20_000_001
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        with zf.open("points.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (n, 3)})
+            for _ in range(n * 12 // 2**24 + 1):
+                f.write(bytes(2**24))
+    assert "many.npz: array 'points': expected at most 20000000 points" in load_error(path)

@@ -14,6 +14,20 @@ import numpy as np
 
 from worldfm_ros.errors import CameraError
 
+# Largest image rendered or read: 8K UHD. Time and memory grow with the pixel count, and a typo
+# (width 100000) or a forged image header must fail before any work, not after minutes of it.
+MAX_SIDE_PX = 8192
+MAX_PIXELS = 7680 * 4320
+
+
+def check_image_size(width: int, height: int, where: str, error: type[Exception] = CameraError) -> None:
+    """Raise ``error`` unless width x height pixels is positive and within MAX_SIDE_PX / MAX_PIXELS."""
+    if width <= 0 or height <= 0:
+        raise error(f"{where}: width/height must be positive, got {width}x{height}")
+    if width > MAX_SIDE_PX or height > MAX_SIDE_PX or width * height > MAX_PIXELS:
+        raise error(f"{where}: expected at most {MAX_SIDE_PX} px a side and {MAX_PIXELS} pixels in all "
+                    f"(7680x4320), got {width}x{height}")
+
 
 @dataclass(frozen=True)
 class PinholeCamera:

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from worldfm_ros.errors import CheckpointError, ConfigError
+from worldfm_ros.errors import CheckpointError, ConfigError, library_reason
 from worldfm_ros.model.config import DiTConfig
 from worldfm_ros.model.dit import WorldFMDiT
 
@@ -50,13 +50,12 @@ def _read_official(source: str | Path | Mapping[str, Any]) -> tuple[Any, str]:
         raise CheckpointError(f"{path}: checkpoint file not found")
     try:
         return torch.load(path, map_location="cpu", weights_only=True), str(path)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: refused to load: the pickle holds Python objects other than tensors "
-                              f"and plain containers (torch.load weights_only=True: {first})") from None
+    except pickle.UnpicklingError:
+        # torch's own message advises weights_only=False; that advice is not passed on
+        raise CheckpointError(f"{path}: refused to load: expected a pickle of tensors and plain containers only "
+                              "(it is corrupt or holds other Python objects, which are never loaded)") from None
     except (RuntimeError, OSError, EOFError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({first})") from None
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({library_reason(exc)})") from None
 
 
 def _unwrap(obj: Any, name: str, use_ema: bool) -> dict[str, Any]:

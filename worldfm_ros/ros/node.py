@@ -6,14 +6,21 @@ pose followed from /tf. Outputs (relative names, so a namespace applies):
 (32FC1 metres, NaN = no data), ``camera/points`` (optional), ``camera/frame_stats``,
 ``odom``, /tf, /tf_static, /diagnostics and /clock (when it runs its own time).
 Every image carries the stamp of the pose it was rendered at.
+
+Faults never stop the node: every callback catches what it raises, reports it on
+/diagnostics and keeps serving. Diagnostics run on the steady clock, so they also say why
+no frames come when ROS time stands still (use_sim_time without /clock).
 """
 
 from __future__ import annotations
 
 import array
+import os
+import signal
 import threading
 import time
 from collections import deque
+from typing import Callable
 
 import numpy as np
 import rclpy
@@ -21,8 +28,12 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseWithCovarianceStamped, Twist, TwistStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.clock import Clock as RosClock
+from rclpy.clock import ClockType
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, LaserScan, PointCloud2
 
@@ -31,6 +42,7 @@ from worldfm_ros.backends.base import FrameBackend
 from worldfm_ros.config import flatten, load_config, unflatten
 from worldfm_ros.errors import ConfigError, WorldFMError
 from worldfm_ros.msg import FrameStats
+from worldfm_ros.resources import default_scene_path
 from worldfm_ros.ros import conversions as conv
 from worldfm_ros.ros.tf_io import TfListener, TfPublisher
 from worldfm_ros.sim.config import BackendConfig, SimConfig
@@ -38,6 +50,7 @@ from worldfm_ros.sim.kinematics import Twist as BodyTwist
 from worldfm_ros.sim.pipeline import Frame
 from worldfm_ros.sim.rig import LINK_FROM_OPTICAL
 from worldfm_ros.sim.scan import depth_to_scan
+from worldfm_ros.scene.store import resolve_in_dirs, scene_folder
 from worldfm_ros.sim.simulator import Simulator
 from worldfm_ros.sim.tf_tree import TransformLookupError
 from worldfm_ros.srv import LoadScene, Reset, Step
@@ -47,7 +60,13 @@ from worldfm_ros.srv import LoadScene, Reset, Step
 CAMERA_QOS = QoSProfile(depth=10)
 
 # Parameters that take effect while running; the others need a restart.
-LIVE_PARAMETERS = {"rate_hz", "point_radius", "publish_points", "publish_scan", "tf_max_age_s"}
+LIVE_PARAMETERS = {"rate_hz", "point_radius", "publish_points", "publish_scan", "tf_max_age_s",
+                   "tf_future_tolerance_s"}
+# Service request/response queues: an RL client may send a burst of ~/step calls; rclpy's default
+# depth of 10 silently drops the rest. Requests queue here and are answered in order.
+SERVICE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+# ROS time standing still for this long (steady clock) with use_sim_time set means no /clock.
+NO_CLOCK_AFTER_S = 2.0
 
 
 def make_backend(cfg: BackendConfig) -> tuple[FrameBackend, str]:
@@ -79,6 +98,8 @@ class SimNode(Node):
         self.frames_skipped = 0
         self._skips: deque[float] = deque(maxlen=1000)
         self._last_rendered_stamp: int | None = None
+        self._steady = RosClock(clock_type=ClockType.STEADY_TIME)
+        self._ros_time_seen = (self.get_clock().now().nanoseconds, time.monotonic())
 
         backend, fallback = make_backend(cfg.backend)
         if fallback:
@@ -103,7 +124,8 @@ class SimNode(Node):
         self.pub_odom = self.create_publisher(Odometry, "odom", 10)
         self.pub_clock = self.create_publisher(Clock, "/clock", 10) if (cfg.publish_clock or cfg.lockstep) else None
         self.tf = TfPublisher(self)
-        self.tf_listener = TfListener(self) if cfg.input_mode == "tf" else None
+        self.tf_listener = (TfListener(self, on_reject=lambda why: self._report(f"/tf rejected: {why}"))
+                            if cfg.input_mode == "tf" else None)
 
         # Time and pose state.
         self._sim_ns = 0
@@ -112,17 +134,21 @@ class SimNode(Node):
         self._publish_static_tf()
 
         # Inputs.
+        guard = self._guarded
         if cfg.lockstep:
-            self.create_service(Reset, "~/reset", self._on_reset)
-            self.create_service(Step, "~/step", self._on_step)
+            self.create_service(Reset, "~/reset", self._served("reset", self._on_reset), qos_profile=SERVICE_QOS)
+            self.create_service(Step, "~/step", self._served("step", self._on_step), qos_profile=SERVICE_QOS)
         elif cfg.input_mode == "cmd_vel":
             twist_type = TwistStamped if cfg.cmd_vel_stamped else Twist
-            self.create_subscription(twist_type, "cmd_vel", self._on_cmd_vel, 10)
-            self.create_subscription(PoseWithCovarianceStamped, "initialpose", self._on_initial_pose, 10)
-            self.create_timer(1.0 / cfg.sim_rate_hz, self._on_sim_tick)
-        self.create_service(LoadScene, "~/load_scene", self._on_load_scene)
-        self._frame_timer = None if cfg.lockstep else self.create_timer(1.0 / cfg.rate_hz, self._on_frame_tick)
-        self.create_timer(1.0, self._publish_diagnostics)
+            self.create_subscription(twist_type, "cmd_vel", guard("cmd_vel", self._on_cmd_vel), 10)
+            self.create_subscription(PoseWithCovarianceStamped, "initialpose",
+                                     guard("initialpose", self._on_initial_pose), 10)
+            self.create_timer(1.0 / cfg.sim_rate_hz, guard("kinematics tick", self._on_sim_tick))
+        self.create_service(LoadScene, "~/load_scene", self._served("load_scene", self._on_load_scene),
+                            qos_profile=SERVICE_QOS)
+        self._frame_timer = None if cfg.lockstep else self._create_frame_timer(cfg.rate_hz)
+        # Steady clock: diagnostics keep coming when ROS time stands still.
+        self.create_timer(1.0, guard("diagnostics", self._publish_diagnostics), clock=self._steady)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self._work = threading.Condition()
@@ -136,6 +162,31 @@ class SimNode(Node):
             f"{cfg.rate_hz:g} Hz, backend {self.backend.name}, scene {self.scene_path or 'none'}")
 
     # ----------------------------------------------------------------- set-up
+    def _guarded(self, what: str, callback: Callable) -> Callable:
+        """``callback`` for a subscription or timer: anything it raises (MemoryError included) is
+        reported and the node keeps serving."""
+        def run(*args):
+            try:
+                callback(*args)
+            except Exception as exc:
+                self._report(f"{what} failed: {type(exc).__name__}: {exc}")
+        return run
+
+    def _served(self, what: str, handler: Callable) -> Callable:
+        """``handler`` for a service whose response has success/message: anything it raises is
+        answered as a failure and reported."""
+        def run(request, response):
+            try:
+                return handler(request, response)
+            except Exception as exc:
+                response.success, response.message = False, f"{what} failed: {type(exc).__name__}: {exc}"
+                self._report(response.message)
+                return response
+        return run
+
+    def _create_frame_timer(self, rate_hz: float):
+        return self.create_timer(1.0 / rate_hz, self._guarded("frame tick", self._on_frame_tick))
+
     def _declare_config(self) -> SimConfig:
         defaults = flatten(SimConfig())
         # dynamic typing: YAML writes 1 for 1.0; load_config then checks the type once, by field.
@@ -168,11 +219,17 @@ class SimNode(Node):
             self.sim.load_scene(path)
 
     def _device(self) -> str:
-        if self.cfg.backend.device != "auto":
-            return self.cfg.backend.device
+        """The renderer's device: backend.device, or the CPU (reported) when it asks for CUDA that
+        torch does not see; the frame backend falls back on its own (make_backend)."""
         import torch
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        device = self.cfg.backend.device
+        if device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            self._report(f"backend.device {device!r}: torch sees no CUDA device; rendering on the CPU")
+            return "cpu"
+        return device
 
     def _report(self, message: str) -> None:
         """Keep a problem for /diagnostics; log it unless it repeats the last one within 5 s."""
@@ -239,10 +296,16 @@ class SimNode(Node):
     def _pose_from_tf(self) -> tuple[np.ndarray, int] | None:
         f = self.cfg.frames
         source = f.optical if self.cfg.tf_source == "optical" else f.base
+        now = self.now_ns()
         try:
-            T, stamp = self.tf_listener.lookup(f.map, source, self.now_ns(), self.cfg.tf_max_age_s)
+            T, stamp = self.tf_listener.lookup(f.map, source, now, self.cfg.tf_max_age_s)
         except TransformLookupError as exc:
             self._report(f"waiting for pose on /tf: {exc}")
+            return None
+        ahead_s = (stamp - now) * 1e-9
+        if ahead_s > self.cfg.tf_future_tolerance_s:
+            self._report(f"/tf rejected: {f.map} -> {source} is stamped {ahead_s:.3f} s ahead of the node's clock "
+                         f"(tf_future_tolerance_s {self.cfg.tf_future_tolerance_s:g}); images would carry that stamp")
             return None
         if self.cfg.tf_source == "optical":
             T = self.rig.base_from_optical_in_map(T)
@@ -284,11 +347,21 @@ class SimNode(Node):
                 # Noise seeding (fixed or fresh per frame) is the backend's, from backend.seed/reuse_noise.
                 frame = pipeline.render(map_T_base, stamp)
                 self._publish_frame(frame, t_trigger)
+                self._check_blank(frame, map_T_base)
             except Exception as exc:  # keep serving: a bad frame must not kill the camera
                 self._report(f"frame failed: {type(exc).__name__}: {exc}")
             finally:
                 with self._work:
                     self._busy = False
+
+    def _check_blank(self, frame: Frame, map_T_base: np.ndarray) -> None:
+        """Report a frame that shows no scene point, saying how far the pose is from the scene."""
+        if frame.coverage > 0.0:
+            return
+        outside = self.sim.distance_outside_scene(map_T_base)
+        where = (f"base_link is {outside:.3g} m outside the scene's extent" if outside > 0
+                 else "base_link is inside the scene's extent, looking at no point")
+        self._report(f"blank frame: the camera sees no scene point ({where})")
 
     def _publish_frame(self, frame: Frame, t_trigger: float) -> tuple[Image, Image]:
         """Publish a frame's image, camera_info, depth (+ points, stats); return (image, depth) messages."""
@@ -379,12 +452,21 @@ class SimNode(Node):
             response.image, response.depth = self._publish_frame(obs.frame, time.perf_counter())
 
     # ----------------------------------------------------------------- services, parameters
+    def scene_dirs(self) -> list[str]:
+        """Directories ~/load_scene may read from (see SimConfig.scene_dirs)."""
+        if self.cfg.scene_dirs:
+            return self.cfg.scene_dirs.split(os.pathsep)
+        dirs = [str(default_scene_path().parent)]
+        return dirs + [str(scene_folder(self.cfg.scene))] if self.cfg.scene else dirs
+
     def _on_load_scene(self, request: LoadScene.Request, response: LoadScene.Response) -> LoadScene.Response:
         try:
-            self.load_scene(request.path)
-        except WorldFMError as exc:
-            response.success, response.message = False, str(exc)
-            self._report(f"load_scene failed: {exc}")
+            path = str(resolve_in_dirs(request.path, self.scene_dirs())) if request.path else ""
+            self.load_scene(path)
+        except (WorldFMError, MemoryError) as exc:
+            response.success, response.message = False, (str(exc) if isinstance(exc, WorldFMError) else
+                                                         f"{request.path}: not enough memory to load the scene")
+            self._report(f"load_scene failed: {response.message}")
             return response
         anchor = self.sim.pipeline.anchor
         response.success, response.message = True, f"loaded {request.path}"
@@ -408,7 +490,7 @@ class SimNode(Node):
         if new.rate_hz != self.cfg.rate_hz and self._frame_timer is not None:
             self._frame_timer.cancel()
             self.destroy_timer(self._frame_timer)
-            self._frame_timer = self.create_timer(1.0 / new.rate_hz, self._on_frame_tick)
+            self._frame_timer = self._create_frame_timer(new.rate_hz)
         if self.pipeline is not None:
             self.pipeline.point_radius = new.point_radius
         self.cfg = self.sim.config = new
@@ -424,7 +506,12 @@ class SimNode(Node):
         with self._errors_lock:
             recent = [m for t, m in self._errors if now - t < 10.0]
         status = DiagnosticStatus(name="worldfm_sim: camera", hardware_id=self.cfg.frames.optical)
-        if self.pipeline is None:
+        stalled = self._ros_time_stalled_s(now)
+        if stalled is not None:
+            status.level = DiagnosticStatus.ERROR
+            status.message = (f"use_sim_time is true but ROS time has not moved for {stalled:.0f} s: nothing "
+                              "publishes /clock, so timers on ROS time never fire and no frames are made")
+        elif self.pipeline is None:
             status.level, status.message = DiagnosticStatus.ERROR, recent[-1] if recent else "no scene loaded"
         elif recent:
             status.level, status.message = DiagnosticStatus.WARN, recent[-1]
@@ -444,6 +531,17 @@ class SimNode(Node):
         msg.header.stamp = conv.time_msg(self.now_ns())
         self.pub_diag.publish(msg)
 
+    def _ros_time_stalled_s(self, now: float) -> float | None:
+        """Seconds ROS time has stood still while use_sim_time is on (None when it moves or is off)."""
+        ros_now = self.get_clock().now().nanoseconds
+        if ros_now != self._ros_time_seen[0]:
+            self._ros_time_seen = (ros_now, now)
+            return None
+        stalled = now - self._ros_time_seen[1]
+        use_sim_time = self.get_parameter("use_sim_time").value
+        # lockstep time stands still between steps on purpose
+        return stalled if use_sim_time and not self.cfg.lockstep and stalled > NO_CLOCK_AFTER_S else None
+
     def destroy_node(self) -> None:
         with self._work:
             self._running = False
@@ -454,20 +552,30 @@ class SimNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point of ``ros2 run worldfm_ros sim_node``."""
-    rclpy.init(args=args)
+    """Entry point of ``ros2 run worldfm_ros sim_node``; returns 0 after SIGINT or SIGTERM.
+
+    rclpy's own signal handler shuts the context down at once, while the frame worker may be
+    publishing and the executor waiting on it. Here a signal only asks the spin loop to stop;
+    the node then stops its worker before the context goes.
+    """
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     try:
         node = SimNode()
     except WorldFMError as exc:
         rclpy.logging.get_logger("worldfm_sim").fatal(f"cannot start: {exc}")
-        rclpy.shutdown()
+        rclpy.try_shutdown()
         return 2
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
     try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.1)
     finally:
+        executor.remove_node(node)
         node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        executor.shutdown()
+        rclpy.try_shutdown()
     return 0

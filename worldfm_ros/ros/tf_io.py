@@ -8,6 +8,8 @@ which implements the same lookup contract (latest transform along the chain).
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -47,9 +49,13 @@ class TfPublisher:
 
 
 class TfListener:
-    """Looks up transforms from /tf and /tf_static. lookup() raises TransformLookupError."""
+    """Looks up transforms from /tf and /tf_static. lookup() raises TransformLookupError.
 
-    def __init__(self, node: Node) -> None:
+    on_reject: called with a one-line reason for every received transform that is dropped
+    (NaN, a non-unit quaternion, a cycle).
+    """
+
+    def __init__(self, node: Node, on_reject: Callable[[str], None] | None = None) -> None:
         self._node = node
         self.tree = TransformTree()
         self._buffer = None
@@ -61,6 +67,7 @@ class TfListener:
             node.create_subscription(TFMessage, "/tf_static", lambda m: self._on_tf(m, True), TF_STATIC_QOS)
         self.rejected = 0
         self.last_rejection = ""
+        self._on_reject = on_reject
 
     def _on_tf(self, msg: TFMessage, static: bool) -> None:
         for t in msg.transforms:
@@ -70,6 +77,8 @@ class TfListener:
             except (ValueError, TransformLookupError) as exc:
                 self.rejected += 1
                 self.last_rejection = f"{t.header.frame_id} -> {t.child_frame_id}: {exc}"
+                if self._on_reject is not None:
+                    self._on_reject(self.last_rejection)
 
     def lookup(self, target: str, source: str, now_ns: int, max_age_s: float) -> tuple[np.ndarray, int]:
         """(target_T_source (4, 4), stamp_ns) of the latest data; raises TransformLookupError."""

@@ -2,7 +2,9 @@
 
 Images come back as (H, W, 3) uint8 RGB; depth maps as (H, W) float32 metres with
 0 = no data; clouds as (N, 3) float32 positions + (N, 3) uint8 RGB colours.
-Every failure is a :class:`SceneError` naming the file.
+Every failure is a :class:`SceneError` naming the file and the expected form; no message
+repeats what a file holds. Sizes are checked from file sizes and headers before any data is
+decoded (image headers, .npy headers), so a small file cannot make a reader allocate gigabytes.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from worldfm_ros.camera import check_image_size
 from worldfm_ros.errors import SceneError
 from worldfm_ros.scene.checks import check_depth
 
@@ -27,11 +30,35 @@ def require_file(path: str | os.PathLike, what: str = "file") -> Path:
     return p
 
 
+def check_file_size(path: Path, max_bytes: int, what: str) -> int:
+    """The size of ``path`` in bytes; SceneError when it exceeds ``max_bytes``."""
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise SceneError(f"{path}: {what} is larger than the limit of {max_bytes} bytes")
+    return size
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) of an image file from its header alone, checked against camera.MAX_PIXELS."""
+    from PIL import Image, UnidentifiedImageError
+
+    p = require_file(path, "image")
+    try:
+        with Image.open(p) as im:
+            w, h = im.size
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        raise SceneError(f"{p}: not a readable image") from None
+    check_image_size(w, h, f"{p}: image", SceneError)
+    return w, h
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read a colour image (PNG, JPEG, PPM, …) as (H, W, 3) uint8 RGB; grey is replicated."""
+    """Read a colour image (PNG, JPEG, PPM, …) as (H, W, 3) uint8 RGB; grey is replicated.
+    Images larger than camera.MAX_PIXELS are refused from their header, before decoding."""
     import cv2
 
     p = require_file(path, "image")
+    image_size(p)
     bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
     if bgr is None:
         raise SceneError(f"{p}: not a readable image")
@@ -59,10 +86,7 @@ def read_depth(path: str | os.PathLike, scale: float | None = None) -> np.ndarra
     p = require_file(path, "depth map")
     suffix = p.suffix.lower()
     if suffix == ".npy":
-        try:
-            raw = np.load(p, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise SceneError(f"{p}: not a readable .npy depth map ({exc})") from None
+        raw = read_npy(p, "depth map")
     elif suffix == ".exr":
         raw = _read_exr(p)
     else:
@@ -85,6 +109,41 @@ def read_depth(path: str | os.PathLike, scale: float | None = None) -> np.ndarra
     else:
         raise SceneError(f"{p}: depth map has unsupported dtype {raw.dtype}")
     return check_depth(depth.astype(np.float32), str(p))
+
+
+def npy_header(f, available: int, where: str) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) from the header of the .npy stream ``f``; SceneError unless it is a plain
+    (non-object) array whose data fits in the ``available`` bytes of the stream.
+
+    numpy allocates the array its header declares before reading the data, so this check comes
+    first: a 100-byte file declaring terabytes must not reach np.load.
+    """
+    from numpy.lib import format as npy
+
+    try:
+        version = npy.read_magic(f)
+        read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+        shape, _, dtype = read(f)
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError):
+        raise SceneError(f"{where}: not a .npy array (expected a NumPy .npy header)") from None
+    if dtype.hasobject:
+        raise SceneError(f"{where}: holds Python objects; expected a plain numeric array")
+    if any(d < 0 for d in shape) or int(np.prod(shape, dtype=np.float64)) * dtype.itemsize > available:
+        raise SceneError(f"{where}: the header declares more data than the file holds")
+    return shape, dtype
+
+
+def read_npy(path: str | os.PathLike, what: str = "array") -> np.ndarray:
+    """A plain numeric array from a .npy file (never unpickled), its header checked first."""
+    p = require_file(path, what)
+    size = p.stat().st_size
+    with open(p, "rb") as f:
+        npy_header(f, size, f"{p}: {what}")
+        f.seek(0)
+        try:
+            return np.load(f, allow_pickle=False)
+        except (ValueError, OSError, EOFError):
+            raise SceneError(f"{p}: {what} is not a readable .npy array") from None
 
 
 def _read_exr(p: Path) -> np.ndarray:
@@ -129,20 +188,29 @@ def write_ply(path: str | os.PathLike, points: np.ndarray, colors: np.ndarray) -
     PlyData([PlyElement.describe(vertex, "vertex")], text=False, byte_order="<").write(str(path))
 
 
-def read_ply(path: str | os.PathLike, default_color: int = 128) -> tuple[np.ndarray, np.ndarray]:
+# A PLY file is read whole; 2 GiB holds about 140 M coloured float32 points.
+MAX_PLY_BYTES = 2 * 1024**3
+
+
+def read_ply(path: str | os.PathLike, default_color: int = 128,
+             max_bytes: int = MAX_PLY_BYTES) -> tuple[np.ndarray, np.ndarray]:
     """Read the vertices of a PLY file (ASCII or binary) as positions and colours.
 
     Colours come from red/green/blue (or r/g/b, diffuse_red/…) properties: integer
     types are taken as 0–255, float types as 0–1. Without colour properties every
     point gets ``default_color`` grey. Returns (N, 3) float32 and (N, 3) uint8.
+    Files over ``max_bytes`` are refused before reading.
     """
     from plyfile import PlyData
 
     p = require_file(path, "PLY file")
+    check_file_size(p, max_bytes, "PLY file")
     try:
         ply = PlyData.read(str(p))
     except Exception as exc:  # plyfile raises PlyParseError, ValueError, struct/EOF errors
-        raise SceneError(f"{p}: not a readable PLY file ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+        # plyfile's own messages quote header lines: name the failure only
+        raise SceneError(f"{p}: not a readable PLY file ({type(exc).__name__}; expected a PLY header "
+                         "and a vertex element with x, y, z)") from None
     if "vertex" not in ply:
         raise SceneError(f"{p}: PLY file has no 'vertex' element")
     v = ply["vertex"].data

@@ -18,6 +18,11 @@ format, version, name, keyframe names/sizes), ``points`` (N, 3) float32, ``color
 Frames: see :mod:`worldfm_ros.scene.anchor` (points and c2w in the scene frame,
 ``scene_to_map`` to the ROS map frame). Matrices are written in YAML with Python's
 shortest round-trip float repr, so every array loads back bit-exact.
+
+Loading is safe on files from anyone: nothing is unpickled, every file a scene.yaml names
+must lie inside the scene's folder, sizes are bounded (MAX_POINTS, MAX_KEYFRAMES,
+MAX_SCENE_BYTES, MAX_YAML_BYTES) and checked from headers before data is decoded, and error
+messages name the file and the expected form without repeating text read from a file.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ import numpy as np
 from worldfm_ros.errors import SceneError, WorldFMError
 from worldfm_ros.scene.anchor import Keyframe, SceneAnchor
 from worldfm_ros.scene.checks import check_depth, check_K_for_size, check_points, check_rigid
-from worldfm_ros.scene.io import read_image, read_ply, require_file, write_image, write_ply
+from worldfm_ros.scene.io import (check_file_size, npy_header, read_image, read_npy, read_ply, require_file,
+                                  write_image, write_ply)
 
 FORMAT_NAME = "worldfm_scene"
 FORMAT_VERSION = 1
@@ -43,6 +49,13 @@ KEYFRAME_DIR = "keyframes"
 _OWN_KEYFRAME_FILE = re.compile(r"^\d{4}(_depth\.npy|\.png)$")
 _KEYFRAME_ARRAY = re.compile(r"^kf(\d{4})_(image|K|c2w|depth)$")
 _SCENE_ARRAYS = ("meta", "points", "colors", "scene_to_map")
+# Bounds on what one scene may make a reader allocate (a scene is loaded on request over ROS):
+# 20 M points are ~300 MB as float32 + uint8 and render at a few fps on a CPU; the archive
+# bound is on the inflated size, which a zip states for each entry before decompression.
+MAX_POINTS = 20_000_000
+MAX_KEYFRAMES = 1000
+MAX_SCENE_BYTES = 2 * 1024**3
+MAX_YAML_BYTES = 16 * 1024**2
 
 
 def save_scene(anchor: SceneAnchor, path: str | os.PathLike) -> Path:
@@ -75,6 +88,26 @@ def load_scene(path: str | os.PathLike) -> SceneAnchor:
     if path.name == SCENE_YAML or path.suffix.lower() in (".yaml", ".yml"):
         return _load_dir(path)
     raise SceneError(f"{path}: not a scene (expected a directory holding {SCENE_YAML}, or a .npz file)")
+
+
+def scene_folder(path: str | os.PathLike) -> Path:
+    """The real path of the folder that holds a scene (a scene directory's parent, a .npz's
+    directory, a scene.yaml's scene directory's parent): where its sibling scenes live."""
+    p = Path(os.path.realpath(path))
+    if p.name == SCENE_YAML or p.suffix.lower() in (".yaml", ".yml"):
+        p = p.parent
+    return p.parent
+
+
+def resolve_in_dirs(path: str | os.PathLike, dirs: list[str | os.PathLike]) -> Path:
+    """The real path of ``path`` (links and '..' resolved) when it lies inside one of ``dirs``
+    (resolved the same way); SceneError otherwise, naming the allowed directories."""
+    real = Path(os.path.realpath(path))
+    allowed = [Path(os.path.realpath(d)) for d in dirs if str(d)]
+    if not any(real.is_relative_to(d) for d in allowed):
+        listed = ", ".join(str(d) for d in allowed) or "none"
+        raise SceneError(f"{path}: outside the allowed scene directories ({listed}); expected a scene inside one")
+    return real
 
 
 def _keyframe_files(i: int) -> tuple[str, str]:
@@ -148,16 +181,35 @@ def _matrix(value: Any, shape: tuple[int, int], where: str) -> np.ndarray:
 
 
 def _check_version(fmt: Any, version: Any, where: str) -> None:
+    # The values found are not repeated: whatever a file holds must not come back in a reply.
     if fmt != FORMAT_NAME:
-        raise SceneError(f"{where}: field 'format' is {fmt!r}, expected {FORMAT_NAME!r}")
+        raise SceneError(f"{where}: field 'format' is not {FORMAT_NAME!r} (not a worldfm_ros scene)")
     if version != FORMAT_VERSION:
-        raise SceneError(f"{where}: format version {version!r} is not supported (this reader knows version {FORMAT_VERSION})")
+        raise SceneError(f"{where}: format version is not supported (this reader knows version {FORMAT_VERSION})")
+
+
+def _check_count(value: int, limit: int, where: str) -> int:
+    if not 0 <= value <= limit:
+        raise SceneError(f"{where}: expected 0..{limit}")
+    return value
+
+
+def _inside(root: Path, name: str, where: str) -> Path:
+    """root / name, resolved, when it stays inside ``root``; else SceneError (the name is not
+    repeated: it may be anything a peer put in the file)."""
+    real_root = Path(os.path.realpath(root))
+    path = Path(os.path.realpath(root / name))
+    if not path.is_relative_to(real_root):
+        raise SceneError(f"{where}: expected a path inside the scene folder {real_root} (relative, no '..' "
+                         "or links leading out)")
+    return path
 
 
 def _load_dir(yaml_path: Path) -> SceneAnchor:
     import yaml
 
     require_file(yaml_path, "scene file")
+    check_file_size(yaml_path, MAX_YAML_BYTES, "scene file")
     root = yaml_path.parent
     try:
         with open(yaml_path, encoding="utf-8") as f:
@@ -165,9 +217,9 @@ def _load_dir(yaml_path: Path) -> SceneAnchor:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise SceneError(f"{yaml_path}: invalid YAML{at} ({getattr(exc, 'problem', None) or exc})") from None
+        raise SceneError(f"{yaml_path}: invalid YAML{at} (expected a scene.yaml mapping)") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise SceneError(f"{yaml_path}: unreadable ({exc})") from None
+        raise SceneError(f"{yaml_path}: unreadable ({type(exc).__name__}; expected UTF-8 YAML)") from None
     if not isinstance(doc, dict):
         raise SceneError(f"{yaml_path}: expected a mapping at the top level, got {type(doc).__name__}")
     y = str(yaml_path)
@@ -176,13 +228,13 @@ def _load_dir(yaml_path: Path) -> SceneAnchor:
     scene_to_map = check_rigid(_matrix(_field(doc, "scene_to_map", y, list), (4, 4), f"{y}: scene_to_map"),
                                f"{y}: scene_to_map")
     pts = _field(doc, "points", y, dict)
-    ply_path = root / _field(pts, "file", f"{y}: points", str)
-    count = _field(pts, "count", f"{y}: points", int)
-    points, colors = read_ply(ply_path)
+    ply_path = _inside(root, _field(pts, "file", f"{y}: points", str), f"{y}: points.file")
+    count = _check_count(_field(pts, "count", f"{y}: points", int), MAX_POINTS, f"{y}: points.count")
+    points, colors = read_ply(ply_path, max_bytes=MAX_SCENE_BYTES)
     if len(points) != count:
         raise SceneError(f"{ply_path}: holds {len(points)} vertices but {y} says points.count = {count}")
     points, colors = check_points(points, colors, str(ply_path))
-    num = _field(doc, "num_keyframes", y, int)
+    num = _check_count(_field(doc, "num_keyframes", y, int), MAX_KEYFRAMES, f"{y}: num_keyframes")
     entries = _field(doc, "keyframes", y, list)
     if len(entries) != num:
         raise SceneError(f"{y}: keyframes lists {len(entries)} entries but num_keyframes = {num}")
@@ -192,7 +244,7 @@ def _load_dir(yaml_path: Path) -> SceneAnchor:
 
 def _load_keyframe_entry(entry: Any, i: int, root: Path, y: str) -> Keyframe:
     where = f"{y}: keyframes[{i}]"
-    image_path = root / _field(entry, "image", where, str)
+    image_path = _inside(root, _field(entry, "image", where, str), f"{where}.image")
     image = read_image(image_path)
     size = _field(entry, "size", where, list)
     h, w = image.shape[:2]
@@ -203,11 +255,8 @@ def _load_keyframe_entry(entry: Any, i: int, root: Path, y: str) -> Keyframe:
     depth = None
     depth_file = entry.get("depth")
     if depth_file is not None:
-        depth_path = require_file(root / str(depth_file), "keyframe depth")
-        try:
-            raw = np.load(depth_path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise SceneError(f"{depth_path}: not a readable .npy array ({exc})") from None
+        depth_path = _inside(root, str(depth_file), f"{where}.depth")
+        raw = read_npy(depth_path, "keyframe depth")
         if raw.dtype != np.float32:
             raise SceneError(f"{depth_path}: depth dtype is {raw.dtype}, expected float32 metres")
         depth = check_depth(raw, str(depth_path), (h, w))
@@ -253,15 +302,37 @@ def _unexpected_array(key: str, num_keyframes: int) -> bool:
     return int(m.group(1)) >= num_keyframes if m else key not in _SCENE_ARRAYS
 
 
+def _check_npz_sizes(path: Path) -> None:
+    """Refuse, before inflating anything, an archive whose entries inflate past MAX_SCENE_BYTES or
+    whose .npy headers declare more data than their entry holds (numpy allocates from the header)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        infos = zf.infolist()
+        if len(infos) > len(_SCENE_ARRAYS) + 4 * MAX_KEYFRAMES:
+            raise SceneError(f"{path}: more archive entries than a scene of {MAX_KEYFRAMES} keyframes has")
+        if sum(i.file_size for i in infos) > MAX_SCENE_BYTES:
+            raise SceneError(f"{path}: the archive inflates to more than the limit of {MAX_SCENE_BYTES} bytes")
+        for info in infos:
+            with zf.open(info) as f:
+                shape, _ = npy_header(f, info.file_size, f"{path}: an archive entry")
+            if info.filename == "points.npy" and shape and shape[0] > MAX_POINTS:
+                raise SceneError(f"{path}: array 'points': expected at most {MAX_POINTS} points")
+
+
 def _load_npz(path: Path) -> SceneAnchor:
     import zipfile
 
     require_file(path, "scene file")
     try:
+        _check_npz_sizes(path)
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise SceneError(f"{path}: not a readable .npz scene ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+    except SceneError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, NotImplementedError) as exc:
+        raise SceneError(f"{path}: not a readable .npz scene ({type(exc).__name__}; expected a NumPy .npz "
+                         "archive of plain arrays)") from None
     p = str(path)
 
     def get(key: str, dtype: type, shape: tuple[int | None, ...]) -> np.ndarray:
@@ -277,8 +348,8 @@ def _load_npz(path: Path) -> SceneAnchor:
         raise SceneError(f"{p}: array 'meta' is missing")
     try:
         meta = json.loads(str(arrays["meta"]))
-    except ValueError as exc:
-        raise SceneError(f"{p}: array 'meta' is not valid JSON ({exc})") from None
+    except ValueError:
+        raise SceneError(f"{p}: array 'meta' is not valid JSON text") from None
     if not isinstance(meta, dict):
         raise SceneError(f"{p}: 'meta' must be a JSON object")
     _check_version(meta.get("format"), meta.get("version"), f"{p}: meta")
@@ -286,13 +357,15 @@ def _load_npz(path: Path) -> SceneAnchor:
     scene_to_map = check_rigid(get("scene_to_map", np.float64, (4, 4)), f"{p}: scene_to_map")
     points, colors = check_points(get("points", np.float32, (None, 3)), get("colors", np.uint8, (None, 3)),
                                   f"{p}: points")
-    num = _field(meta, "num_keyframes", f"{p}: meta", int)
+    num = _check_count(_field(meta, "num_keyframes", f"{p}: meta", int), MAX_KEYFRAMES, f"{p}: meta.num_keyframes")
     infos = _field(meta, "keyframes", f"{p}: meta", list)
     if len(infos) != num:
         raise SceneError(f"{p}: meta.keyframes lists {len(infos)} entries but num_keyframes = {num}")
     stray = sorted(k for k in arrays if _unexpected_array(k, num))
     if stray:
-        raise SceneError(f"{p}: unexpected array '{stray[0]}' (meta says num_keyframes = {num})")
+        # only names of the format's own form are repeated
+        named = f"'{stray[0]}'" if _KEYFRAME_ARRAY.match(stray[0]) else "not of the format"
+        raise SceneError(f"{p}: unexpected array {named} (meta says num_keyframes = {num})")
     keyframes = []
     for i, info in enumerate(infos):
         where = f"{p}: keyframes[{i}]"

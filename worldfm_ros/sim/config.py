@@ -12,6 +12,13 @@ from worldfm_ros.sim.kinematics import KinematicsConfig
 from worldfm_ros.sim.rig import CameraConfig, MountConfig
 
 INPUT_MODES = ("cmd_vel", "tf")
+# Upper bounds on the rates: each tick costs a Python callback, so beyond these a core is pinned
+# doing nothing useful (a camera above 1 kHz or kinematics above 10 kHz buys no fidelity).
+MAX_RATE_HZ = 1000.0
+MAX_SIM_RATE_HZ = 10000.0
+# One ~/step integrates dt * sim_rate_hz kinematic sub-steps in the service callback; more than
+# this would hold every other callback of the node for seconds.
+MAX_STEP_SUBSTEPS = 10_000
 
 
 @dataclass
@@ -56,13 +63,19 @@ class SimConfig:
     """Everything the simulator node is configured with.
 
     scene: scene anchor path ('' = the bundled default scene).
+    scene_dirs: directories ~/load_scene may load from, separated by ':' (os.pathsep); links and
+        '..' are resolved before the check. '' = the bundled scenes directory and the folder
+        holding ``scene``. Fixed at start-up: a peer on the network cannot widen it.
     input_mode: 'cmd_vel' (integrate velocity commands, publish odom + odom→base_link) or
         'tf' (follow map→optical, or map→base + mount, published by someone else).
-    rate_hz: camera frame rate; sim_rate_hz: kinematics integration rate.
+    rate_hz: camera frame rate, Hz (at most MAX_RATE_HZ); sim_rate_hz: kinematics integration
+        rate, Hz (at most MAX_SIM_RATE_HZ).
     initial_pose: [x, y, z, yaw] of base_link in map, metres/radians.
     cmd_vel_stamped: subscribe geometry_msgs/TwistStamped instead of Twist.
     tf_source: 'optical' (look up map→optical) or 'base' (map→base, then the mount).
     tf_max_age_s: a followed pose older than this is stale (frames pause, diagnostics warn).
+    tf_future_tolerance_s: a followed pose stamped more than this ahead of the node's clock is
+        rejected (its images would carry a future stamp); diagnostics say so.
     publish_clock: run our own simulated time and publish it on /clock.
     lockstep: RL mode: time advances only through the ~/step service (and /clock shows it);
         ~/reset starts an episode. Requires input_mode 'cmd_vel'.
@@ -75,6 +88,7 @@ class SimConfig:
     """
 
     scene: str = ""
+    scene_dirs: str = ""
     input_mode: str = "cmd_vel"
     rate_hz: float = 10.0
     sim_rate_hz: float = 100.0
@@ -82,6 +96,7 @@ class SimConfig:
     cmd_vel_stamped: bool = False
     tf_source: str = "optical"
     tf_max_age_s: float = 1.0
+    tf_future_tolerance_s: float = 0.5
     publish_clock: bool = False
     lockstep: bool = False
     publish_map_to_odom: bool = True
@@ -106,10 +121,13 @@ class SimConfig:
                               "(in tf mode the pose source owns time; use use_sim_time with its /clock)")
         if self.tf_source not in ("optical", "base"):
             raise ConfigError(f"tf_source: expected 'optical' or 'base', got {self.tf_source!r}")
-        for name in ("rate_hz", "sim_rate_hz", "tf_max_age_s"):
+        for name in ("rate_hz", "sim_rate_hz", "tf_max_age_s", "tf_future_tolerance_s"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise ConfigError(f"{name}: expected a positive number, got {v}")
+        for name, limit in (("rate_hz", MAX_RATE_HZ), ("sim_rate_hz", MAX_SIM_RATE_HZ)):
+            if getattr(self, name) > limit:
+                raise ConfigError(f"{name}: expected at most {limit:g} Hz, got {getattr(self, name):g}")
         if len(self.initial_pose) != 4 or not all(math.isfinite(v) for v in self.initial_pose):
             raise ConfigError(f"initial_pose: expected [x, y, z, yaw] finite numbers, got {self.initial_pose}")
         if not 0 <= self.point_radius <= 8:

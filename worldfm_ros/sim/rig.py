@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from worldfm_ros.camera import PinholeCamera, check_pose, invert_pose
+from worldfm_ros.camera import PinholeCamera, check_image_size, check_pose, invert_pose
 from worldfm_ros.config import read_yaml
 from worldfm_ros.errors import ConfigError
 
@@ -30,8 +30,8 @@ LINK_FROM_OPTICAL = np.array([
 
 @dataclass
 class CameraConfig:
-    """width/height: pixels; hfov_deg: horizontal field of view (used when camera_info_url is empty);
-    camera_info_url: a camera_calibration_parsers YAML (image_width, camera_matrix, ...) overriding the rest."""
+    """width/height: pixels (bounds: check_image_size); hfov_deg: horizontal field of view (used
+    when camera_info_url is empty); camera_info_url: a camera_calibration_parsers YAML (image_width, camera_matrix, ...) overriding the rest."""
 
     width: int = 640
     height: int = 480
@@ -39,8 +39,7 @@ class CameraConfig:
     camera_info_url: str = ""
 
     def __post_init__(self) -> None:
-        if self.width <= 0 or self.height <= 0:
-            raise ConfigError(f"camera: width/height must be positive, got {self.width}x{self.height}")
+        check_image_size(self.width, self.height, "camera", ConfigError)
         if not 1.0 <= self.hfov_deg <= 179.0:
             raise ConfigError(f"camera.hfov_deg: expected 1..179 degrees, got {self.hfov_deg}")
 
@@ -82,7 +81,8 @@ def load_camera_info_yaml(path: str | Path) -> PinholeCamera:
         w, h = int(data["image_width"]), int(data["image_height"])
         K = np.array(data["camera_matrix"]["data"], dtype=np.float64).reshape(3, 3)
     except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: expected image_width, image_height and camera_matrix.data (9 numbers): {exc}") from None
+        raise ConfigError(f"{path}: expected image_width, image_height and camera_matrix.data (9 numbers)") from None
+    check_image_size(w, h, f"{path}: image_width/image_height", ConfigError)
     dist = data.get("distortion_coefficients", {}) or {}
     if any(abs(float(x)) > 0 for x in (dist.get("data") or [])):
         raise ConfigError(f"{path}: distortion_coefficients must be zero (the simulator renders ideal pinhole images)")

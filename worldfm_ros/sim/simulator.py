@@ -23,7 +23,7 @@ from worldfm_ros.resources import default_scene_path
 from worldfm_ros.scene.anchor import SceneAnchor
 from worldfm_ros.scene.store import load_scene
 from worldfm_ros.sim.collision import CollisionChecker
-from worldfm_ros.sim.config import SimConfig
+from worldfm_ros.sim.config import MAX_STEP_SUBSTEPS, SimConfig
 from worldfm_ros.sim.kinematics import KinematicModel, Twist
 from worldfm_ros.sim.pipeline import Frame, FramePipeline
 from worldfm_ros.sim.rig import CameraRig
@@ -138,9 +138,16 @@ class Simulator:
         return self.observe()
 
     def step(self, twist: Twist, dt: float) -> Observation:
-        """Apply ``twist`` for ``dt`` simulated seconds (sub-stepped at sim_rate_hz), then observe."""
+        """Apply ``twist`` for ``dt`` simulated seconds (sub-stepped at sim_rate_hz), then observe.
+
+        ValueError, before any work, for a dt that is not positive and finite or that needs more
+        than MAX_STEP_SUBSTEPS sub-steps."""
         if not (math.isfinite(dt) and dt > 0):
             raise ValueError(f"step dt must be a positive number of seconds, got {dt}")
+        max_dt = MAX_STEP_SUBSTEPS / self.config.sim_rate_hz
+        if dt > max_dt:
+            raise ValueError(f"step dt: expected at most {max_dt:g} s ({MAX_STEP_SUBSTEPS} kinematic sub-steps at "
+                             f"sim_rate_hz {self.config.sim_rate_hz:g}), got {dt:g}")
         if not twist.is_finite():
             raise ValueError("action contains NaN or inf")
         n = max(1, math.ceil(dt * self.config.sim_rate_hz - 1e-9))
@@ -183,6 +190,15 @@ class Simulator:
                 return pose
         raise WorldFMError(f"random start pose: no point of the scene is {keep:.2f} m from every obstacle "
                            f"after {tries} draws")
+
+    def distance_outside_scene(self, map_T_base: np.ndarray) -> float:
+        """Metres from base_link (a (4, 4) map pose) to the axis-aligned box around the scene's
+        points in the map frame: 0 inside it, or without a scene."""
+        if self._extent is None:
+            return 0.0
+        lo, hi = self._extent
+        xyz = map_T_base[:3, 3]
+        return float(np.linalg.norm(np.maximum(lo - xyz, 0.0) + np.maximum(xyz - hi, 0.0)))
 
     def inside_scene(self, margin: float = 0.5) -> bool:
         """Whether base_link lies within the scene's xy extent (plus ``margin`` metres)."""
