@@ -353,11 +353,12 @@ def test_safetensors_model_file_loads_into_the_torch_backend(model, tmp_path):
     assert np.array_equal(from_file.generate(request(seed=2)), in_memory.generate(request(seed=2)))
 
 
-def test_official_layout_pth_loads_as_xl2_and_rejects_other_shapes(model, tmp_path):
-    # A tiny state dict in the official layout is not XL/2: the strict loader must say so.
+def test_official_layout_pth_whose_shape_cannot_be_read_is_unavailable_naming_it(model, tmp_path):
+    # Official .pth files carry no config: a width that is not a multiple of the 72-wide heads
+    # cannot be read back from the weights, and the loader must say so.
     path = tmp_path / "worldfm_2-step.pth"
     torch.save({"state_dict": model.state_dict()}, path)
-    with pytest.raises(BackendUnavailable, match="worldfm_2-step.pth"):
+    with pytest.raises(BackendUnavailable, match="worldfm_2-step.pth: cannot infer num_heads"):
         create_backend("torch", model_path=path)
 
 

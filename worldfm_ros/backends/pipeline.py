@@ -77,26 +77,20 @@ def resized_intrinsics(K: np.ndarray, size_hw: tuple[int, int], new_size: int) -
 def load_frame_model(model_path: str | Path, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
     """Load a frame model: ``.safetensors`` (our format, config embedded) or an official ``.pth``.
 
-    Official checkpoints (worldfm_1-step.pth / worldfm_2-step.pth) are PixArt-Σ XL/2 weights
-    without a config, so they load into ``DiTConfig.xl_2()``.
+    Every user path (node ``backend.model``, each backend's ``model_path``, ONNX export,
+    ``worldfm bench-model --model``) comes through here. Official checkpoints
+    (worldfm_1-step.pth / worldfm_2-step.pth) carry no config: the network shape is read from
+    the weights (PixArt-Σ XL/2 for the released files, ``checkpoint.infer_config``).
     """
     path = Path(model_path)
     if not path.is_file():
         raise CheckpointError(f"{path}: model file not found")
-    from worldfm_ros.model.checkpoint import load_model, load_official_state_dict
-    from worldfm_ros.model.config import DiTConfig
-    from worldfm_ros.model.dit import WorldFMDiT
+    from worldfm_ros.model.checkpoint import load_model, load_official_model
 
     if path.suffix == ".safetensors":
-        return load_model(path, device, dtype).eval()
+        return load_model(path, device, dtype)
     if path.suffix in (".pth", ".pt"):
-        cfg = DiTConfig.xl_2()
-        state = load_official_state_dict(path, cfg)
-        with torch.device("meta"):  # skip the random initialisation the checkpoint overwrites
-            model = WorldFMDiT(cfg)
-        model.load_state_dict(state, strict=True, assign=True)
-        model.reset_buffers()
-        return model.to(device=device, dtype=dtype).eval()
+        return load_official_model(path, device, dtype)
     raise CheckpointError(f"{path}: expected a .safetensors model or an official .pth checkpoint")
 
 
