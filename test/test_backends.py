@@ -67,12 +67,12 @@ def test_node_config_maps_onto_torch_options():
     from worldfm_ros.sim.config import BackendConfig
 
     cfg = BackendConfig(name="torch", model="w/worldfm_1-step.pth", vae="w/vae", steps=1, device="cpu",
-                        dtype="auto", seed=-1, reuse_noise=False)
+                        dtype="auto", seed=-1, reuse_noise=False, profile="release")
     options = options_from_config(backend_class("torch"), cfg)
     seed = options.pop("seed")
     assert isinstance(seed, int) and seed >= 0
     assert options == {"model_path": "w/worldfm_1-step.pth", "vae_path": "w/vae", "steps": 1, "device": "cpu",
-                       "dtype": "fp32", "reuse_noise": False}
+                       "dtype": "fp32", "reuse_noise": False, "profile": "release"}
 
 
 def test_node_config_without_a_model_uses_the_bundled_one():
