@@ -14,7 +14,10 @@ import numpy as np
 
 from worldfm_ros.backends.anchor import residual_base
 from worldfm_ros.backends.base import FrameBackend, FrameRequest
+from worldfm_ros.camera import PinholeCamera
+from worldfm_ros.render.density import closing_radius
 from worldfm_ros.render.pointcloud import PointCloudRenderer
+from worldfm_ros.render.release import ReleaseRenderer
 from worldfm_ros.scene.anchor import SceneAnchor
 from worldfm_ros.scene.covisibility import KeyframeSelector
 from worldfm_ros.sim.canvas import cover, crop_to_camera, letterbox
@@ -53,6 +56,9 @@ class FramePipeline:
     """Renders frames of ``anchor`` through ``backend`` for the camera of ``rig``.
 
     device: torch device of the renderer ('cpu' or 'cuda'); point_radius: splat radius, pixels.
+    The backend's profile picks the model-canvas renderer (the release's under 'release'), the
+    reference-selection rules, and whether a sized backend's canvas is rendered with the
+    radius that closes the cloud (``render.density``, found once per canvas at the keyframes).
     """
 
     def __init__(self, anchor: SceneAnchor, rig: CameraRig, backend: FrameBackend,
@@ -61,8 +67,13 @@ class FramePipeline:
         self.rig = rig
         self.backend = backend
         self.point_radius = point_radius
+        self.profile = backend.profile
         self.renderer = PointCloudRenderer.from_anchor(anchor, device=device)
-        self.selector = KeyframeSelector(anchor, self.renderer) if anchor.keyframes else None
+        self.model_renderer = (ReleaseRenderer.from_anchor(anchor, device=device) if self.profile.release_renderer
+                               else self.renderer)
+        self.selector = (KeyframeSelector(anchor, self.model_renderer, self.profile.selection)
+                         if anchor.keyframes else None)
+        self._canvas_radii: dict[tuple, int] = {}
         self._references: dict[tuple[int, int | None], tuple[np.ndarray, np.ndarray]] = {}
 
     def _reference(self, index: int, size: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -80,6 +91,21 @@ class FramePipeline:
                     image = cv2.resize(image, (cam.width, cam.height), interpolation=cv2.INTER_AREA)
                 self._references[key] = (image, kf.camera.scaled(cam.width, cam.height).K)
         return self._references[key]
+
+    def canvas_radius(self, camera: PinholeCamera, c2w: np.ndarray) -> int:
+        """Splat radius (pixels) of a sized backend's canvas render with ``camera``: the backend's
+        own, or, when the profile closes the canvas, the radius that closes the cloud at the
+        keyframes' poses (at ``c2w``, the first target pose, without keyframes); cached."""
+        if self.backend.point_radius is None:
+            return self.point_radius
+        if not self.profile.close_canvas:
+            return self.backend.point_radius
+        key = (camera.width, camera.height, camera.fx, camera.fy, camera.cx, camera.cy)
+        if key not in self._canvas_radii:
+            poses = [kf.c2w for kf in self.anchor.keyframes] or [c2w]
+            self._canvas_radii[key] = max(self.backend.point_radius, closing_radius(
+                lambda r: [self.model_renderer.render(camera, pose, point_radius=r).valid for pose in poses]))
+        return self._canvas_radii[key]
 
     def render(self, map_T_base: np.ndarray, stamp_ns: int, seed: int | None = None) -> Frame:
         """Produce the frame seen from base pose ``map_T_base`` (4, 4, map frame) at ``stamp_ns``."""
@@ -107,8 +133,8 @@ class FramePipeline:
             rgb = self.backend.generate(request)
         else:
             canvas = letterbox(self.rig.camera, size)
-            radius = self.point_radius if self.backend.point_radius is None else self.backend.point_radius
-            model_view = self.renderer.render(canvas.camera, c2w, point_radius=radius)
+            radius = self.canvas_radius(canvas.camera, c2w)
+            model_view = self.model_renderer.render(canvas.camera, c2w, point_radius=radius)
             timings["render_canvas"] = (time.perf_counter() - t2) * 1e3
             request = FrameRequest(model_view.rgb, model_view.depth, model_view.valid, canvas.camera.K, c2w,
                                    reference, reference_K, reference_c2w, index, seed)
