@@ -75,7 +75,8 @@ def test_release_sample_grid_is_the_309_linspace_samples_with_edges():
     on_outer = [(u, v) for u, v in uv if u in outer and v in outer and not (128 <= u <= 383 and 128 <= v <= 383)]
     assert len(on_outer) == 84
     centre = uv[(uv[:, 0] >= 128) & (uv[:, 0] <= 383) & (uv[:, 1] >= 128) & (uv[:, 1] <= 383)]
-    assert len(centre) == 225 and sorted(set(centre[:, 0])) == sorted({int(round(x)) for x in np.linspace(127.75, 383.25, 15)})
+    assert len(centre) == 225
+    assert sorted(set(centre[:, 0])) == sorted({int(round(x)) for x in np.linspace(127.75, 383.25, 15)})
     assert np.all(np.diff(uv[:, 1] * 512 + uv[:, 0]) > 0)  # ordered by flat index
 
 

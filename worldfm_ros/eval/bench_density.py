@@ -91,5 +91,6 @@ def run(args: argparse.Namespace) -> int:
     print("| panorama | builder | points | build s | pose | radius | empty % | gaps % |")
     print("|---|---|---:|---:|---|---:|---:|---:|")
     for width, profile, n, build_s, name, radius, empty, gaps in rows:
-        print(f"| {width}x{width // 2} | {profile} | {n:,} | {build_s} | {name} | {radius} | {empty:.2f} | {gaps:.2f} |")
+        print(f"| {width}x{width // 2} | {profile} | {n:,} | {build_s} | {name} | {radius} | {empty:.2f} "
+              f"| {gaps:.2f} |")
     return 0

@@ -24,6 +24,10 @@ from worldfm_ros.sim.canvas import cover, crop_to_camera, letterbox
 from worldfm_ros.sim.rig import CameraRig
 
 
+#: keyframe poses (evenly picked) the closing splat radius of a model canvas is measured at
+CLOSING_VIEWS = 8
+
+
 @dataclass
 class Frame:
     """One simulated camera frame.
@@ -94,15 +98,17 @@ class FramePipeline:
 
     def canvas_radius(self, camera: PinholeCamera, c2w: np.ndarray) -> int:
         """Splat radius (pixels) of a sized backend's canvas render with ``camera``: the backend's
-        own, or, when the profile closes the canvas, the radius that closes the cloud at the
-        keyframes' poses (at ``c2w``, the first target pose, without keyframes); cached."""
+        own, or, when the profile closes the canvas, the radius that closes the cloud at up to
+        ``CLOSING_VIEWS`` keyframe poses (at ``c2w``, the first target pose, without keyframes);
+        cached."""
         if self.backend.point_radius is None:
             return self.point_radius
         if not self.profile.close_canvas:
             return self.backend.point_radius
         key = (camera.width, camera.height, camera.fx, camera.fy, camera.cx, camera.cy)
         if key not in self._canvas_radii:
-            poses = [kf.c2w for kf in self.anchor.keyframes] or [c2w]
+            keyframes = self.anchor.keyframes
+            poses = [kf.c2w for kf in keyframes[::-(-len(keyframes) // CLOSING_VIEWS)]] or [c2w]
             self._canvas_radii[key] = max(self.backend.point_radius, closing_radius(
                 lambda r: [self.model_renderer.render(camera, pose, point_radius=r).valid for pose in poses]))
         return self._canvas_radii[key]
