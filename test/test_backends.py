@@ -67,12 +67,12 @@ def test_node_config_maps_onto_torch_options():
     from worldfm_ros.sim.config import BackendConfig
 
     cfg = BackendConfig(name="torch", model="w/worldfm_1-step.pth", vae="w/vae", steps=1, device="cpu",
-                        dtype="auto", seed=-1, reuse_noise=False)
+                        dtype="auto", seed=-1, reuse_noise=False, profile="release")
     options = options_from_config(backend_class("torch"), cfg)
     seed = options.pop("seed")
     assert isinstance(seed, int) and seed >= 0
     assert options == {"model_path": "w/worldfm_1-step.pth", "vae_path": "w/vae", "steps": 1, "device": "cpu",
-                       "dtype": "fp32", "reuse_noise": False}
+                       "dtype": "fp32", "reuse_noise": False, "profile": "release"}
 
 
 def test_node_config_without_a_model_uses_the_bundled_one():
@@ -353,11 +353,12 @@ def test_safetensors_model_file_loads_into_the_torch_backend(model, tmp_path):
     assert np.array_equal(from_file.generate(request(seed=2)), in_memory.generate(request(seed=2)))
 
 
-def test_official_layout_pth_loads_as_xl2_and_rejects_other_shapes(model, tmp_path):
-    # A tiny state dict in the official layout is not XL/2: the strict loader must say so.
+def test_official_layout_pth_whose_shape_cannot_be_read_is_unavailable_naming_it(model, tmp_path):
+    # Official .pth files carry no config: a width that is not a multiple of the 72-wide heads
+    # cannot be read back from the weights, and the loader must say so.
     path = tmp_path / "worldfm_2-step.pth"
     torch.save({"state_dict": model.state_dict()}, path)
-    with pytest.raises(BackendUnavailable, match="worldfm_2-step.pth"):
+    with pytest.raises(BackendUnavailable, match="worldfm_2-step.pth: cannot infer num_heads"):
         create_backend("torch", model_path=path)
 
 

@@ -19,6 +19,8 @@ from worldfm_ros.model.checkpoint import (
 from worldfm_ros.model.config import DiTConfig
 from worldfm_ros.model.dit import CameraInputs, WorldFMDiT
 
+from official import official_layout
+
 CFG = DiTConfig.tiny()
 
 
@@ -38,30 +40,6 @@ def _inputs(cfg: DiTConfig = CFG):
         torch.randn(shape, generator=g)
 
 
-def _official_layout(model: WorldFMDiT) -> dict[str, torch.Tensor]:
-    """The model's weights plus every extra key the release's module carries (tiny shapes)."""
-    D = model.cfg.hidden_size
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-    state["pos_embed"] = torch.randn(1, model.cfg.tokens_per_view, D)
-    state["y_embedder.y_embedding"] = torch.randn(12, 32)
-    state["y_embedder.y_proj.fc1.weight"] = torch.randn(D, 32)
-    state["y_embedder.y_proj.fc1.bias"] = torch.randn(D)
-    state["y_embedder.y_proj.fc2.weight"] = torch.randn(D, D)
-    state["y_embedder.y_proj.fc2.bias"] = torch.randn(D)
-    for i in range(model.cfg.depth):
-        state[f"blocks.{i}.cross_attn.q_linear.weight"] = torch.randn(D, D)
-        state[f"blocks.{i}.cross_attn.q_linear.bias"] = torch.randn(D)
-        state[f"blocks.{i}.cross_attn.kv_linear.weight"] = torch.randn(2 * D, D)
-        state[f"blocks.{i}.cross_attn.kv_linear.bias"] = torch.randn(2 * D)
-        state[f"blocks.{i}.cross_attn.proj.weight"] = torch.randn(D, D)
-        state[f"blocks.{i}.cross_attn.proj.bias"] = torch.randn(D)
-    state["plucker_proj.0.weight"] = torch.randn(D, 6)
-    state["plucker_proj.0.bias"] = torch.randn(D)
-    state["plucker_proj.2.weight"] = torch.randn(D, D)
-    state["plucker_proj.2.bias"] = torch.randn(D)
-    return state
-
-
 @pytest.fixture(scope="module")
 def source() -> WorldFMDiT:
     return _random_model()
@@ -70,7 +48,7 @@ def source() -> WorldFMDiT:
 @pytest.fixture
 def official_file(tmp_path, source):
     path = tmp_path / "worldfm_2-step.pth"
-    torch.save({"state_dict": _official_layout(source), "step": 4000}, path)
+    torch.save({"state_dict": official_layout(source), "step": 4000}, path)
     return path
 
 
@@ -97,7 +75,7 @@ def test_plucker_model_keeps_the_official_plucker_weights(official_file):
 def test_ema_weights_are_used_only_when_asked(tmp_path, source):
     other = _random_model(seed=1)
     path = tmp_path / "ema.pth"
-    torch.save({"state_dict": _official_layout(source), "state_dict_ema": _official_layout(other)}, path)
+    torch.save({"state_dict": official_layout(source), "state_dict_ema": official_layout(other)}, path)
     plain = load_official_state_dict(path, CFG)
     ema = load_official_state_dict(path, CFG, use_ema=True)
     assert torch.equal(plain["t_block.1.weight"], source.t_block[1].weight)
@@ -106,7 +84,7 @@ def test_ema_weights_are_used_only_when_asked(tmp_path, source):
 
 def test_module_prefix_is_stripped(tmp_path, source):
     path = tmp_path / "ddp.pth"
-    torch.save({"state_dict": {f"module.{k}": v for k, v in _official_layout(source).items()}}, path)
+    torch.save({"state_dict": {f"module.{k}": v for k, v in official_layout(source).items()}}, path)
     model = WorldFMDiT(CFG).eval()
     load_official_checkpoint(model, path)
     with torch.no_grad():
@@ -114,7 +92,7 @@ def test_module_prefix_is_stripped(tmp_path, source):
 
 
 def test_missing_and_misshapen_keys_are_listed_in_one_error_naming_the_file(tmp_path, source):
-    state = _official_layout(source)
+    state = official_layout(source)
     del state["blocks.1.attn.qkv.weight"]
     state["x_embedder.proj.weight"] = torch.randn(1152, 4, 2, 2)
     state["blocks.0.attn.q_norm.weight"] = torch.randn(16)
@@ -146,7 +124,7 @@ class TrainerState:
 
 def test_pickle_with_a_custom_class_is_refused(tmp_path, source):
     path = tmp_path / "trainer.pth"
-    torch.save({"state_dict": collections.OrderedDict(_official_layout(source)), "trainer": TrainerState()}, path)
+    torch.save({"state_dict": collections.OrderedDict(official_layout(source)), "trainer": TrainerState()}, path)
     with pytest.raises(CheckpointError, match="refused to load"):
         load_official_state_dict(path, CFG)
 
@@ -168,7 +146,7 @@ def test_refusal_never_advises_loading_unsafely(tmp_path, content):
 
 
 def test_config_is_inferred_from_the_state_dict(source):
-    state = _official_layout(source)
+    state = official_layout(source)
     assert infer_config(state, num_heads=4) == CFG
 
 

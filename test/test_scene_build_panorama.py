@@ -102,3 +102,16 @@ def test_non_2_to_1_panorama_is_rejected(tmp_path: Path) -> None:
     np.save(tmp_path / "d.npy", np.ones((40, 100), np.float32))
     with pytest.raises(SceneError, match=r"p\.png: an equirectangular panorama is 2:1, got 100x40"):
         build_panorama(tmp_path / "p.png", tmp_path / "d.npy")
+
+
+def test_release_profile_builds_the_released_cloud_and_42_reference_views(pano_files: tuple[Path, Path]) -> None:
+    from worldfm_ros.scene.build_panorama import RELEASE_VIEWS
+
+    anchor = build_panorama(*pano_files, profile="release")
+    assert len(anchor.points) == 4096 * 2048  # resampled to the 4k tier, one point per pixel, no budget
+    assert len(anchor.keyframes) == 42 and [k.name for k in anchor.keyframes[:2]] == ["yaw+0_pitch+0", "yaw+45_pitch+0"]
+    assert anchor.keyframes[8].name == "yaw+0_pitch+45" and anchor.keyframes[41].name == "yaw+0_pitch-90"
+    assert RELEASE_VIEWS[24] == (0.0, 30.0)
+    kf = anchor.keyframes[0]
+    assert kf.image.shape == (512, 512, 3) and kf.depth is None
+    np.testing.assert_allclose(kf.K, [[320 * 512 / 504, 0, 256], [0, 320 * 512 / 504, 256], [0, 0, 1]])

@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "scene-info": "worldfm_ros.scene.cli_info",
     "bench-render": "worldfm_ros.eval.bench_render",
     "bench-model": "worldfm_ros.eval.bench_model",
+    "bench-density": "worldfm_ros.eval.bench_density",
     "bench-node": "worldfm_ros.ros.bench_node",
     "demo": "worldfm_ros.ros.demo",
     "record": "worldfm_ros.ros.cli_record",

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from worldfm_ros.profiles import Profile
 
 
 @dataclass
@@ -51,6 +55,8 @@ class FrameBackend(abc.ABC):
         back out of the output, so that a model sees exactly what it was trained on.
     point_radius: splat radius (px) of the anchor renders the backend was trained with, or
         None to use the pipeline's.
+    profile: 'default' or 'release' choices of renderer, reference selection and canvas
+        density (``worldfm_ros.profiles``); backends without the option are 'default'.
     corrects_fill: the backend's frame differs from the push-pull-filled render only by what
         it learnt to correct (a residual model). A sized backend's correction (its output minus
         the filled canvas render) is then added to the filled render at the camera's own
@@ -61,6 +67,13 @@ class FrameBackend(abc.ABC):
     input_size: int | None = None
     point_radius: int | None = None
     corrects_fill: bool = False
+
+    @property
+    def profile(self) -> "Profile":
+        """The compatibility profile (``worldfm_ros.profiles``) the frame pipeline follows."""
+        from worldfm_ros.profiles import get_profile
+
+        return get_profile("default")
 
     @abc.abstractmethod
     def generate(self, request: FrameRequest) -> np.ndarray:

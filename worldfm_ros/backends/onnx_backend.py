@@ -206,7 +206,8 @@ class OnnxBackend(PipelineBackend):
                  codec: Codec | None = None, providers: list[Any] | None = None, device: str = "cpu",
                  dtype: str = "fp32", sampler: str = "distilled", steps: int = 2,
                  timesteps: list[int] | None = None, seed: int = 0, reuse_noise: bool = False,
-                 sample_posterior: bool = False, cache_dir: str | Path | None = None) -> None:
+                 sample_posterior: bool = False, profile: str = "default",
+                 cache_dir: str | Path | None = None) -> None:
         torch_device, torch_dtype = parse_device(device), parse_dtype(dtype)
         if dtype == "bf16":
             raise ConfigError("onnxruntime dtype: 'bf16' graphs do not load in onnxruntime; use 'fp32' or 'fp16'")
@@ -215,9 +216,9 @@ class OnnxBackend(PipelineBackend):
         cfg = denoiser.config
         if codec is None:
             codec_dtype = torch_dtype if torch_device.type == "cuda" else torch.float32
-            codec = make_codec(cfg["latent_channels"], vae_path, torch_device, codec_dtype, sample_posterior)
-        sampler_obj, noise = build_sampler_and_noise(sampler, steps, timesteps, seed, reuse_noise)
-        self.pipeline = model_pipeline(denoiser, codec, sampler_obj, noise, torch_device, cfg)
+            codec = make_codec(cfg["latent_channels"], vae_path, torch_device, codec_dtype, sample_posterior, profile)
+        sampler_obj, noise = build_sampler_and_noise(sampler, steps, timesteps, seed, reuse_noise, profile)
+        self.pipeline = model_pipeline(denoiser, codec, sampler_obj, noise, torch_device, cfg, profile=profile)
 
 
 def resolve_onnx(onnx_path: str | Path | None, model_path: str | Path | None, model: torch.nn.Module | None,

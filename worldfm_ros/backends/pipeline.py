@@ -7,8 +7,11 @@ so the same pipeline serves the PyTorch, ONNX Runtime and TensorRT backends. Per
    R = latent_size * codec.downsample when (H, W) differs (bicubic; the output is resized back,
    so pixels keep matching the request's intrinsics);
 2. one CPU generator per frame (``NoiseSource``) draws the sampler noise first, then any VAE
-   posterior noise, so the same seed gives the same frame on every device and backend;
-3. render -> latent; reference -> latent through the cache keyed by keyframe id and content;
+   posterior noise, so the same seed gives the same frame on every device and backend (the
+   ``release`` profile draws in the release's order instead: render posterior, reference
+   posterior, initial noise, re-noising noise);
+3. render -> latent; reference -> latent through the cache keyed by keyframe id and content
+   (re-encoded every frame under the ``release`` profile);
 4. sampler (1-2 DiT calls for distilled checkpoints) -> x0 -> decode -> uint8.
 
 Residual models (``DiTConfig.residual == "filled_render"``) generate the difference to the
@@ -38,6 +41,7 @@ from worldfm_ros.errors import CheckpointError, ConfigError
 from worldfm_ros.model.config import RESIDUAL_BASES
 from worldfm_ros.model.codec import Codec, PixelCodec, VAECodec, uint8_to_unit, unit_to_uint8
 from worldfm_ros.model.sampler import NoiseSource, Sampler, draw_noise, make_sampler
+from worldfm_ros.profiles import Profile, get_profile
 
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -77,37 +81,34 @@ def resized_intrinsics(K: np.ndarray, size_hw: tuple[int, int], new_size: int) -
 def load_frame_model(model_path: str | Path, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
     """Load a frame model: ``.safetensors`` (our format, config embedded) or an official ``.pth``.
 
-    Official checkpoints (worldfm_1-step.pth / worldfm_2-step.pth) are PixArt-Σ XL/2 weights
-    without a config, so they load into ``DiTConfig.xl_2()``.
+    Every user path (node ``backend.model``, each backend's ``model_path``, ONNX export,
+    ``worldfm bench-model --model``) comes through here. Official checkpoints
+    (worldfm_1-step.pth / worldfm_2-step.pth) carry no config: the network shape is read from
+    the weights (PixArt-Σ XL/2 for the released files, ``checkpoint.infer_config``).
     """
     path = Path(model_path)
     if not path.is_file():
         raise CheckpointError(f"{path}: model file not found")
-    from worldfm_ros.model.checkpoint import load_model, load_official_state_dict
-    from worldfm_ros.model.config import DiTConfig
-    from worldfm_ros.model.dit import WorldFMDiT
+    from worldfm_ros.model.checkpoint import load_model, load_official_model
 
     if path.suffix == ".safetensors":
-        return load_model(path, device, dtype).eval()
+        return load_model(path, device, dtype)
     if path.suffix in (".pth", ".pt"):
-        cfg = DiTConfig.xl_2()
-        state = load_official_state_dict(path, cfg)
-        with torch.device("meta"):  # skip the random initialisation the checkpoint overwrites
-            model = WorldFMDiT(cfg)
-        model.load_state_dict(state, strict=True, assign=True)
-        model.reset_buffers()
-        return model.to(device=device, dtype=dtype).eval()
+        return load_official_model(path, device, dtype)
     raise CheckpointError(f"{path}: expected a .safetensors model or an official .pth checkpoint")
 
 
 def make_codec(latent_channels: int, vae_path: str | Path | None = None, device: torch.device | str = "cpu",
-               dtype: torch.dtype = torch.float32, sample_posterior: bool = False) -> Codec:
+               dtype: torch.dtype = torch.float32, sample_posterior: bool = False,
+               profile: str = "default") -> Codec:
     """The codec a model with ``latent_channels`` inputs needs.
 
-    With ``vae_path``: a VAECodec from that folder (its latent channels must match). Without:
-    a PixelCodec whose space-to-depth factor f satisfies 3 f^2 = latent_channels.
+    With ``vae_path``: a VAECodec from that folder (its latent channels must match), sampling
+    the posterior when ``sample_posterior`` or the profile says so. Without: a PixelCodec
+    whose space-to-depth factor f satisfies 3 f^2 = latent_channels.
     """
     if vae_path is not None:
+        sample_posterior = sample_posterior or get_profile(profile).sample_posterior
         codec = VAECodec.from_pretrained(vae_path, device, dtype, sample_posterior)
         if codec.latent_channels != latent_channels:
             raise CheckpointError(f"{vae_path}: VAE has {codec.latent_channels} latent channels, "
@@ -130,12 +131,13 @@ class FrameModelPipeline:
     device: where latents live; the codec and denoiser take and return tensors there.
     residual, residual_scale: ``DiTConfig.residual`` ("none" or "filled_render") and
         ``DiTConfig.residual_scale`` of the model.
+    profile: ``profiles.Profile``; its cache_reference and posterior_first apply here.
     """
 
     def __init__(self, denoiser: Denoiser, codec: Codec, sampler: Sampler, latent_size: int,
                  noise: NoiseSource | None = None, device: torch.device | str = "cpu",
                  use_mask: bool = False, use_cameras: bool = False, residual: str = "none",
-                 residual_scale: float = 1.0) -> None:
+                 residual_scale: float = 1.0, profile: Profile | None = None) -> None:
         self.denoiser = denoiser
         self.codec = codec
         self.sampler = sampler
@@ -149,6 +151,7 @@ class FrameModelPipeline:
             raise ConfigError(f"residual: expected one of {list(RESIDUAL_BASES)}, got {residual!r}")
         self.residual = residual
         self.residual_scale = float(residual_scale)
+        self.profile = profile or get_profile("default")
         self.last_reference_cached = False
         self._timings: dict[str, float] = {}
 
@@ -195,13 +198,18 @@ class FrameModelPipeline:
             base = self._to_model_size(filled)  # (1, 3, R, R)
         generator = self.noise.frame(request.seed)
         shape = (1, self.codec.latent_channels, self.latent_size, self.latent_size)
-        noises = [n.to(self.device) for n in draw_noise(generator, shape, self.sampler.num_noises)]
+
+        def sampler_noise() -> list[torch.Tensor]:
+            return [n.to(self.device) for n in draw_noise(generator, shape, self.sampler.num_noises)]
+
+        posterior_first = self.profile.posterior_first
+        noises = None if posterior_first else sampler_noise()
         lap("preprocess")
 
         z_render = self.codec.encode(render, generator)  # (1, C, h, w)
         z_base = None if base is None else self.codec.encode(base, generator)
         lap("encode_render")
-        if has_reference and request.reference_id >= 0:
+        if has_reference and request.reference_id >= 0 and self.profile.cache_reference:
             # The content digest keeps a reloaded scene whose keyframe ids repeat from reusing stale latents.
             digest = hashlib.sha1(np.ascontiguousarray(request.reference_rgb), usedforsecurity=False).hexdigest()
             z_reference = self.codec.encode_reference(reference, (request.reference_id, digest), generator)
@@ -209,6 +217,8 @@ class FrameModelPipeline:
         else:
             z_reference = self.codec.encode(reference, generator)
             self.last_reference_cached = False
+        if posterior_first:
+            noises = sampler_noise()
         lap("encode_reference")
 
         step = 0
@@ -266,8 +276,15 @@ class PipelineBackend(FrameBackend):
 
     pipeline: FrameModelPipeline
 
-    # Our models are trained on one-pixel splats (train/data.py); the released model's renders too.
+    # Our models are trained on one-pixel splats of closed clouds (train/data.py), the released
+    # model on one-pixel splats of an 8.4 M-point panorama cloud: the canvas render must be as
+    # closed, which the frame pipeline ensures when the profile asks for it (render.density).
     point_radius = 0
+
+    @property
+    def profile(self) -> Profile:
+        """The compatibility profile the backend runs (``profiles``)."""
+        return self.pipeline.profile
 
     @property
     def input_size(self) -> int:
@@ -295,16 +312,19 @@ class PipelineBackend(FrameBackend):
 
 
 def model_pipeline(denoiser: Denoiser, codec: Codec, sampler: Sampler, noise: NoiseSource, device: torch.device,
-                   cfg: dict[str, Any], use_cameras: bool = False) -> FrameModelPipeline:
+                   cfg: dict[str, Any], use_cameras: bool = False, profile: str = "default") -> FrameModelPipeline:
     """The FrameModelPipeline of a model described by ``cfg``: its DiTConfig as a dict
     (``DiTConfig.to_dict()``, or the metadata of an exported graph, whose missing keys take the
-    released model's values: no mask channel, no residual)."""
+    released model's values: no mask channel, no residual); profile: 'default' | 'release'."""
     return FrameModelPipeline(denoiser, codec, sampler, cfg["input_size"], noise, device,
                               bool(cfg.get("use_mask_channel", False)), use_cameras,
-                              cfg.get("residual", "none"), float(cfg.get("residual_scale", 1.0)))
+                              cfg.get("residual", "none"), float(cfg.get("residual_scale", 1.0)),
+                              get_profile(profile))
 
 
 def build_sampler_and_noise(sampler: str, steps: int, timesteps: list[int] | None, seed: int,
-                            reuse_noise: bool) -> tuple[Sampler, NoiseSource]:
-    """The sampler and noise source from the backend options shared by every neural backend."""
-    return make_sampler(sampler, steps, timesteps), NoiseSource(seed, reuse_noise)
+                            reuse_noise: bool, profile: str = "default") -> tuple[Sampler, NoiseSource]:
+    """The sampler and noise source from the backend options shared by every neural backend
+    (the ``release`` profile draws fresh noise every frame whatever ``reuse_noise`` says)."""
+    reuse = reuse_noise and not get_profile(profile).fresh_noise
+    return make_sampler(sampler, steps, timesteps), NoiseSource(seed, reuse)

@@ -46,7 +46,7 @@ def options_from_config(cls: type[FrameBackend], config: Any) -> dict[str, Any]:
     """Constructor options for ``cls`` from a node-style backend config.
 
     config: an object with the fields of ``worldfm_ros.sim.config.BackendConfig`` (model, vae,
-    steps, device, dtype, fill, seed, reuse_noise). '' means unset; device 'auto' = CUDA when
+    steps, device, dtype, fill, seed, reuse_noise, profile). '' means unset; device 'auto' = CUDA when
     torch sees one, else CPU; dtype 'auto' = fp16 on CUDA, fp32 on CPU; seed < 0 = a random
     base seed; model '' = the bundled default model (``resources.default_model_path``). A model
     path ending in .onnx is passed as ``onnx_path``. Only the options the class accepts are
@@ -77,6 +77,7 @@ def options_from_config(cls: type[FrameBackend], config: Any) -> dict[str, Any]:
         "precision": dtype,
         "seed": seed if seed >= 0 else int.from_bytes(os.urandom(4), "little"),
         "reuse_noise": getattr(config, "reuse_noise", None),
+        "profile": getattr(config, "profile", None),
         "providers": (["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda")
                       else ["CPUExecutionProvider"]),
     }

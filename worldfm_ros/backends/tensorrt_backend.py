@@ -178,7 +178,8 @@ class TensorRTBackend(PipelineBackend):
                  codec: Codec | None = None, device: str = "cuda", precision: str = "fp16",
                  sampler: str = "distilled", steps: int = 2, timesteps: list[int] | None = None,
                  seed: int = 0, reuse_noise: bool = False, sample_posterior: bool = False,
-                 cache_dir: str | Path | None = None, workspace_gib: float = 4.0) -> None:
+                 profile: str = "default", cache_dir: str | Path | None = None,
+                 workspace_gib: float = 4.0) -> None:
         trt = import_tensorrt()
         if not torch.cuda.is_available():
             raise BackendUnavailable("tensorrt: torch sees no CUDA device")
@@ -195,6 +196,6 @@ class TensorRTBackend(PipelineBackend):
             build_engine(onnx_file, self.engine_path, precision, workspace_gib)
         denoiser = TensorRTDenoiser(self.engine_path, torch_device)
         if codec is None:
-            codec = make_codec(cfg["latent_channels"], vae_path, torch_device, torch_dtype, sample_posterior)
-        sampler_obj, noise = build_sampler_and_noise(sampler, steps, timesteps, seed, reuse_noise)
-        self.pipeline = model_pipeline(denoiser, codec, sampler_obj, noise, torch_device, cfg)
+            codec = make_codec(cfg["latent_channels"], vae_path, torch_device, torch_dtype, sample_posterior, profile)
+        sampler_obj, noise = build_sampler_and_noise(sampler, steps, timesteps, seed, reuse_noise, profile)
+        self.pipeline = model_pipeline(denoiser, codec, sampler_obj, noise, torch_device, cfg, profile=profile)

@@ -108,7 +108,9 @@ class TorchBackend(PipelineBackend):
     device: 'cpu' | 'cuda[:N]'. dtype: 'fp32' | 'fp16' | 'bf16' for the DiT and the VAE.
     sampler: 'distilled' (steps 1 or 2, or explicit ``timesteps``) or 'ddim' (steps network
     calls). seed / reuse_noise: see ``NoiseSource``. sample_posterior: sample the VAE
-    posterior as released instead of taking its mode. compile / cuda_graphs: see TorchDenoiser.
+    posterior as released instead of taking its mode. profile: 'default' or 'release'
+    (``worldfm_ros.profiles``: the released pipeline's posterior samples, fresh noise every
+    frame, no reference cache, its draw order). compile / cuda_graphs: see TorchDenoiser.
     """
 
     name = "torch"
@@ -117,7 +119,8 @@ class TorchBackend(PipelineBackend):
                  model: torch.nn.Module | None = None, codec: Codec | None = None, device: str = "cpu",
                  dtype: str = "fp32", sampler: str = "distilled", steps: int = 2,
                  timesteps: list[int] | None = None, seed: int = 0, reuse_noise: bool = False,
-                 sample_posterior: bool = False, compile: bool = False, cuda_graphs: bool = False) -> None:
+                 sample_posterior: bool = False, profile: str = "default", compile: bool = False,
+                 cuda_graphs: bool = False) -> None:
         torch_device, torch_dtype = parse_device(device), parse_dtype(dtype)
         if (model is None) == (model_path is None):
             raise ConfigError("torch backend: give exactly one of model_path or model")
@@ -127,8 +130,8 @@ class TorchBackend(PipelineBackend):
             model = model.to(device=torch_device, dtype=torch_dtype).eval()
         cfg = model.cfg
         if codec is None:
-            codec = make_codec(cfg.latent_channels, vae_path, torch_device, torch_dtype, sample_posterior)
-        sampler_obj, noise = build_sampler_and_noise(sampler, steps, timesteps, seed, reuse_noise)
+            codec = make_codec(cfg.latent_channels, vae_path, torch_device, torch_dtype, sample_posterior, profile)
+        sampler_obj, noise = build_sampler_and_noise(sampler, steps, timesteps, seed, reuse_noise, profile)
         self.model = model
         self.pipeline = model_pipeline(TorchDenoiser(model, compile, cuda_graphs), codec, sampler_obj, noise,
-                                       torch_device, cfg.to_dict(), cfg.camera_encoding != "none")
+                                       torch_device, cfg.to_dict(), cfg.camera_encoding != "none", profile)

@@ -4,7 +4,10 @@ Random weights (``--config tiny|xl_2``) or a checkpoint (``--model``); pixel cod
 (``--vae`` folder, or random weights with the SDXL VAE architecture). Every frame is timed per
 stage by the backend (CUDA synchronised at each boundary) after ``--warmup`` frames; the
 reference is measured both cached (same keyframe every frame) and uncached (re-encoded every
-frame, as the released pipeline does). Prints a markdown table of median / min ms per stage and FPS.
+frame, as the released pipeline does). Prints a markdown table of median / min ms per stage and FPS,
+then the flicker: mean absolute change (8-bit levels) between consecutive frames generated from one
+unchanged request, which only the noise and the posterior samples can cause. ``--profile release``
+runs the released pipeline's choices (posterior samples, fresh noise, no reference cache).
 """
 
 from __future__ import annotations
@@ -45,6 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=10, help="timed frames per reference mode (default 10)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed frames first (default 2)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", choices=("default", "release"), default="default",
+                        help="compatibility profile (release: posterior samples, fresh noise, no reference cache)")
+    parser.add_argument("--reuse-noise", action="store_true", help="same noise every frame (the node's default)")
+    parser.add_argument("--flicker-frames", type=int, default=4,
+                        help="frames of one unchanged request for the flicker figure (default 4)")
 
 
 def _random_model(args: argparse.Namespace, codec_kind: str, device: Any) -> Any:
@@ -71,12 +79,15 @@ def _codec(args: argparse.Namespace, codec_kind: str, latent_channels: int) -> A
     from worldfm_ros.backends.pipeline import make_codec, parse_dtype
     from worldfm_ros.devices import parse_device
     from worldfm_ros.model.codec import VAECodec, sdxl_vae_config
+    from worldfm_ros.profiles import get_profile
 
     device = parse_device(args.device)
     dtype = parse_dtype(args.dtype) if device.type == "cuda" else parse_dtype("fp32")
     if codec_kind == "vae" and not args.vae:
-        return VAECodec.from_config(sdxl_vae_config(), device, dtype, seed=args.seed)
-    return make_codec(latent_channels, args.vae if codec_kind == "vae" else None, device, dtype)
+        return VAECodec.from_config(sdxl_vae_config(), device, dtype, get_profile(args.profile).sample_posterior,
+                                    seed=args.seed)
+    return make_codec(latent_channels, args.vae if codec_kind == "vae" else None, device, dtype,
+                      profile=args.profile)
 
 
 def _request(size: int, reference_id: int, seed: int) -> Any:
@@ -131,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--resolution {args.resolution}: the model works at {size} px "
                           "(a checkpoint's resolution is fixed)")
     options: dict[str, Any] = {"model": model, "codec": codec, "device": args.device, "steps": args.steps,
-                               "seed": args.seed}
+                               "seed": args.seed, "profile": args.profile, "reuse_noise": args.reuse_noise}
     if args.backend == "torch":
         options.update(dtype=args.dtype, compile=args.compile, cuda_graphs=args.cuda_graphs)
     elif args.backend == "onnxruntime":
@@ -149,6 +160,11 @@ def run(args: argparse.Namespace) -> int:
             backend.generate(_request(size, reference_id, args.seed + i))
             runs.append(backend.stage_timings_ms())
         results[mode] = _summarise(runs)
+    import numpy as np
+
+    still = _request(size, 0, args.seed)
+    frames = [backend.generate(still).astype(np.int16) for _ in range(max(2, args.flicker_frames))]
+    flicker = float(np.mean([np.abs(b - a).mean() for a, b in zip(frames, frames[1:])]))
     backend.close()
 
     n_params = sum(p.numel() for p in model.parameters())
@@ -157,7 +173,8 @@ def run(args: argparse.Namespace) -> int:
           f"({type(codec).__name__}, /{codec.downsample}, {codec.latent_channels} ch), {size}x{size} px, "
           f"{cfg.input_size}x{3 * cfg.input_size} latent canvas")
     print(f"backend {args.backend}, device {args.device} ({gpu}), dtype {args.dtype}, steps {args.steps}, "
-          f"compile {args.compile}, cuda_graphs {args.cuda_graphs}, torch {torch.__version__}, "
+          f"compile {args.compile}, cuda_graphs {args.cuda_graphs}, profile {args.profile}, "
+          f"reuse_noise {args.reuse_noise}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, repeats {args.repeats}, warm-up {args.warmup}")
     print()
     print("| stage | cached ref: median ms | min ms | uncached ref: median ms | min ms |")
@@ -168,4 +185,6 @@ def run(args: argparse.Namespace) -> int:
     fps_c = 1e3 / results["cached"]["total"][0]
     fps_u = 1e3 / results["uncached"]["total"][0]
     print(f"| **FPS** (1 / median total) | {fps_c:.2f} | | {fps_u:.2f} | |")
+    print()
+    print(f"flicker: {flicker:.2f} levels mean |frame - previous frame| over {len(frames)} frames of one request")
     return 0

@@ -14,6 +14,14 @@ origin: positive yaw turns right (toward −Z), positive pitch looks up. Their d
 the distance map sampled (nearest) along each pixel ray and converted to z-depth.
 Gravity is known (−Y is up), so scene_to_map is that fixed rotation with the floor
 height measured from the cloud.
+
+``profile="release"`` builds what the released pipeline builds instead (spec §3.1-§3.3): the
+panorama and its distance map resized (bilinear) to the 4096×2048 tier (8192×4096 from
+6000 px wide), missing distances set to the largest one, one point per pixel (8.4 M, no
+point budget), and the 42 reference views (5 pitches × 8 yaws, then straight up and down)
+sampled at 504×504 with f = 320 px and resized to 512×512 bilinearly; their K is the
+release's rescaled one (f·512/504, c·512/504) and their depth is left to be rendered from
+the cloud, as the release's selection does.
 """
 
 from __future__ import annotations
@@ -38,6 +46,11 @@ FLIP_YZ = np.diag([1.0, -1.0, -1.0])
 RELEASE_CROP_FOV_DEG = 2.0 * math.degrees(math.atan(252.0 / 320.0))
 DEFAULT_YAWS = (0.0, 45.0, 90.0, 135.0, 180.0, -135.0, -90.0, -45.0)
 DEFAULT_PITCHES = (0.0, 30.0, -30.0)
+#: the release's reference views: index 8 p + y over these pitches and yaws, then the poles
+RELEASE_PITCHES = (0.0, 45.0, -45.0, 30.0, -30.0)
+RELEASE_VIEWS = tuple((y, p) for p in RELEASE_PITCHES for y in DEFAULT_YAWS) + ((0.0, 90.0), (0.0, -90.0))
+#: the release's reference crops: side, focal length (pixels), and the side they are resized to
+RELEASE_CROP, RELEASE_CROP_F, RELEASE_VIEW_SIZE = 504, 320.0, 512
 
 
 def panorama_directions(width: int, height: int, stride: int = 1) -> np.ndarray:
@@ -133,6 +146,7 @@ def build_panorama(
     up: str = "auto",
     plane_threshold: float = 0.02,
     name: str | None = None,
+    profile: str = "default",
 ) -> SceneAnchor:
     """Scene from an equirectangular panorama + ray-distance map, with perspective keyframes.
 
@@ -143,6 +157,8 @@ def build_panorama(
     yaws, pitches: keyframe angles in degrees; one keyframe per (pitch, yaw), pitch-major,
         the release's order.
     up: "auto" = gravity known (-y of the panorama world); see finish_scene.
+    profile: "default" or "release" (see the module docstring; stride, max_distance,
+        crop_size, crop_fov_deg, yaws, pitches and max_points are then the release's).
     """
     panorama_path = Path(panorama_path)
     panorama = read_image(panorama_path)
@@ -153,6 +169,11 @@ def build_panorama(
                          f"panorama {panorama_path.name} is {pw}x{ph}")
     if pw != 2 * ph:
         raise SceneError(f"{panorama_path}: an equirectangular panorama is 2:1, got {pw}x{ph}")
+    if profile == "release":
+        return _release_scene(panorama, distance, name or panorama_path.stem, str(distance_path), up,
+                              plane_threshold)
+    if profile != "default":
+        raise SceneError(f"profile: expected 'default' or 'release', got {profile!r}")
     points, colors = panorama_points(panorama, distance, stride, max_distance)
     K = PinholeCamera.from_fov(crop_size, crop_size, crop_fov_deg).K
     keyframes = []
@@ -163,3 +184,45 @@ def build_panorama(
             keyframes.append(Keyframe(image, K, c2w, z, f"yaw{yaw:+.0f}_pitch{pitch:+.0f}"))
     return finish_scene(points, colors, keyframes, name or panorama_path.stem, str(distance_path),
                         max_points, up, "-y", plane_threshold)
+
+
+def release_panorama(panorama: np.ndarray, distance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The release's resolution tier: (H, W, 3) uint8 and (H, W) metres resized (bilinear) to
+    4096×2048, or 8192×4096 from 6000 px wide, with missing distances set to the largest one."""
+    import cv2
+
+    size = (4096, 2048) if panorama.shape[1] < 6000 else (8192, 4096)
+    valid = np.isfinite(distance) & (distance > 0)
+    if not valid.any():
+        raise SceneError("distance map: no valid distance")
+    filled = np.where(valid, distance, distance[valid].max()).astype(np.float32)
+    if panorama.shape[1::-1] != size:
+        panorama = cv2.resize(panorama, size, interpolation=cv2.INTER_LINEAR)
+        filled = cv2.resize(filled, size, interpolation=cv2.INTER_LINEAR)
+    return panorama, filled
+
+
+def release_keyframes(panorama: np.ndarray) -> list[Keyframe]:
+    """The release's 42 reference views of a panorama: 504² crops (f = 320 px) resized to 512²
+    bilinearly, K rescaled as the release does (f·512/504, c·512/504), no stored depth."""
+    import cv2
+
+    c = RELEASE_CROP / 2.0
+    K504 = np.array([[RELEASE_CROP_F, 0.0, c], [0.0, RELEASE_CROP_F, c], [0.0, 0.0, 1.0]])
+    K = K504.copy()
+    K[:2] *= RELEASE_VIEW_SIZE / RELEASE_CROP
+    keyframes = []
+    for yaw, pitch in RELEASE_VIEWS:
+        c2w = reference_pose(yaw, pitch)
+        crop, _ = render_crop(panorama, None, K504, c2w, RELEASE_CROP, RELEASE_CROP)
+        image = cv2.resize(crop, (RELEASE_VIEW_SIZE, RELEASE_VIEW_SIZE), interpolation=cv2.INTER_LINEAR)
+        keyframes.append(Keyframe(image, K, c2w, None, f"yaw{yaw:+.0f}_pitch{pitch:+.0f}"))
+    return keyframes
+
+
+def _release_scene(panorama: np.ndarray, distance: np.ndarray, name: str, source: str, up: str,
+                   plane_threshold: float) -> SceneAnchor:
+    panorama, distance = release_panorama(panorama, distance)
+    points, colors = panorama_points(panorama, distance)
+    return finish_scene(points, colors, release_keyframes(panorama), name, source, len(points), up, "-y",
+                        plane_threshold)

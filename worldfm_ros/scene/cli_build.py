@@ -88,6 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="keyframe yaws, degrees, positive = right (default 0,45,90,135,180,-135,-90,-45)")
     p.add_argument("--pitches", type=_floats, default=None, metavar="DEG,...",
                    help="keyframe pitches, degrees, positive = up (default 0,30,-30)")
+    p.add_argument("--profile", choices=("default", "release"), default="default",
+                   help="release: build what the released WorldFM pipeline builds (4096x2048 resample, "
+                        "one point per pixel, its 42 reference views at 504 px resized to 512)")
     _common(p)
 
     p = kinds.add_parser("ply", help="a PLY point cloud + optional keyframes (YAML/JSON list of image, K, c2w)")
@@ -155,7 +158,7 @@ def _build(args: argparse.Namespace):
             max_distance=args.max_distance, crop_size=args.crop_size,
             crop_fov_deg=bp.RELEASE_CROP_FOV_DEG if args.crop_fov is None else args.crop_fov,
             yaws=bp.DEFAULT_YAWS if args.yaws is None else args.yaws,
-            pitches=bp.DEFAULT_PITCHES if args.pitches is None else args.pitches, **common)
+            pitches=bp.DEFAULT_PITCHES if args.pitches is None else args.pitches, profile=args.profile, **common)
     if args.kind == "ply":
         from worldfm_ros.scene.build_ply import build_ply
 

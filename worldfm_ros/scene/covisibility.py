@@ -13,6 +13,11 @@ k's camera and |z_k - D_k| <= max(rel_tol * z_k, abs_tol), where z_k is its
 depth in k's camera and D_k > 0 the keyframe's depth at that pixel.
 Keyframe depth is ``Keyframe.depth`` or, when None, the anchor cloud rendered at
 the keyframe's camera and pose (computed once, then cached).
+
+``SelectionRules.release()`` are the released pipeline's rules instead (spec §3.5): outer and
+centre grids over ``linspace`` including the edges, strict |z_k - D_k| < rel_tol * z_k with no
+absolute tolerance, every score weighted by a ramp of the keyframe's camera distance, keyframe
+depth always rendered from the cloud, and keyframe 0 when no sample has depth.
 """
 
 from __future__ import annotations
@@ -65,12 +70,98 @@ def sample_grid(width: int, height: int, outer_grid: int = 10, centre_grid: int 
     return np.stack([flat % width, flat // width], axis=1)
 
 
+def release_sample_grid(width: int, height: int, outer_grid: int = 10, centre_grid: int = 15,
+                        centre_frac: float = 0.5) -> np.ndarray:
+    """(S, 2) int64 unique (u, v) samples as the release draws them (309 at 512²).
+
+    Outer grid: ``outer_grid`` values of linspace(0, side - 1) per axis, minus the points
+    inside the centre window; centre grid: linspace over the window
+    (side - 1) / 2 ± centre_frac (side - 1) / 2. Values round half to even; the result is
+    ordered by flat index v * width + u.
+    """
+    def window(side: int) -> tuple[float, float]:
+        half = centre_frac * (side - 1) / 2.0
+        return (side - 1) / 2.0 - half, (side - 1) / 2.0 + half
+
+    (ulo, uhi), (vlo, vhi) = window(width), window(height)
+    uu, vv = np.meshgrid(np.rint(np.linspace(0, width - 1, outer_grid)),
+                         np.rint(np.linspace(0, height - 1, outer_grid)))
+    inside = (uu >= np.rint(ulo)) & (uu <= np.rint(uhi)) & (vv >= np.rint(vlo)) & (vv <= np.rint(vhi))
+    cu, cv = np.meshgrid(np.rint(np.linspace(ulo, uhi, centre_grid)), np.rint(np.linspace(vlo, vhi, centre_grid)))
+    u = np.concatenate([uu[~inside], cu.ravel()]).astype(np.int64)
+    v = np.concatenate([vv[~inside], cv.ravel()]).astype(np.int64)
+    flat = np.unique(v * width + u)
+    return np.stack([flat % width, flat // width], axis=1)
+
+
+@dataclass(frozen=True)
+class SelectionRules:
+    """How a reference keyframe is chosen; the defaults are ours, ``release()`` the release's.
+
+    outer_grid, centre_grid: sample grid sizes (>= 0, not both 0); grid: "cells" (cell
+    centres, ``sample_grid``) or "linspace" (``release_sample_grid``).
+    rel_tol, abs_tol: depth agreement |z_k - D_k| <= max(rel_tol z_k, abs_tol metres);
+    strict: use < instead of <=.
+    distance_weight: (near_m, far_m, weight_near, weight_far): each score is multiplied by a
+        weight ramping linearly from weight_near at near_m to weight_far at far_m (clamped) of
+        the distance between the keyframe's and the target's camera centres; None = no weight.
+    point_radius: splat radius (pixels) of keyframe depth rendered from the cloud.
+    stored_depth: use ``Keyframe.depth`` when present (False: always render it from the cloud).
+    fallback: keyframe when no sample has depth: "nearest" camera centre or "first".
+    """
+
+    outer_grid: int = 10
+    centre_grid: int = 15
+    grid: str = "cells"
+    rel_tol: float = 0.02
+    abs_tol: float = 0.01
+    strict: bool = False
+    distance_weight: tuple[float, float, float, float] | None = None
+    point_radius: int = 1
+    stored_depth: bool = True
+    fallback: str = "nearest"
+
+    def __post_init__(self) -> None:
+        if self.outer_grid < 0 or self.centre_grid < 0 or self.outer_grid + self.centre_grid == 0:
+            raise ConfigError(f"sample grids must be >= 0 and not both 0, got {self.outer_grid}, {self.centre_grid}")
+        if self.grid not in ("cells", "linspace"):
+            raise ConfigError(f"selection grid: expected 'cells' or 'linspace', got {self.grid!r}")
+        if not (self.rel_tol >= 0 and self.abs_tol >= 0):
+            raise ConfigError(f"depth tolerances must be >= 0, got rel_tol={self.rel_tol}, abs_tol={self.abs_tol}")
+        if self.fallback not in ("nearest", "first"):
+            raise ConfigError(f"selection fallback: expected 'nearest' or 'first', got {self.fallback!r}")
+        if self.distance_weight is not None and not (len(self.distance_weight) == 4
+                                                     and self.distance_weight[1] > self.distance_weight[0]):
+            raise ConfigError(f"distance_weight: expected (near_m, far_m > near_m, weight_near, weight_far), "
+                              f"got {self.distance_weight}")
+
+    @classmethod
+    def release(cls) -> "SelectionRules":
+        """The released pipeline's rules (``render.*`` of its default.yaml)."""
+        return cls(grid="linspace", rel_tol=0.02, abs_tol=0.0, strict=True, distance_weight=(1.0, 20.0, 1.0, 0.0),
+                   point_radius=0, stored_depth=False, fallback="first")
+
+    def samples(self, width: int, height: int) -> np.ndarray:
+        """(S, 2) int64 (u, v) target pixels to test."""
+        if self.grid == "linspace":
+            return release_sample_grid(width, height, self.outer_grid, self.centre_grid)
+        return sample_grid(width, height, self.outer_grid, self.centre_grid)
+
+    def weight(self, distance_m: float) -> float:
+        """Score weight of a keyframe whose camera centre is ``distance_m`` from the target's."""
+        if self.distance_weight is None:
+            return 1.0
+        near, far, w_near, w_far = self.distance_weight
+        a = min(max((distance_m - near) / (far - near), 0.0), 1.0)
+        return w_near + (w_far - w_near) * a
+
+
 def covisibility_counts(points: np.ndarray, camera: PinholeCamera, c2w: np.ndarray, depth: np.ndarray,
-                        rel_tol: float, abs_tol: float, near: float = DEFAULT_NEAR) -> int:
+                        rel_tol: float, abs_tol: float, near: float = DEFAULT_NEAR, strict: bool = False) -> int:
     """How many world points (S, 3) float64 (metres) a view confirms.
 
     camera, c2w: (4, 4) camera-to-world (OpenCV axes) of the view; depth: (H, W) z-depth in
-    metres of that view, 0 = no data.
+    metres of that view, 0 = no data; strict: |z - D| < tolerance instead of <=.
     """
     R, t = c2w[:3, :3], c2w[:3, 3]
     pc = (points - t) @ R  # (S, 3) world -> camera: Rᵀ (p - t)
@@ -82,7 +173,8 @@ def covisibility_counts(points: np.ndarray, camera: PinholeCamera, c2w: np.ndarr
     inside = front & (u >= 0) & (u < camera.width) & (v >= 0) & (v < camera.height)
     seen = depth[v[inside].astype(np.int64), u[inside].astype(np.int64)]
     zi = z[inside]
-    agree = (seen > 0) & (np.abs(zi - seen) <= np.maximum(rel_tol * zi, abs_tol))
+    error, tolerance = np.abs(zi - seen), np.maximum(rel_tol * zi, abs_tol)
+    agree = (seen > 0) & ((error < tolerance) if strict else (error <= tolerance))
     return int(agree.sum())
 
 
@@ -92,24 +184,15 @@ class KeyframeSelector:
     anchor: the scene (keyframes in the scene frame; at least one keyframe).
     renderer: renders keyframe depth for keyframes without ``depth``; default: a CPU
         renderer of the anchor, built on first need.
-    outer_grid, centre_grid: sample grid sizes (see module docstring); >= 0, not both 0.
-    rel_tol, abs_tol: depth agreement tolerance, relative and in metres.
-    point_radius: splat radius (pixels) of rendered keyframe depth, closing small holes.
+    rules: sample grid, tolerances, weighting and fallback (``SelectionRules``).
     """
 
     def __init__(self, anchor: SceneAnchor, renderer: PointCloudRenderer | None = None,
-                 outer_grid: int = 10, centre_grid: int = 15, rel_tol: float = 0.02,
-                 abs_tol: float = 0.01, point_radius: int = 1) -> None:
+                 rules: SelectionRules | None = None) -> None:
         if not anchor.keyframes:
             raise ConfigError(f"scene {anchor.name!r}: keyframe selection needs at least one keyframe")
-        if outer_grid < 0 or centre_grid < 0 or outer_grid + centre_grid == 0:
-            raise ConfigError(f"sample grids must be >= 0 and not both 0, got {outer_grid}, {centre_grid}")
-        if not (rel_tol >= 0 and abs_tol >= 0):
-            raise ConfigError(f"depth tolerances must be >= 0, got rel_tol={rel_tol}, abs_tol={abs_tol}")
         self.anchor = anchor
-        self.outer_grid, self.centre_grid = int(outer_grid), int(centre_grid)
-        self.rel_tol, self.abs_tol = float(rel_tol), float(abs_tol)
-        self.point_radius = int(point_radius)
+        self.rules = rules or SelectionRules()
         self._renderer = renderer
         self._depths: dict[int, np.ndarray] = {}
         self._grids: dict[tuple[int, int], np.ndarray] = {}
@@ -118,12 +201,12 @@ class KeyframeSelector:
         """(H, W) float32 z-depth of keyframe ``index`` in metres, 0 = no data (cached)."""
         if index not in self._depths:
             kf = self.anchor.keyframes[index]
-            if kf.depth is not None:
+            if kf.depth is not None and self.rules.stored_depth:
                 self._depths[index] = kf.depth
             else:
                 if self._renderer is None:
                     self._renderer = PointCloudRenderer.from_anchor(self.anchor)
-                self._depths[index] = self._renderer.render(kf.camera, kf.c2w, self.point_radius).depth
+                self._depths[index] = self._renderer.render(kf.camera, kf.c2w, self.rules.point_radius).depth
         return self._depths[index]
 
     def select(self, depth: np.ndarray, camera: PinholeCamera, c2w: np.ndarray) -> KeyframeChoice:
@@ -137,22 +220,24 @@ class KeyframeSelector:
         depth = np.asarray(depth)
         if depth.shape != (camera.height, camera.width):
             raise CameraError(f"depth shape {depth.shape} does not match camera size {(camera.height, camera.width)}")
+        rules = self.rules
         key = (camera.width, camera.height)
         if key not in self._grids:
-            self._grids[key] = sample_grid(camera.width, camera.height, self.outer_grid, self.centre_grid)
+            self._grids[key] = rules.samples(camera.width, camera.height)
         uv = self._grids[key]
         d = depth[uv[:, 1], uv[:, 0]].astype(np.float64)
         ok = d > 0
         keyframes = self.anchor.keyframes
+        distances = [float(np.linalg.norm(kf.c2w[:3, 3] - c2w[:3, 3])) for kf in keyframes]
         if not ok.any():
-            dist = [float(np.linalg.norm(kf.c2w[:3, 3] - c2w[:3, 3])) for kf in keyframes]
-            index = int(np.argmin(dist))
+            index = int(np.argmin(distances)) if rules.fallback == "nearest" else 0
             return KeyframeChoice(index, 0.0, np.zeros(len(keyframes)), 0)
         u, v, d = uv[ok, 0], uv[ok, 1], d[ok]
         cam_pts = np.stack([(u - camera.cx) / camera.fx * d, (v - camera.cy) / camera.fy * d, d], axis=1)
         world = cam_pts @ c2w[:3, :3].T + c2w[:3, 3]  # (S, 3)
         scores = np.array([
-            covisibility_counts(world, kf.camera, kf.c2w, self.keyframe_depth(i), self.rel_tol, self.abs_tol)
+            rules.weight(distances[i]) * covisibility_counts(world, kf.camera, kf.c2w, self.keyframe_depth(i),
+                                                             rules.rel_tol, rules.abs_tol, strict=rules.strict)
             for i, kf in enumerate(keyframes)
         ], dtype=np.float64) / len(d)
         index = int(np.argmax(scores))

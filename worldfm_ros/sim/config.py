@@ -45,7 +45,9 @@ class BackendConfig:
     vae: VAE folder for latent models; steps: 1 or 2 denoising steps (1 suits the bundled model
     and worldfm_1-step.pth, 2 worldfm_2-step.pth); device: 'auto', 'cpu' or 'cuda'; dtype:
     'auto', 'fp32', 'fp16', 'bf16'; fill: anchor hole filling; seed: noise seed (< 0 = random);
-    reuse_noise: same noise every frame (less flicker)."""
+    reuse_noise: same noise every frame (less flicker); profile: 'default' (ours) or 'release'
+    (the released WorldFM pipeline's render, reference selection, posterior samples and fresh
+    noise every frame, overriding reuse_noise; see worldfm_ros/profiles.py and models/README.md)."""
 
     name: str = "torch"
     model: str = ""
@@ -56,6 +58,13 @@ class BackendConfig:
     fill: str = "push_pull"
     seed: int = 0
     reuse_noise: bool = True
+    profile: str = "default"
+
+    def __post_init__(self) -> None:
+        from worldfm_ros.profiles import PROFILES
+
+        if self.profile not in PROFILES:
+            raise ConfigError(f"backend.profile: expected one of {list(PROFILES)}, got {self.profile!r}")
 
 
 @dataclass

@@ -14,11 +14,18 @@ import numpy as np
 
 from worldfm_ros.backends.anchor import residual_base
 from worldfm_ros.backends.base import FrameBackend, FrameRequest
+from worldfm_ros.camera import PinholeCamera
+from worldfm_ros.render.density import closing_radius
 from worldfm_ros.render.pointcloud import PointCloudRenderer, footprint_splat
+from worldfm_ros.render.release import ReleaseRenderer
 from worldfm_ros.scene.anchor import SceneAnchor
 from worldfm_ros.scene.covisibility import KeyframeSelector
 from worldfm_ros.sim.canvas import cover, crop_to_camera, letterbox
 from worldfm_ros.sim.rig import CameraRig
+
+
+#: keyframe poses (evenly picked) the closing splat radius of a model canvas is measured at
+CLOSING_VIEWS = 8
 
 
 @dataclass
@@ -55,6 +62,9 @@ class FramePipeline:
     device: torch device of the renderer ('cpu' or 'cuda'); point_radius: splat radius, pixels.
     footprint_spacing: when set (metres, e.g. ``point_spacing(anchor.points)``), the camera view
     is splatted by each point's footprint (``footprint_splat``) instead of ``point_radius``.
+    The backend's profile picks the model-canvas renderer (the release's under 'release'), the
+    reference-selection rules, and whether a sized backend's canvas is rendered with the
+    radius that closes the cloud (``render.density``, found once per canvas at the keyframes).
     """
 
     def __init__(self, anchor: SceneAnchor, rig: CameraRig, backend: FrameBackend,
@@ -64,8 +74,13 @@ class FramePipeline:
         self.backend = backend
         self.point_radius = point_radius
         self.footprint_spacing = footprint_spacing
+        self.profile = backend.profile
         self.renderer = PointCloudRenderer.from_anchor(anchor, device=device)
-        self.selector = KeyframeSelector(anchor, self.renderer) if anchor.keyframes else None
+        self.model_renderer = (ReleaseRenderer.from_anchor(anchor, device=device) if self.profile.release_renderer
+                               else self.renderer)
+        self.selector = (KeyframeSelector(anchor, self.model_renderer, self.profile.selection)
+                         if anchor.keyframes else None)
+        self._canvas_radii: dict[tuple, int] = {}
         self._references: dict[tuple[int, int | None], tuple[np.ndarray, np.ndarray]] = {}
 
     def _reference(self, index: int, size: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -83,6 +98,23 @@ class FramePipeline:
                     image = cv2.resize(image, (cam.width, cam.height), interpolation=cv2.INTER_AREA)
                 self._references[key] = (image, kf.camera.scaled(cam.width, cam.height).K)
         return self._references[key]
+
+    def canvas_radius(self, camera: PinholeCamera, c2w: np.ndarray) -> int:
+        """Splat radius (pixels) of a sized backend's canvas render with ``camera``: the backend's
+        own, or, when the profile closes the canvas, the radius that closes the cloud at up to
+        ``CLOSING_VIEWS`` keyframe poses (at ``c2w``, the first target pose, without keyframes);
+        cached."""
+        if self.backend.point_radius is None:
+            return self.point_radius
+        if not self.profile.close_canvas:
+            return self.backend.point_radius
+        key = (camera.width, camera.height, camera.fx, camera.fy, camera.cx, camera.cy)
+        if key not in self._canvas_radii:
+            keyframes = self.anchor.keyframes
+            poses = [kf.c2w for kf in keyframes[::-(-len(keyframes) // CLOSING_VIEWS)]] or [c2w]
+            self._canvas_radii[key] = max(self.backend.point_radius, closing_radius(
+                lambda r: [self.model_renderer.render(camera, pose, point_radius=r).valid for pose in poses]))
+        return self._canvas_radii[key]
 
     def render(self, map_T_base: np.ndarray, stamp_ns: int, seed: int | None = None) -> Frame:
         """Produce the frame seen from base pose ``map_T_base`` (4, 4, map frame) at ``stamp_ns``."""
@@ -114,8 +146,8 @@ class FramePipeline:
             rgb = self.backend.generate(request)
         else:
             canvas = letterbox(self.rig.camera, size)
-            radius = self.point_radius if self.backend.point_radius is None else self.backend.point_radius
-            model_view = self.renderer.render(canvas.camera, c2w, point_radius=radius)
+            radius = self.canvas_radius(canvas.camera, c2w)
+            model_view = self.model_renderer.render(canvas.camera, c2w, point_radius=radius)
             timings["render_canvas"] = (time.perf_counter() - t2) * 1e3
             request = FrameRequest(model_view.rgb, model_view.depth, model_view.valid, canvas.camera.K, c2w,
                                    reference, reference_K, reference_c2w, index, seed)
