@@ -41,6 +41,7 @@ from worldfm_ros.sim.scan import depth_to_scan
 from worldfm_ros.sim.simulator import Simulator
 from worldfm_ros.sim.tf_tree import TransformLookupError
 from worldfm_ros.srv import LoadScene, Reset, Step
+from worldfm_ros.viz import open_log
 
 # Camera streams: reliable, depth 10, as camera drivers publish (image_transport's default), so a
 # recorder loses no frame; best-effort (sensor-data) subscribers still match.
@@ -85,6 +86,7 @@ class SimNode(Node):
             self._report(fallback)
         self.sim = Simulator(cfg, backend, device=self._device())
         self.rig, self.backend = self.sim.rig, backend
+        self.viz = open_log(cfg.rerun, self.rig.camera, self._report, application_id=self.get_name())
         try:
             self.load_scene(cfg.scene)
         except WorldFMError as exc:
@@ -166,6 +168,8 @@ class SimNode(Node):
         """Load a scene anchor ('' = bundled default); raises WorldFMError and changes nothing."""
         with self._lock:
             self.sim.load_scene(path)
+            if self.viz is not None:
+                self.viz.log_anchor(self.sim.pipeline.anchor)
 
     def _device(self) -> str:
         if self.cfg.backend.device != "auto":
@@ -318,6 +322,8 @@ class SimNode(Node):
             self._published.append(time.monotonic())
             for name, ms in frame.timings_ms.items():
                 self._stage_ms.setdefault(name, deque(maxlen=50)).append(ms)
+        if self.viz is not None:
+            self.viz.log_frame(frame)
         return image, depth
 
     def _scan_msg(self, frame: Frame) -> LaserScan:
@@ -450,6 +456,8 @@ class SimNode(Node):
             self._work.notify_all()
         self._worker.join(timeout=5.0)
         self.backend.close()
+        if self.viz is not None:
+            self.viz.close()
         super().destroy_node()
 
 
