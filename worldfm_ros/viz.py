@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -123,6 +124,7 @@ class RerunLog:
         self.rec.set_sinks(*sinks, default_blueprint=self._blueprint())
         self.rec.log("world", rr.ViewCoordinates.RIGHT_HAND_Z_UP, static=True)
         self.frames_logged = 0
+        self.log_ms: list[float] = []  # per log_frame call, milliseconds (handing over to Rerun's sinks)
         self._positions: list[np.ndarray] = []
 
     def _blueprint(self):
@@ -147,6 +149,7 @@ class RerunLog:
 
     def log_frame(self, frame: Frame) -> None:
         """Log one frame at its stamp: camera pose and frustum, image, depth, trajectory, stats."""
+        t0 = time.perf_counter()
         rr, rec, cam = self._rr, self.rec, self.camera
         rec.set_time("ros_time", timestamp=np.datetime64(int(frame.stamp_ns), "ns"))
         rec.set_time("frame", sequence=self.frames_logged)
@@ -164,6 +167,7 @@ class RerunLog:
         rec.log("stats/coverage", rr.Scalars(frame.coverage))
         rec.log("stats/reference_score", rr.Scalars(float(frame.reference_score)))
         self.frames_logged += 1
+        self.log_ms.append((time.perf_counter() - t0) * 1e3)
 
     def close(self) -> None:
         """Flush everything to the targets and finish the recording (an .rrd is complete after this).

@@ -82,4 +82,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {path}")
     for target in targets:
         print(f"  rerun: {target}")
+    if viz is not None:
+        print(f"  rerun logging median {statistics.median(viz.log_ms):.1f} ms/frame")
     return 0
