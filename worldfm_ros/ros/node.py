@@ -54,6 +54,7 @@ from worldfm_ros.scene.store import resolve_in_dirs, scene_folder
 from worldfm_ros.sim.simulator import Simulator
 from worldfm_ros.sim.tf_tree import TransformLookupError
 from worldfm_ros.srv import LoadScene, Reset, Step
+from worldfm_ros.viz import open_log
 
 # Camera streams: reliable, depth 10, as camera drivers publish (image_transport's default), so a
 # recorder loses no frame; best-effort (sensor-data) subscribers still match.
@@ -106,6 +107,7 @@ class SimNode(Node):
             self._report(fallback)
         self.sim = Simulator(cfg, backend, device=self._device())
         self.rig, self.backend = self.sim.rig, backend
+        self.viz = open_log(cfg.rerun, self.rig.camera, self._report, application_id=self.get_name())
         try:
             self.load_scene(cfg.scene)
         except WorldFMError as exc:
@@ -217,6 +219,8 @@ class SimNode(Node):
         """Load a scene anchor ('' = bundled default); raises WorldFMError and changes nothing."""
         with self._lock:
             self.sim.load_scene(path)
+            if self.viz is not None:
+                self.viz.log_anchor(self.sim.pipeline.anchor)
 
     def _device(self) -> str:
         """The renderer's device: backend.device, or the CPU (reported) when it asks for CUDA that
@@ -391,6 +395,8 @@ class SimNode(Node):
             self._published.append(time.monotonic())
             for name, ms in frame.timings_ms.items():
                 self._stage_ms.setdefault(name, deque(maxlen=50)).append(ms)
+        if self.viz is not None:
+            self.viz.log_frame(frame)
         return image, depth
 
     def _scan_msg(self, frame: Frame) -> LaserScan:
@@ -548,6 +554,8 @@ class SimNode(Node):
             self._work.notify_all()
         self._worker.join(timeout=5.0)
         self.backend.close()
+        if self.viz is not None:
+            self.viz.close()
         super().destroy_node()
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from worldfm_ros.viz import add_view_arguments
+
 HELP = "render a pose trajectory (TUM or JSON/YAML 4x4 list) to PNG frames, an MP4 and a rosbag2 MCAP bag"
 
 
@@ -33,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-video", action="store_true", help="do not write the MP4")
     parser.add_argument("--no-bag", action="store_true", help="do not write the bag")
     parser.add_argument("--no-compress", action="store_true", help="write the bag's MCAP chunks uncompressed")
+    add_view_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
     from worldfm_ros.sim.config import SimConfig
     from worldfm_ros.sim.simulator import Simulator
     from worldfm_ros.sim.trajectory import load_trajectory, render_trajectory
+    from worldfm_ros.viz import RerunLog, targets_from_args
 
+    targets = targets_from_args(args)
     trajectory = load_trajectory(args.trajectory, args.kind, args.world, args.rate)
     config = load_config(SimConfig, {
         "scene": args.scene,
@@ -59,13 +64,24 @@ def run(args: argparse.Namespace) -> int:
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
     sim = Simulator(config, backend, device=device)
+    viz = RerunLog(targets, sim.rig.camera) if targets else None
     sim.load_scene(config.scene or None)
-    summary = render_trajectory(sim.pipeline, trajectory, args.output, config.frames, png=not args.no_png,
-                                video=not args.no_video, bag=not args.no_bag, video_fps=args.fps or None,
-                                 compress=not args.no_compress)
+    if viz is not None:
+        viz.log_anchor(sim.pipeline.anchor)
+    try:
+        summary = render_trajectory(sim.pipeline, trajectory, args.output, config.frames, png=not args.no_png,
+                                    video=not args.no_video, bag=not args.no_bag, video_fps=args.fps or None,
+                                    compress=not args.no_compress, on_frame=viz.log_frame if viz else None)
+    finally:
+        if viz is not None:
+            viz.close()
     print(f"rendered {summary.frames} frames ({sim.rig.camera.width}x{sim.rig.camera.height}, backend "
           f"{args.backend}) in {summary.seconds:.2f} s: {summary.fps:.1f} frames/s including writing; "
           f"pipeline median {statistics.median(summary.render_ms):.1f} ms/frame")
     for path in summary.outputs:
         print(f"  {path}")
+    for target in targets:
+        print(f"  rerun: {target}")
+    if viz is not None:
+        print(f"  rerun logging median {statistics.median(viz.log_ms):.1f} ms/frame")
     return 0

@@ -10,6 +10,7 @@ from worldfm_ros.sim.collision import CollisionConfig
 from worldfm_ros.sim.scan import ScanConfig
 from worldfm_ros.sim.kinematics import KinematicsConfig
 from worldfm_ros.sim.rig import CameraConfig, MountConfig
+from worldfm_ros.viz import parse_targets
 
 INPUT_MODES = ("cmd_vel", "tf")
 # Upper bounds on the rates: each tick costs a Python callback, so beyond these a core is pinned
@@ -94,6 +95,9 @@ class SimConfig:
         for Nav2 costmaps; ``scan`` sets its beams and height band.
     point_radius: splat radius of the anchor render in pixels (0 = one pixel per point).
     collision: robot footprint for blocking motion into the anchor's geometry.
+    rerun: log the frames, poses and scene to Rerun ('' = off): comma-separated targets, each
+        'spawn' (a viewer here), a rerun+http://HOST:PORT/proxy URL or a path ending in '.rrd'
+        (see worldfm_ros.viz).
     """
 
     scene: str = ""
@@ -112,6 +116,7 @@ class SimConfig:
     publish_points: bool = False
     publish_scan: bool = False
     point_radius: int = 1
+    rerun: str = ""
     camera: CameraConfig = field(default_factory=CameraConfig)
     mount: MountConfig = field(default_factory=MountConfig)
     frames: FramesConfig = field(default_factory=FramesConfig)
@@ -141,3 +146,4 @@ class SimConfig:
             raise ConfigError(f"initial_pose: expected [x, y, z, yaw] finite numbers, got {self.initial_pose}")
         if not 0 <= self.point_radius <= 8:
             raise ConfigError(f"point_radius: expected 0..8 pixels, got {self.point_radius}")
+        parse_targets(self.rerun)

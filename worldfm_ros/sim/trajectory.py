@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -298,12 +299,13 @@ class RenderSummary:
 
 def render_trajectory(pipeline: FramePipeline, trajectory: Trajectory, output: str | Path,
                       frames: FramesConfig | None = None, png: bool = True, video: bool = True, bag: bool = True,
-                      video_fps: float | None = None, compress: bool = True) -> RenderSummary:
+                      video_fps: float | None = None, compress: bool = True,
+                      on_frame: Callable[[Frame], None] | None = None) -> RenderSummary:
     """Render every pose of ``trajectory`` through ``pipeline`` into the folder ``output``.
 
     Writes ``frames/NNNNNN.png`` (RGB), ``video.mp4`` (mp4v, ``video_fps`` or the trajectory's
     mean rate) and the bag folder ``bag/`` (zstd chunks unless not ``compress``); pose i is rendered
-    with backend seed i.
+    with backend seed i. ``on_frame`` sees each frame once it is written (e.g. a viz.RerunLog).
     """
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -338,6 +340,8 @@ def render_trajectory(pipeline: FramePipeline, trajectory: Trajectory, output: s
                 writer.write(bgr)
             if bag_writer is not None:
                 bag_writer.write(frame, T, linear[i], angular[i])
+            if on_frame is not None:
+                on_frame(frame)
     finally:
         if writer is not None:
             writer.release()
