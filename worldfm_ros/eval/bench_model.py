@@ -17,6 +17,7 @@ import statistics
 from typing import Any
 
 from worldfm_ros.errors import ConfigError
+from worldfm_ros.runtime import add_threads_argument
 
 HELP = "time the frame model per stage (encode, each DiT step, decode) and report FPS"
 
@@ -45,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=10, help="timed frames per reference mode (default 10)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed frames first (default 2)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    add_threads_argument(parser)
 
 
 def _random_model(args: argparse.Namespace, codec_kind: str, device: Any) -> Any:
@@ -168,4 +171,14 @@ def run(args: argparse.Namespace) -> int:
     fps_c = 1e3 / results["cached"]["total"][0]
     fps_u = 1e3 / results["uncached"]["total"][0]
     print(f"| **FPS** (1 / median total) | {fps_c:.2f} | | {fps_u:.2f} | |")
+    if args.json:
+        from worldfm_ros.eval.bench_render import write_json
+
+        write_json(args.json, {
+            "model": args.model or args.config, "params_m": n_params / 1e6, "codec": codec_kind, "size": size,
+            "backend": args.backend, "device": args.device, "where": gpu, "dtype": args.dtype, "steps": args.steps,
+            "compile": args.compile, "cuda_graphs": args.cuda_graphs, "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "repeats": args.repeats,
+            "stages_ms": {mode: {k: {"median": v[0], "min": v[1]} for k, v in r.items()} for mode, r in results.items()},
+            "fps_cached": fps_c, "fps_uncached": fps_u})
     return 0

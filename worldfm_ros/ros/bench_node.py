@@ -13,6 +13,7 @@ import argparse
 import time
 
 from worldfm_ros.ros.isolation import add_domain_argument
+from worldfm_ros.runtime import add_threads_argument
 
 HELP = "measure the node's pose-stamp → image latency, sustained rate and per-stage ms"
 
@@ -25,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, nargs="+", default=[10.0, 30.0], help="camera rates to try, Hz")
     parser.add_argument("--seconds", type=float, default=10.0, help="measurement time per rate")
     add_domain_argument(parser)
+    add_threads_argument(parser)
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -50,7 +52,8 @@ def measure(rate_hz: float, args: argparse.Namespace) -> dict:
     context = rclpy.context.Context()
     rclpy.init(context=context, domain_id=domain_id(args))
     params = {"scene": args.scene, "backend.name": args.backend, "backend.model": args.model,
-              "rate_hz": float(rate_hz), "camera.width": int(args.size[0]), "camera.height": int(args.size[1])}
+              "rate_hz": float(rate_hz), "camera.width": int(args.size[0]), "camera.height": int(args.size[1]),
+              "torch_threads": args.threads}
     sim = SimNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
     probe = rclpy.create_node("bench_probe", context=context)
     latencies, arrivals, stages = [], [], {}

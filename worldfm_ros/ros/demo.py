@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from worldfm_ros.ros.isolation import add_domain_argument
+from worldfm_ros.runtime import add_threads_argument
 
 HELP = "run the simulator on the bundled scene with a scripted drive; write a bag, a contact sheet and an MP4"
 
@@ -31,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, nargs=2, metavar=("W", "H"), default=(640, 480), help="camera size, px")
     parser.add_argument("--no-compress", action="store_true", help="write the bag's MCAP chunks uncompressed")
     add_domain_argument(parser)
+    add_threads_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     rclpy.init(domain_id=domain)
     overrides = [Parameter("scene", value=args.scene), Parameter("backend.name", value=args.backend),
                  Parameter("backend.model", value=args.model), Parameter("rate_hz", value=float(args.rate)),
-                 Parameter("camera.width", value=int(args.size[0])), Parameter("camera.height", value=int(args.size[1]))]
+                 Parameter("camera.width", value=int(args.size[0])), Parameter("camera.height", value=int(args.size[1])),
+                 Parameter("torch_threads", value=args.threads)]
     sim = SimNode(parameter_overrides=overrides)
     driver = rclpy.create_node("worldfm_demo_driver")
     cmd_pub = driver.create_publisher(Twist, "cmd_vel", 10)

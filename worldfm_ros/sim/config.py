@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 from worldfm_ros.errors import ConfigError
+from worldfm_ros.runtime import DEFAULT_TORCH_THREADS, check_threads
 from worldfm_ros.sim.collision import CollisionConfig
 from worldfm_ros.sim.scan import ScanConfig
 from worldfm_ros.sim.kinematics import KinematicsConfig
@@ -72,6 +73,8 @@ class SimConfig:
         for Nav2 costmaps; ``scan`` sets its beams and height band.
     point_radius: splat radius of the anchor render in pixels (0 = one pixel per point).
     collision: robot footprint for blocking motion into the anchor's geometry.
+    torch_threads: torch CPU threads of the process (0 = one per core, torch's default; more
+        threads are slower on a busy machine); applied by :func:`worldfm_ros.runtime.apply_torch_threads`.
     """
 
     scene: str = ""
@@ -88,6 +91,7 @@ class SimConfig:
     publish_points: bool = False
     publish_scan: bool = False
     point_radius: int = 1
+    torch_threads: int = DEFAULT_TORCH_THREADS
     camera: CameraConfig = field(default_factory=CameraConfig)
     mount: MountConfig = field(default_factory=MountConfig)
     frames: FramesConfig = field(default_factory=FramesConfig)
@@ -114,3 +118,4 @@ class SimConfig:
             raise ConfigError(f"initial_pose: expected [x, y, z, yaw] finite numbers, got {self.initial_pose}")
         if not 0 <= self.point_radius <= 8:
             raise ConfigError(f"point_radius: expected 0..8 pixels, got {self.point_radius}")
+        check_threads(self.torch_threads)
