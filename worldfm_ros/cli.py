@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "scene-info": "worldfm_ros.scene.cli_info",
     "bench-render": "worldfm_ros.eval.bench_render",
     "bench-model": "worldfm_ros.eval.bench_model",
+    "gpu-check": "worldfm_ros.eval.gpu_check",
     "bench-node": "worldfm_ros.ros.bench_node",
     "demo": "worldfm_ros.ros.demo",
     "record": "worldfm_ros.ros.cli_record",
