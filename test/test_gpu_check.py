@@ -31,7 +31,7 @@ def test_dry_run_exits_zero_and_writes_one_json_and_one_markdown_table(dry_run):
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((out / "gpu_check.json").read_text())
     table = (out / "gpu_check.md").read_text()
-    assert report["machine"]["mode"] == "dry run (CPU)" and report["machine"]["torch"] == torch.__version__
+    assert report["machine"]["mode"] == "dry run on the CPU" and report["machine"]["torch"] == torch.__version__
     names = [p["name"] for p in report["parts"]]
     assert names == [p.name for p in plan(out, dry_run=True)]
     for name in names:

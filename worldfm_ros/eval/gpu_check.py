@@ -129,7 +129,8 @@ def plan(out: Path, dry_run: bool) -> list[Part]:
             provider = "CPUExecutionProvider" if dry_run else "CUDAExecutionProvider"
             out_parts.append(Part("onnxruntime-cuda", worldfm(
                 "bench-model", *model, "--steps", "1", "--backend", "onnxruntime", "--providers", provider,
-                "--json", json_path), 120, json_path, "" if dry_run else onnxruntime_cuda()))
+                "--json", json_path), 120, json_path, "" if dry_run else onnxruntime_cuda(),
+                note="dry run: CPUExecutionProvider; " if dry_run else ""))
             files = cuda_test_files(REPO_ROOT / "test")
             out_parts.append(Part("cuda-tests", [sys.executable, "-m", "pytest", "-q", "-m", "cuda", *files],
                                   90, skip="" if files else f"no CUDA tests under {REPO_ROOT / 'test'} "
@@ -185,7 +186,7 @@ def machine(dry_run: bool) -> dict[str, str]:
 
     info = {"host": platform.node(), "python": platform.python_version(), "torch": torch.__version__,
             "cuda_runtime": str(torch.version.cuda), "cuda_available": str(torch.cuda.is_available()),
-            "gpu": "none", "driver": "none", "mode": "dry run (CPU)" if dry_run else "GPU"}
+            "gpu": "none", "driver": "none", "mode": "dry run on the CPU" if dry_run else "GPU"}
     if shutil.which("nvidia-smi"):
         query = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
                                capture_output=True, text=True, timeout=30)
