@@ -296,6 +296,7 @@ def test_cuda_graphs_need_a_cuda_model(model):
         create_backend("torch", model=model, cuda_graphs=True)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_graph_frames_match_eager_frames():
     eager = create_backend("torch", model=tiny_model(), device="cuda")
@@ -305,6 +306,7 @@ def test_cuda_graph_frames_match_eager_frames():
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_compiled_frames_match_eager_frames():
     eager = create_backend("torch", model=tiny_model(), device="cuda")

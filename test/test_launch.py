@@ -210,6 +210,27 @@ def test_tf_input_mode_follows_a_pose_published_by_another_launched_process(prob
     assert len(set(images)) == len(images), "each followed pose is rendered once"
 
 
+# ----------------------------------------------------------------------------- threads:=N
+@launch_pytest.fixture
+def threads_launch():
+    return LaunchDescription([sim_launch(backend="anchor", camera="small_256", threads="2"),
+                              launch_pytest.actions.ReadyToTest()])
+
+
+@pytest.mark.launch(fixture=threads_launch)
+def test_threads_argument_sets_the_torch_thread_count_the_node_process_reports_on_diagnostics(probe):
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    probe.listen(DiagnosticArray, "/diagnostics", qos=10)
+
+    def reported() -> list[str]:
+        return [kv.value for msg in probe.received("/diagnostics") for status in msg.status
+                if status.name == "worldfm_sim: camera" for kv in status.values if kv.key == "torch_threads"]
+
+    wait_for(lambda: reported(), timeout_s=60, what="the node's diagnostics with torch_threads")
+    assert reported()[0] == "2"  # torch.get_num_threads() inside the launched node (default 1)
+
+
 # ----------------------------------------------------------------------------- `ros2 launch` itself
 def ros2_launch(*arguments: str) -> subprocess.Popen:
     return subprocess.Popen(["ros2", "launch", "worldfm_ros", *arguments], stdout=subprocess.PIPE,

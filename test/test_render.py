@@ -244,6 +244,7 @@ def test_render_tensors_match_numpy_render():
     assert np.array_equal(tensors.rgb.numpy(), out.rgb) and np.array_equal(tensors.depth.numpy(), out.depth)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
 @pytest.mark.parametrize("point_radius", [0, 2])
 def test_cpu_and_cuda_renders_are_identical(point_radius):

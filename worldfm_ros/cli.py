@@ -2,7 +2,8 @@
 
 A command module defines ``HELP`` (one line), ``add_arguments(parser)`` and
 ``run(args) -> int``; it imports heavy dependencies inside ``run`` so that
-``worldfm --help`` stays fast.
+``worldfm --help`` stays fast. A command that runs torch adds ``--threads`` with
+:func:`worldfm_ros.runtime.add_threads_argument`; ``main`` applies it before ``run``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "bench-render": "worldfm_ros.eval.bench_render",
     "bench-model": "worldfm_ros.eval.bench_model",
     "bench-density": "worldfm_ros.eval.bench_density",
+    "gpu-check": "worldfm_ros.eval.gpu_check",
     "bench-node": "worldfm_ros.ros.bench_node",
     "demo": "worldfm_ros.ros.demo",
     "record": "worldfm_ros.ros.cli_record",
@@ -47,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "threads", None) is not None:
+            from worldfm_ros.runtime import apply_torch_threads
+
+            apply_torch_threads(args.threads, "--threads")
         return int(args._run(args) or 0)
     except WorldFMError as exc:
         print(f"worldfm {args.command}: error: {exc}", file=sys.stderr)

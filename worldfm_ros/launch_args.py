@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from worldfm_ros.errors import ConfigError
+from worldfm_ros.runtime import DEFAULT_TORCH_THREADS
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
     LaunchArgument("model", "", "frame-model checkpoint for the neural backends ('' = bundled)", "backend.model"),
     LaunchArgument("input_mode", "cmd_vel", "cmd_vel (integrate velocity commands) or tf (follow /tf)", "input_mode"),
     LaunchArgument("rate", "10.0", "camera frame rate, Hz", "rate_hz"),
+    LaunchArgument("threads", str(DEFAULT_TORCH_THREADS), "torch CPU threads of the node (0 = one per core)",
+                   "torch_threads"),
     LaunchArgument("use_sim_time", "false", "stamp with /clock time published by someone else", "use_sim_time"),
     LaunchArgument("camera", "default",
                    "camera preset (a name in config/cameras/) or the path of a parameter file like them"),

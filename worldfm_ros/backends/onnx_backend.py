@@ -141,6 +141,7 @@ class OnnxDenoiser:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Spinning worker threads would keep the CPU busy through the torch stages between calls.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.intra_op_num_threads = torch.get_num_threads()  # the process's torch_threads / --threads
         try:
             self.session = ort.InferenceSession(str(onnx_path), options,
                                                 providers=[p if isinstance(p, str) else tuple(p) for p in providers])

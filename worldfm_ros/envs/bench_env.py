@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from worldfm_ros.runtime import add_threads_argument
+
 HELP = "time the in-process gymnasium env (steps/s) at one or more camera sizes; print a table"
 
 
@@ -22,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sizes", nargs="+", default=["64x48", "320x240"], help="camera sizes WxH")
     parser.add_argument("--steps", type=int, default=200, help="timed steps per size (default 200)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    add_threads_argument(parser)
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -46,8 +48,6 @@ def run(args: argparse.Namespace) -> int:
     from worldfm_ros.envs.sim_env import WorldFMEnv
     from worldfm_ros.eval.bench_render import _cpu_name
 
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
     sizes = [_size(s) for s in args.sizes]
     where = torch.cuda.get_device_name() if args.device.startswith("cuda") else \
         f"{_cpu_name()}, {os.cpu_count()} cores, torch {torch.get_num_threads()} threads"
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         config = {"camera": {"width": w, "height": h},
                   "backend": {"name": args.backend, "model": args.model, "vae": args.vae, "device": args.device}}
         env = WorldFMEnv(config, scene=args.scene or None, dt=0.1, device=args.device, normalized_actions=False,
-                         start_poses=None)
+                         start_poses=None, threads=args.threads)
         env.reset(seed=0)
         for _ in range(args.warmup):
             env.step(action)

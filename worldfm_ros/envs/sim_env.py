@@ -10,6 +10,7 @@ sets it through gymnasium's TimeLimit instead).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from worldfm_ros.camera import check_pose
 from worldfm_ros.config import load_config
 from worldfm_ros.envs import spaces
 from worldfm_ros.envs.reward import ForwardProgress, RewardFn, Transition
+from worldfm_ros.runtime import apply_torch_threads
 from worldfm_ros.scene.anchor import SceneAnchor
 from worldfm_ros.sim.config import SimConfig
 from worldfm_ros.sim.simulator import Observation, Simulator, planar_pose
@@ -63,6 +65,8 @@ class WorldFMEnv(gym.Env):
         scene's free space with the env's generator, so ``reset(seed=s)`` picks the start), a list
         of (x m, y m, yaw rad) in the map frame (one drawn per reset), or None (the config's
         initial pose every time).
+    threads: torch CPU threads of the process (None = ``config.torch_threads``, default 1; 0 = one
+        per core, torch's default); the last env constructed in a process sets it.
 
     reset options: ``pose`` (x, y, yaw) or (4, 4) of base_link in the map frame (overrides
     start_poses); ``scene``: a scene to load before the episode starts.
@@ -76,11 +80,14 @@ class WorldFMEnv(gym.Env):
                  backend: FrameBackend | None = None, dt: float = 0.1, max_episode_steps: int | None = spaces.DEFAULT_MAX_EPISODE_STEPS,
                  reward_fn: RewardFn | None = None, render_mode: str | None = None, device: str = "cpu",
                  normalized_actions: bool = True, observation: str = "dict",
-                 start_poses: str | list | None = "random") -> None:
+                 start_poses: str | list | None = "random", threads: int | None = None) -> None:
         spaces.check_episode_arguments(dt, max_episode_steps, render_mode, self.metadata["render_modes"],
                                        observation)
         self.start_poses = spaces.check_start_poses(start_poses)
         self.config = sim_config(config)
+        if threads is not None:
+            self.config = dataclasses.replace(self.config, torch_threads=threads)
+        apply_torch_threads(self.config.torch_threads, "threads")
         if backend is None:
             from worldfm_ros.backends.registry import create_backend
 

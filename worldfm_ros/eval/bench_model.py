@@ -20,6 +20,7 @@ import statistics
 from typing import Any
 
 from worldfm_ros.errors import ConfigError
+from worldfm_ros.runtime import add_threads_argument
 
 HELP = "time the frame model per stage (encode, each DiT step, decode) and report FPS"
 
@@ -53,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reuse-noise", action="store_true", help="same noise every frame (the node's default)")
     parser.add_argument("--flicker-frames", type=int, default=4,
                         help="frames of one unchanged request for the flicker figure (default 4)")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    add_threads_argument(parser)
 
 
 def _random_model(args: argparse.Namespace, codec_kind: str, device: Any) -> Any:
@@ -187,4 +190,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"| **FPS** (1 / median total) | {fps_c:.2f} | | {fps_u:.2f} | |")
     print()
     print(f"flicker: {flicker:.2f} levels mean |frame - previous frame| over {len(frames)} frames of one request")
+    if args.json:
+        from worldfm_ros.eval.bench_render import write_json
+
+        write_json(args.json, {
+            "model": args.model or args.config, "params_m": n_params / 1e6, "codec": codec_kind, "size": size,
+            "backend": args.backend, "device": args.device, "where": gpu, "dtype": args.dtype, "steps": args.steps,
+            "compile": args.compile, "cuda_graphs": args.cuda_graphs, "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "repeats": args.repeats,
+            "stages_ms": {mode: {k: {"median": v[0], "min": v[1]} for k, v in r.items()} for mode, r in results.items()},
+            "fps_cached": fps_c, "fps_uncached": fps_u})
     return 0

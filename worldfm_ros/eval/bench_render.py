@@ -18,6 +18,8 @@ import statistics
 import time
 from typing import Any
 
+from worldfm_ros.runtime import add_threads_argument
+
 HELP = "time the point-cloud renderer against a plain torch scatter_reduce z-buffer; print a table"
 
 ROOM_SIZE = (8.0, 3.0, 6.0)  # metres along the scene's x, y (down), z
@@ -32,8 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=int, default=640, help="image width, pixels (default 640)")
     parser.add_argument("--height", type=int, default=480, help="image height, pixels (default 480)")
     parser.add_argument("--hfov", type=float, default=70.0, help="horizontal field of view, degrees (default 70)")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0 = torch's default)")
+    add_threads_argument(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the cloud and the views (default 0)")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
 
 
 def room_cloud(num_points: int, seed: int) -> tuple[Any, Any]:
@@ -156,8 +159,6 @@ def run(args: argparse.Namespace) -> int:
 
     if args.repeats < 1 or args.views < 1 or min(args.points) < 1:
         raise ConfigError("--repeats, --views and --points must be >= 1")
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     camera = PinholeCamera.from_fov(args.width, args.height, args.hfov)
@@ -167,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"# bench-render: {args.width}x{args.height}, hfov {args.hfov:g} deg, {args.views} views, "
           f"{args.repeats} frames each, median ms/frame; device {device} ({where}); torch {torch.__version__}")
 
+    rows = []
     for n in args.points:
         points_np, colors_np = room_cloud(n, args.seed)
         points, colors = torch.from_numpy(points_np).to(device), torch.from_numpy(colors_np).to(device)
@@ -191,4 +193,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"| baseline (torch scatter_reduce) | {ms_base:.2f} | {1e3 / ms_base:.1f} | 1.00x | reference |")
         print(f"| PointCloudRenderer | {ms_ours:.2f} | {1e3 / ms_ours:.1f} | {ms_base / ms_ours:.2f}x | "
               f"{'yes' if identical else 'NO'} |")
+        rows.append({"points": n, "coverage": float(np.mean(coverage)), "baseline_ms": ms_base, "ms": ms_ours,
+                     "fps": 1e3 / ms_ours, "speedup": ms_base / ms_ours, "identical": identical})
+    if args.json:
+        write_json(args.json, {"device": str(device), "where": where, "torch": torch.__version__,
+                               "size": [args.width, args.height], "repeats": args.repeats, "rows": rows})
     return 0
+
+
+def write_json(path: str, payload: dict) -> None:
+    """Write a benchmark's figures as indented JSON, creating the folder."""
+    import json
+    from pathlib import Path
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(payload, indent=2) + "\n")

@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from worldfm_ros.runtime import add_threads_argument
+
 HELP = "compare frame backends on held-out views: PSNR/SSIM (all, holes), consistency, flicker"
 
 METRICS = ("psnr", "ssim", "psnr_holes", "ssim_holes", "consistency", "gt_consistency", "flicker", "ms")
@@ -209,6 +211,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                    "anchor render | each backend) of 3 held-out views here")
     parser.add_argument("--seed", type=int, default=0, help="noise seed of the first frame")
     parser.add_argument("--json", type=Path, help="write the results here")
+    add_threads_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

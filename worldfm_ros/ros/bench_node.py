@@ -18,6 +18,7 @@ import time
 from typing import Callable
 
 from worldfm_ros.ros.isolation import add_domain_argument
+from worldfm_ros.runtime import add_threads_argument
 
 HELP = "measure the node's pose-stamp → image latency, sustained rate and per-stage ms"
 
@@ -32,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--soak", type=int, default=0, metavar="N",
                         help="soak instead: run the first --rate until N frames are published; report RSS and losses")
     add_domain_argument(parser)
+    add_threads_argument(parser)
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -59,7 +61,8 @@ class _Session:
         self.context = rclpy.context.Context()
         rclpy.init(context=self.context, domain_id=domain_id(args))
         params = {"scene": args.scene, "backend.name": args.backend, "backend.model": args.model,
-                  "rate_hz": float(rate_hz), "camera.width": int(args.size[0]), "camera.height": int(args.size[1])}
+                  "rate_hz": float(rate_hz), "camera.width": int(args.size[0]), "camera.height": int(args.size[1]),
+                  "torch_threads": args.threads}
         self.sim = SimNode(context=self.context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
         self.probe = rclpy.create_node("bench_probe", context=self.context)
         self.latencies: list[float] = []

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from worldfm_ros.ros.isolation import add_domain_argument
 from worldfm_ros.viz import add_view_arguments, targets_from_args
+from worldfm_ros.runtime import add_threads_argument
 
 HELP = "run the simulator on the bundled scene with a scripted drive; write a bag, a contact sheet and an MP4"
 
@@ -33,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-compress", action="store_true", help="write the bag's MCAP chunks uncompressed")
     add_domain_argument(parser)
     add_view_arguments(parser)
+    add_threads_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     overrides = [Parameter("scene", value=args.scene), Parameter("backend.name", value=args.backend),
                  Parameter("backend.model", value=args.model), Parameter("rate_hz", value=float(args.rate)),
                  Parameter("camera.width", value=int(args.size[0])), Parameter("camera.height", value=int(args.size[1])),
-                 Parameter("rerun", value=",".join(targets))]
+                 Parameter("rerun", value=",".join(targets)),
+                 Parameter("torch_threads", value=args.threads)]
     sim = SimNode(parameter_overrides=overrides)
     driver = rclpy.create_node("worldfm_demo_driver")
     cmd_pub = driver.create_publisher(Twist, "cmd_vel", 10)

@@ -24,6 +24,7 @@ from typing import Callable
 
 import numpy as np
 import rclpy
+import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseWithCovarianceStamped, Twist, TwistStamped
 from nav_msgs.msg import Odometry
@@ -45,6 +46,7 @@ from worldfm_ros.msg import FrameStats
 from worldfm_ros.resources import default_scene_path
 from worldfm_ros.ros import conversions as conv
 from worldfm_ros.ros.tf_io import TfListener, TfPublisher
+from worldfm_ros.runtime import apply_torch_threads
 from worldfm_ros.sim.config import BackendConfig, SimConfig
 from worldfm_ros.sim.kinematics import Twist as BodyTwist
 from worldfm_ros.sim.pipeline import Frame
@@ -89,6 +91,7 @@ class SimNode(Node):
         super().__init__("worldfm_sim", **kwargs)
         self.cfg = self._declare_config()
         cfg = self.cfg
+        apply_torch_threads(cfg.torch_threads)  # before the backend and the frame thread start
         self._lock = threading.Lock()
         self._errors: deque[tuple[float, str]] = deque(maxlen=20)
         self._last_logged = 0.0
@@ -225,8 +228,6 @@ class SimNode(Node):
     def _device(self) -> str:
         """The renderer's device: backend.device, or the CPU (reported) when it asks for CUDA that
         torch does not see; the frame backend falls back on its own (make_backend)."""
-        import torch
-
         device = self.cfg.backend.device
         if device == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
@@ -530,7 +531,8 @@ class SimNode(Node):
             status.level, status.message = DiagnosticStatus.OK, f"{rate:.1f} Hz"
         values = {"backend": self.backend.name, "scene": self.scene_path, "input_mode": self.cfg.input_mode,
                   "rate_hz": f"{rate:.2f}", "target_rate_hz": f"{self.cfg.rate_hz:g}",
-                  "frames_published": str(self.frames_published), "frames_skipped": str(self.frames_skipped)}
+                  "frames_published": str(self.frames_published), "frames_skipped": str(self.frames_skipped),
+                  "torch_threads": str(torch.get_num_threads())}
         values.update({f"{k}_ms": f"{v:.2f}" for k, v in stages.items()})
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         msg = DiagnosticArray(status=[status])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from worldfm_ros.viz import add_view_arguments
+from worldfm_ros.runtime import add_threads_argument
 
 HELP = "render a pose trajectory (TUM or JSON/YAML 4x4 list) to PNG frames, an MP4 and a rosbag2 MCAP bag"
 
@@ -36,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-bag", action="store_true", help="do not write the bag")
     parser.add_argument("--no-compress", action="store_true", help="write the bag's MCAP chunks uncompressed")
     add_view_arguments(parser)
+    add_threads_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     targets = targets_from_args(args)
     trajectory = load_trajectory(args.trajectory, args.kind, args.world, args.rate)
     config = load_config(SimConfig, {
-        "scene": args.scene,
+        "scene": args.scene, "torch_threads": args.threads,
         "camera": {"width": args.size[0], "height": args.size[1], "hfov_deg": args.hfov,
                    "camera_info_url": args.camera_info},
         "mount": {"xyz": list(args.mount_xyz), "rpy": list(args.mount_rpy)},

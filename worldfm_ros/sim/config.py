@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 from worldfm_ros.errors import ConfigError
+from worldfm_ros.runtime import DEFAULT_TORCH_THREADS, check_threads
 from worldfm_ros.sim.collision import CollisionConfig
 from worldfm_ros.sim.scan import ScanConfig
 from worldfm_ros.sim.kinematics import KinematicsConfig
@@ -98,6 +99,8 @@ class SimConfig:
     rerun: log the frames, poses and scene to Rerun ('' = off): comma-separated targets, each
         'spawn' (a viewer here), a rerun+http://HOST:PORT/proxy URL or a path ending in '.rrd'
         (see worldfm_ros.viz).
+    torch_threads: torch CPU threads of the process (0 = one per core, torch's default; more
+        threads are slower on a busy machine); applied by :func:`worldfm_ros.runtime.apply_torch_threads`.
     """
 
     scene: str = ""
@@ -117,6 +120,7 @@ class SimConfig:
     publish_scan: bool = False
     point_radius: int = 1
     rerun: str = ""
+    torch_threads: int = DEFAULT_TORCH_THREADS
     camera: CameraConfig = field(default_factory=CameraConfig)
     mount: MountConfig = field(default_factory=MountConfig)
     frames: FramesConfig = field(default_factory=FramesConfig)
@@ -147,3 +151,4 @@ class SimConfig:
         if not 0 <= self.point_radius <= 8:
             raise ConfigError(f"point_radius: expected 0..8 pixels, got {self.point_radius}")
         parse_targets(self.rerun)
+        check_threads(self.torch_threads)

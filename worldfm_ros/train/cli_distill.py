@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from worldfm_ros.runtime import add_threads_argument
+
 HELP = "distill a trained frame model (DMD) into a 1- or 2-step generator; resumable"
 
 
@@ -16,6 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", help="override data.cache (the .npz sample set)")
     parser.add_argument("--stop-at", type=int, help="stop (checkpointed) after this step; resume later")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_threads_argument(parser, default=None, default_text="the config's threads")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(DistillConfig, args.config)
     overrides = {k: v for k, v in (("teacher", args.teacher), ("out_dir", args.out_dir), ("steps", args.steps),
-                                   ("num_steps", args.num_steps)) if v is not None}
+                                   ("num_steps", args.num_steps), ("threads", args.threads)) if v is not None}
     cfg = dataclasses.replace(cfg, **overrides)
     if args.cache is not None:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, cache=args.cache))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from worldfm_ros.runtime import add_threads_argument
+
 HELP = "train a frame model (Stage II) on multi-view samples; resumable, torchrun-ready"
 
 
@@ -15,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stop-at", type=int, help="stop (checkpointed) after this step; resume later")
     parser.add_argument("--prepare-only", action="store_true", help="build the data cache and exit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_threads_argument(parser, default=None, default_text="the config's threads")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from worldfm_ros.train.stage2 import train_stage2
 
     cfg = load_config(Stage2Config, args.config)
-    overrides = {k: v for k, v in (("out_dir", args.out_dir), ("steps", args.steps)) if v is not None}
+    overrides = {k: v for k, v in (("out_dir", args.out_dir), ("steps", args.steps),
+                                                      ("threads", args.threads)) if v is not None}
     cfg = dataclasses.replace(cfg, **overrides)
     if args.cache is not None:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, cache=args.cache))

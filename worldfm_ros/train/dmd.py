@@ -38,6 +38,7 @@ from worldfm_ros.model.checkpoint import load_model, save_model
 from worldfm_ros.model.dit import WorldFMDiT
 from worldfm_ros.model.sampler import DISTILLED_TIMESTEPS, DDIMSampler
 from worldfm_ros.model.schedule import NoiseSchedule
+from worldfm_ros.runtime import apply_torch_threads
 from worldfm_ros.train.config import DistillConfig
 from worldfm_ros.train.data import AnchorMasking, SampleSet, make_batch, sample_seed
 from worldfm_ros.train.stage2 import (LOG_FILE, MODEL_FILE, STATE_FILE, conditions, load_training_state,
@@ -227,8 +228,7 @@ def distill(cfg: DistillConfig, samples: SampleSet | None = None, stop_at: int |
     """
     from worldfm_ros.train.dataset import prepare_samples
 
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
+    apply_torch_threads(cfg.threads, "threads")
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     teacher = load_model(cfg.teacher, "cpu", torch.float32)

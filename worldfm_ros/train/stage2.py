@@ -34,6 +34,7 @@ from worldfm_ros.model.checkpoint import save_model
 from worldfm_ros.model.codec import Codec, PixelCodec
 from worldfm_ros.model.dit import WorldFMDiT
 from worldfm_ros.model.schedule import NoiseSchedule
+from worldfm_ros.runtime import apply_torch_threads
 from worldfm_ros.train.config import Stage2Config
 from worldfm_ros.train.data import AnchorMasking, Batch, SampleSet, latent_mask, make_batch, sample_seed
 from worldfm_ros.train.ddp import DistributedContext, cleanup_distributed, setup_distributed
@@ -256,8 +257,7 @@ def train_stage2(cfg: Stage2Config, samples: SampleSet | None = None, stop_at: i
     """
     from worldfm_ros.train.dataset import prepare_samples
 
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
+    apply_torch_threads(cfg.threads, "threads")
     ctx = setup_distributed(cfg.device)
     out = Path(cfg.out_dir)
     if ctx.is_main:
