@@ -121,6 +121,10 @@ def test_clock_is_recorded_when_published_and_absent_when_not(ros_context, tmp_p
         assert "/clock" not in {c.topic for c in reader.connections}
 
 
+def stamp_of(msg) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
 def test_a_640x480_recording_keeps_every_message_the_node_published(ros_context, tmp_path):
     from worldfm_ros.ros.node import SimNode
 
@@ -129,8 +133,9 @@ def test_a_640x480_recording_keeps_every_message_the_node_published(ros_context,
     params = {"backend.name": "anchor", "camera.width": 640, "camera.height": 480, "rate_hz": 10.0}
     sim = SimNode(context=ros_context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
     spinner = Spinner(ros_context, sim)
-    wait_for(lambda: sim.pub_depth.get_subscription_count() > 0 and sim.frames_published >= 3, timeout_s=60,
-             what="the recorder subscribed and a few frames")
+    publishers = (sim.pub_image, sim.pub_depth, sim.pub_info, sim.pub_stats)
+    wait_for(lambda: all(p.get_subscription_count() > 0 for p in publishers) and sim.frames_published >= 3,
+             timeout_s=60, what="the recorder subscribed to every camera topic and a few frames")
     start = sim.frames_published
     wait_for(lambda: sim.frames_published >= start + 30, timeout_s=120, what="30 more frames at 640x480")
     spinner.stop()  # no new frames; the one in the worker may still go out
@@ -146,8 +151,12 @@ def test_a_640x480_recording_keeps_every_message_the_node_published(ros_context,
     first, last = indices[0], indices[-1]
     published = last - first + 1  # the node numbers its frames: every one in the window was published
     assert last == final - 1 and indices == list(range(first, last + 1))
+    window = [stamp_of(m) for m in msgs["/camera/frame_stats"]]
+    assert len(window) == published
     for topic in ("/camera/image_raw", "/camera/depth/image_raw", "/camera/camera_info"):
-        assert len(msgs[topic]) == published, topic
+        # Each topic's subscription starts on its own discovery: earlier frames may be there too.
+        kept = [stamp_of(m) for m in msgs[topic] if stamp_of(m) >= window[0]]
+        assert kept == window, topic
     image = msgs["/camera/image_raw"][-1]
     assert (image.width, image.height) == (640, 480)
     stamps = [(m.header.stamp.sec, m.header.stamp.nanosec) for m in msgs["/camera/image_raw"]]
