@@ -47,7 +47,7 @@ from worldfm_ros.ros import conversions as conv
 from worldfm_ros.ros.tf_io import TfListener, TfPublisher
 from worldfm_ros.sim.config import BackendConfig, SimConfig
 from worldfm_ros.sim.kinematics import Twist as BodyTwist
-from worldfm_ros.sim.pipeline import Frame
+from worldfm_ros.sim.frames import Frame
 from worldfm_ros.sim.rig import LINK_FROM_OPTICAL
 from worldfm_ros.sim.scan import depth_to_scan
 from worldfm_ros.scene.store import resolve_in_dirs, scene_folder

@@ -33,7 +33,7 @@ from worldfm_ros.camera import PinholeCamera, invert_pose
 from worldfm_ros.errors import CameraError, ConfigError, WorldFMError
 from worldfm_ros.scene.checks import orthonormalize_pose
 from worldfm_ros.sim.config import FramesConfig
-from worldfm_ros.sim.pipeline import Frame, FramePipeline
+from worldfm_ros.sim.frames import Frame, FramePipeline
 from worldfm_ros.sim.rig import LINK_FROM_OPTICAL
 
 KINDS = ("optical", "base")
