@@ -52,7 +52,7 @@ from worldfm_ros.sim.rig import LINK_FROM_OPTICAL
 from worldfm_ros.sim.scan import depth_to_scan
 from worldfm_ros.scene.store import resolve_in_dirs, scene_folder
 from worldfm_ros.sim.simulator import Simulator
-from worldfm_ros.sim.tf_tree import TransformLookupError
+from worldfm_ros.ros.tf_tree import TransformLookupError
 from worldfm_ros.srv import LoadScene, Reset, Step
 
 # Camera streams: reliable, depth 10, as camera drivers publish (image_transport's default), so a

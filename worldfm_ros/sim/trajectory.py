@@ -31,6 +31,7 @@ from scipy.spatial.transform import Rotation
 
 from worldfm_ros.camera import PinholeCamera, invert_pose
 from worldfm_ros.errors import CameraError, ConfigError, WorldFMError
+from worldfm_ros.messages import MessageBuilder
 from worldfm_ros.scene.checks import orthonormalize_pose
 from worldfm_ros.sim.config import FramesConfig
 from worldfm_ros.sim.frames import Frame, FramePipeline
@@ -190,7 +191,7 @@ class TrajectoryBag:
         self.path = Path(path)
         self.camera, self.base_to_link, self.frames = camera, base_to_link, frames or FramesConfig()
         self._store = get_typestore(Stores.ROS2_JAZZY)
-        self._t = self._store.types
+        self._msg = MessageBuilder(self._store.types.__getitem__, lambda array: array)
         self._writer = open_writer(self.path, compress=compress)
         topics = {"image": ("/camera/image_raw", "sensor_msgs/msg/Image"),
                   "info": ("/camera/camera_info", "sensor_msgs/msg/CameraInfo"),
@@ -206,59 +207,21 @@ class TrajectoryBag:
         conn = self._connections[key]
         self._writer.write(conn, stamp_ns, self._store.serialize_cdr(msg, conn.msgtype))
 
-    def _header(self, stamp_ns: int, frame_id: str):
-        t = self._t
-        stamp = t["builtin_interfaces/msg/Time"](sec=int(stamp_ns // 1_000_000_000), nanosec=int(stamp_ns % 1_000_000_000))
-        return t["std_msgs/msg/Header"](stamp=stamp, frame_id=frame_id)
-
-    def _transform(self, T: np.ndarray, stamp_ns: int, parent: str, child: str):
-        t = self._t
-        q = Rotation.from_matrix(T[:3, :3]).as_quat()
-        transform = t["geometry_msgs/msg/Transform"](
-            translation=t["geometry_msgs/msg/Vector3"](*(float(v) for v in T[:3, 3])),
-            rotation=t["geometry_msgs/msg/Quaternion"](*(float(v) for v in q)))
-        return t["geometry_msgs/msg/TransformStamped"](header=self._header(stamp_ns, parent), child_frame_id=child,
-                                                        transform=transform)
-
-    def _image(self, array: np.ndarray, encoding: str, stamp_ns: int):
-        h, w = array.shape[:2]
-        data = np.ascontiguousarray(array).view(np.uint8).reshape(-1)
-        return self._t["sensor_msgs/msg/Image"](header=self._header(stamp_ns, self.frames.optical), height=h, width=w,
-                                                encoding=encoding, is_bigendian=0, step=data.size // h, data=data)
-
     def write(self, frame: Frame, odom_T_base: np.ndarray, linear: np.ndarray, angular: np.ndarray) -> None:
         """Write one frame with its base pose (4, 4) and body velocities (3,) each. The bag's
         map → odom is the identity, so ``odom_T_base`` is the map pose."""
-        t, f, stamp = self._t, self.frames, frame.stamp_ns
+        m, f, stamp = self._msg, self.frames, frame.stamp_ns
         if not self._static_written:
-            static = [self._transform(np.eye(4), stamp, f.map, f.odom),
-                      self._transform(self.base_to_link, stamp, f.base, f.camera),
-                      self._transform(LINK_FROM_OPTICAL, stamp, f.camera, f.optical)]
-            self._write("tf_static", t["tf2_msgs/msg/TFMessage"](transforms=static), stamp)
+            static = [m.transform_stamped(np.eye(4), stamp, f.map, f.odom),
+                      m.transform_stamped(self.base_to_link, stamp, f.base, f.camera),
+                      m.transform_stamped(LINK_FROM_OPTICAL, stamp, f.camera, f.optical)]
+            self._write("tf_static", m.tf_message(static), stamp)
             self._static_written = True
-        self._write("image", self._image(frame.rgb.astype(np.uint8), "rgb8", stamp), stamp)
-        depth = np.where(frame.depth > 0, frame.depth, np.nan).astype("<f4")
-        self._write("depth", self._image(depth, "32FC1", stamp), stamp)
-        K, P = self.camera.K, np.hstack([self.camera.K, np.zeros((3, 1))])
-        roi = t["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
-        info = t["sensor_msgs/msg/CameraInfo"](
-            header=self._header(stamp, f.optical), height=self.camera.height, width=self.camera.width,
-            distortion_model="plumb_bob", d=np.zeros(5), k=K.ravel(), r=np.eye(3).ravel(), p=P.ravel(),
-            binning_x=0, binning_y=0, roi=roi)
-        self._write("info", info, stamp)
-        base_tf = self._transform(odom_T_base, stamp, f.odom, f.base)
-        self._write("tf", t["tf2_msgs/msg/TFMessage"](transforms=[base_tf]), stamp)
-        tr = base_tf.transform
-        pose = t["geometry_msgs/msg/Pose"](position=t["geometry_msgs/msg/Point"](
-            tr.translation.x, tr.translation.y, tr.translation.z), orientation=tr.rotation)
-        twist = t["geometry_msgs/msg/Twist"](linear=t["geometry_msgs/msg/Vector3"](*(float(v) for v in linear)),
-                                             angular=t["geometry_msgs/msg/Vector3"](*(float(v) for v in angular)))
-        cov = np.diag([1e-6] * 6).ravel()
-        odom = t["nav_msgs/msg/Odometry"](
-            header=self._header(stamp, f.odom), child_frame_id=f.base,
-            pose=t["geometry_msgs/msg/PoseWithCovariance"](pose=pose, covariance=cov),
-            twist=t["geometry_msgs/msg/TwistWithCovariance"](twist=twist, covariance=cov))
-        self._write("odom", odom, stamp)
+        self._write("image", m.rgb_image(frame.rgb, stamp, f.optical), stamp)
+        self._write("depth", m.depth_image(frame.depth, stamp, f.optical), stamp)
+        self._write("info", m.camera_info(self.camera, stamp, f.optical), stamp)
+        self._write("tf", m.tf_message([m.transform_stamped(odom_T_base, stamp, f.odom, f.base)]), stamp)
+        self._write("odom", m.odometry(odom_T_base, linear, angular, stamp, f.odom, f.base), stamp)
 
     def close(self) -> None:
         """Finalise the bag (metadata.yaml)."""
