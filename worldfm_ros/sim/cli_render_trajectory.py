@@ -53,12 +53,9 @@ def run(args: argparse.Namespace) -> int:
         "backend": {"name": args.backend, "model": args.model, "vae": args.vae, "device": args.device},
     })
     backend = create_backend(config.backend.name, config=config.backend)
-    device = args.device
-    if device == "auto":
-        import torch
+    from worldfm_ros.devices import resolve_device
 
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    sim = Simulator(config, backend, device=device)
+    sim = Simulator(config, backend, device=resolve_device(args.device))
     sim.load_scene(config.scene or None)
     summary = render_trajectory(sim.pipeline, trajectory, args.output, config.frames, png=not args.no_png,
                                 video=not args.no_video, bag=not args.no_bag, video_fps=args.fps or None,

@@ -29,13 +29,12 @@ import numpy as np
 import yaml
 from scipy.spatial.transform import Rotation
 
-from worldfm_ros.camera import PinholeCamera, invert_pose
+from worldfm_ros.camera import LINK_T_OPTICAL, PinholeCamera, invert_pose
 from worldfm_ros.errors import CameraError, ConfigError, WorldFMError
 from worldfm_ros.messages import MessageBuilder
 from worldfm_ros.scene.checks import orthonormalize_pose
 from worldfm_ros.sim.config import FramesConfig
 from worldfm_ros.sim.frames import Frame, FramePipeline
-from worldfm_ros.sim.rig import LINK_FROM_OPTICAL
 
 KINDS = ("optical", "base")
 WORLDS = ("map", "scene")
@@ -170,7 +169,7 @@ def base_poses(trajectory: Trajectory, pipeline: FramePipeline) -> np.ndarray:
     if trajectory.world == "scene":
         poses = pipeline.anchor.scene_to_map @ poses
     if trajectory.kind == "optical":
-        poses = poses @ invert_pose(pipeline.rig.base_to_optical)
+        poses = poses @ invert_pose(pipeline.rig.base_T_optical)
     return poses
 
 
@@ -178,18 +177,18 @@ def base_poses(trajectory: Trajectory, pipeline: FramePipeline) -> np.ndarray:
 class TrajectoryBag:
     """An MCAP rosbag2 of rendered frames, written with rosbags (no rclpy).
 
-    path: the bag directory (must not exist); camera: the frames' pinhole model; base_to_link:
+    path: the bag directory (must not exist); camera: the frames' pinhole model; base_T_link:
     (4, 4) base_link → camera_link; frames: frame ids.
     """
 
-    def __init__(self, path: str | Path, camera: PinholeCamera, base_to_link: np.ndarray,
+    def __init__(self, path: str | Path, camera: PinholeCamera, base_T_link: np.ndarray,
                  frames: FramesConfig | None = None, compress: bool = True) -> None:
         from rosbags.typesys import Stores, get_typestore
 
         from worldfm_ros.bags import open_writer
 
         self.path = Path(path)
-        self.camera, self.base_to_link, self.frames = camera, base_to_link, frames or FramesConfig()
+        self.camera, self.base_T_link, self.frames = camera, base_T_link, frames or FramesConfig()
         self._store = get_typestore(Stores.ROS2_JAZZY)
         self._msg = MessageBuilder(self._store.types.__getitem__, lambda array: array)
         self._writer = open_writer(self.path, compress=compress)
@@ -213,8 +212,8 @@ class TrajectoryBag:
         m, f, stamp = self._msg, self.frames, frame.stamp_ns
         if not self._static_written:
             static = [m.transform_stamped(np.eye(4), stamp, f.map, f.odom),
-                      m.transform_stamped(self.base_to_link, stamp, f.base, f.camera),
-                      m.transform_stamped(LINK_FROM_OPTICAL, stamp, f.camera, f.optical)]
+                      m.transform_stamped(self.base_T_link, stamp, f.base, f.camera),
+                      m.transform_stamped(LINK_T_OPTICAL, stamp, f.camera, f.optical)]
             self._write("tf_static", m.tf_message(static), stamp)
             self._static_written = True
         self._write("image", m.rgb_image(frame.rgb, stamp, f.optical), stamp)
@@ -275,7 +274,7 @@ def render_trajectory(pipeline: FramePipeline, trajectory: Trajectory, output: s
     linear, angular = body_velocities(poses, trajectory.stamps_ns)
     summary = RenderSummary(len(trajectory), 0.0)
     writer = None
-    bag_writer = TrajectoryBag(output / "bag", camera, pipeline.rig.base_to_link, frames,
+    bag_writer = TrajectoryBag(output / "bag", camera, pipeline.rig.base_T_link, frames,
                                compress=compress) if bag else None
     if png:
         (output / "frames").mkdir(exist_ok=True)
