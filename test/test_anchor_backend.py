@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from worldfm_ros.backends.anchor import AnchorBackend, push_pull_fill
+from worldfm_ros.backends.anchor import AnchorBackend
 from worldfm_ros.backends.base import FrameRequest
 from worldfm_ros.errors import ConfigError
+from worldfm_ros.render.fill import push_pull_fill
 
 
 def request(rgb: np.ndarray, valid: np.ndarray) -> FrameRequest:
@@ -52,7 +53,7 @@ def test_unknown_fill_method_is_a_config_error():
 
 
 def test_residual_base_is_the_fill_or_mid_grey_for_an_empty_render():
-    from worldfm_ros.backends.anchor import residual_base
+    from worldfm_ros.render.fill import residual_base
 
     rgb = np.zeros((8, 8, 3), np.uint8)
     valid = np.zeros((8, 8), bool)

@@ -6,17 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from worldfm_ros.backends.anchor import AnchorBackend, push_pull_fill
+from worldfm_ros.backends.anchor import AnchorBackend
 from worldfm_ros.backends.base import FrameRequest
-from worldfm_ros.backends.pipeline import FrameModelPipeline, make_codec, resized_intrinsics
+from worldfm_ros.backends.frame_model import FrameModelPipeline, resized_intrinsics
 from worldfm_ros.backends.registry import available_backends, backend_class, create_backend, options_from_config
 from worldfm_ros.backends.tensorrt_backend import engine_cache_key
 from worldfm_ros.errors import BackendUnavailable, ConfigError
-from worldfm_ros.model.codec import PixelCodec, uint8_to_unit, unit_to_uint8
+from worldfm_ros.model.codec import PixelCodec, make_codec, uint8_to_unit, unit_to_uint8
 from worldfm_ros.model.config import DiTConfig
 from worldfm_ros.model.dit import WorldFMDiT
 from worldfm_ros.model.sampler import DistilledSampler, NoiseSource, draw_noise
 from worldfm_ros.model.schedule import NoiseSchedule
+from worldfm_ros.render.fill import push_pull_fill
 
 SIZE = 16  # image side: 8x8 latents of a 2x space-to-depth pixel codec
 

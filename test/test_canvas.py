@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from worldfm_ros.backends.anchor import push_pull_fill
-from worldfm_ros.backends.base import FrameBackend
+from worldfm_ros.backends.canvas import CanvasBackend, cover, crop_to_camera, letterbox
 from worldfm_ros.camera import PinholeCamera
+from worldfm_ros.render.fill import push_pull_fill
 from worldfm_ros.render.pointcloud import PointCloudRenderer
-from worldfm_ros.sim.canvas import cover, crop_to_camera, letterbox
 
 
 def test_letterboxed_canvas_keeps_square_pixels_and_the_horizontal_field_of_view():
@@ -54,18 +53,17 @@ def test_cover_centre_crops_a_wide_keyframe_and_shifts_its_principal_point():
     assert out[:, :25].max() == 0 and out[:, 26:].min() == 255
 
 
-class RecordingBackend(FrameBackend):
-    """A FrameBackend stand-in for a model trained at 32×32: records requests and answers with
-    an image whose red/green channels encode the canvas column/row (×4)."""
+class RecordingBackend(CanvasBackend):
+    """A CanvasBackend stand-in for a model trained at 32×32: records the canvas requests and
+    answers with an image whose red/green channels encode the canvas column/row (×4)."""
 
     name = "recording"
-    input_size = 32
-    point_radius = 0
+    canvas_size = 32
 
     def __init__(self) -> None:
         self.requests = []
 
-    def generate(self, request):
+    def generate_canvas(self, request):
         self.requests.append(request)
         v, u = np.mgrid[0:32, 0:32]
         return np.stack([u * 4, v * 4, np.zeros_like(u)], -1).astype(np.uint8)
@@ -79,7 +77,7 @@ class BrighteningResidualBackend(RecordingBackend):
 
     corrects_fill = True
 
-    def generate(self, request):
+    def generate_canvas(self, request):
         self.requests.append(request)
         filled = push_pull_fill(request.render_rgb, request.render_valid).astype(int)
         return np.clip(filled + 10, 0, 255).astype(np.uint8)

@@ -21,7 +21,7 @@ from worldfm_ros.render.density import gap_fraction
 from worldfm_ros.render.release import ReleaseRenderer
 from worldfm_ros.scene.build_panorama import build_panorama, reference_pose
 from worldfm_ros.scene.io import write_image
-from worldfm_ros.sim.pipeline import FramePipeline
+from worldfm_ros.sim.frames import FramePipeline
 from worldfm_ros.sim.rig import CameraRig, MountConfig
 
 CANVAS = PinholeCamera(512, 512, 320.0, 320.0, 256.0, 256.0)  # the released demo's K

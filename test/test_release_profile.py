@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from worldfm_ros.backends.base import FrameRequest
-from worldfm_ros.backends.pipeline import FrameModelPipeline
+from worldfm_ros.backends.frame_model import FrameModelPipeline
 from worldfm_ros.backends.registry import create_backend
 from worldfm_ros.backends.torch_backend import TorchDenoiser
 from worldfm_ros.camera import PinholeCamera

@@ -13,7 +13,8 @@ from scipy.spatial.transform import Rotation
 pytest.importorskip("rclpy", reason="rclpy not importable: run via scripts/env.sh")
 
 from worldfm_ros.ros import conversions as conv  # noqa: E402
-from worldfm_ros.sim.rig import LINK_FROM_OPTICAL, MountConfig  # noqa: E402
+from worldfm_ros.camera import LINK_T_OPTICAL  # noqa: E402
+from worldfm_ros.sim.rig import MountConfig  # noqa: E402
 from worldfm_ros.sim.simulator import planar_pose  # noqa: E402
 
 
@@ -92,5 +93,5 @@ def test_planar_yaw_is_a_rotation_about_z_as_in_tf_transformations(tft):
 
 def test_optical_frame_rotation_is_the_ros_camera_optical_quaternion(tft):
     # REP-103: camera_link -> camera_optical_frame is roll -90 deg, yaw -90 deg: q = (-0.5, 0.5, -0.5, 0.5).
-    assert same_rotation_quaternion(tft.quaternion_from_matrix(LINK_FROM_OPTICAL), [-0.5, 0.5, -0.5, 0.5])
-    np.testing.assert_allclose(tft.euler_matrix(-np.pi / 2, 0.0, -np.pi / 2, "sxyz"), LINK_FROM_OPTICAL, atol=1e-12)
+    assert same_rotation_quaternion(tft.quaternion_from_matrix(LINK_T_OPTICAL), [-0.5, 0.5, -0.5, 0.5])
+    np.testing.assert_allclose(tft.euler_matrix(-np.pi / 2, 0.0, -np.pi / 2, "sxyz"), LINK_T_OPTICAL, atol=1e-12)

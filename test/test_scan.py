@@ -10,7 +10,8 @@ import pytest
 from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.errors import ConfigError
 from worldfm_ros.scene.procedural import random_room
-from worldfm_ros.sim.rig import LINK_FROM_OPTICAL, MountConfig
+from worldfm_ros.camera import LINK_T_OPTICAL
+from worldfm_ros.sim.rig import MountConfig
 from worldfm_ros.sim.scan import ScanConfig, depth_to_scan
 
 CAMERA = PinholeCamera.from_fov(320, 240, 90.0)
@@ -18,7 +19,7 @@ INC = math.radians(1.0)
 
 
 def base_T_optical(height: float = 0.5, yaw: float = 0.0) -> np.ndarray:
-    return MountConfig(xyz=[0.0, 0.0, height], rpy=[0.0, 0.0, yaw]).matrix() @ LINK_FROM_OPTICAL
+    return MountConfig(xyz=[0.0, 0.0, height], rpy=[0.0, 0.0, yaw]).matrix() @ LINK_T_OPTICAL
 
 
 def wall_config(**overrides) -> ScanConfig:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from worldfm_ros.sim.tf_tree import TransformLookupError, TransformTree
+from worldfm_ros.ros.tf_tree import TransformLookupError, TransformTree
 
 
 def pose(xyz, yaw=0.0) -> np.ndarray:

@@ -11,14 +11,13 @@ import pytest
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
-from worldfm_ros.camera import PinholeCamera
+from worldfm_ros.camera import LINK_T_OPTICAL, PinholeCamera
 from worldfm_ros.cli import main
 from worldfm_ros.config import load_config
 from worldfm_ros.errors import CameraError, ConfigError, WorldFMError
 from worldfm_ros.scene.procedural import make_room_scene, random_room
 from worldfm_ros.scene.store import save_scene
 from worldfm_ros.sim.config import SimConfig
-from worldfm_ros.sim.rig import LINK_FROM_OPTICAL
 from worldfm_ros.sim.simulator import Simulator, planar_pose
 from worldfm_ros.sim.trajectory import Trajectory, base_poses, load_matrices, load_trajectory, render_trajectory
 
@@ -37,7 +36,7 @@ def scene_dir(tmp_path_factory) -> Path:
 
 def optical_pose(i: int) -> np.ndarray:
     """The camera 1 m above the floor, moving along +x, looking along +x (OpenCV axes)."""
-    return planar_pose(2.5 + 0.1 * i, 2.5, 1.0, 0.05 * i) @ LINK_FROM_OPTICAL
+    return planar_pose(2.5 + 0.1 * i, 2.5, 1.0, 0.05 * i) @ LINK_T_OPTICAL
 
 
 def stamp_ns(i: int) -> int:

@@ -19,6 +19,16 @@ from worldfm_ros.errors import CameraError
 MAX_SIDE_PX = 8192
 MAX_PIXELS = 7680 * 4320
 
+#: link_T_optical (4, 4): a REP-103 body frame (x forward, y left, z up; camera_link, a robot's
+#: heading) from the OpenCV optical frame on it (x right, y down, z forward); its columns are
+#: the optical x, y, z axes in body axes. The one optical-axes constant of the package.
+LINK_T_OPTICAL = np.array([
+    [0.0, 0.0, 1.0, 0.0],
+    [-1.0, 0.0, 0.0, 0.0],
+    [0.0, -1.0, 0.0, 0.0],
+    [0.0, 0.0, 0.0, 1.0],
+])
+
 
 def check_image_size(width: int, height: int, where: str, error: type[Exception] = CameraError) -> None:
     """Raise ``error`` unless width x height pixels is positive and within MAX_SIDE_PX / MAX_PIXELS."""

@@ -22,3 +22,11 @@ def parse_device(name: str | torch.device, what: str = "device") -> torch.device
     if device.type == "cuda" and not torch.cuda.is_available():
         raise BackendUnavailable(f"{what}: {name!r} requested but torch sees no CUDA device")
     return device
+
+
+def resolve_device(name: str) -> str:
+    """A device name with 'auto' resolved: 'cuda' when torch sees a CUDA device, else 'cpu';
+    any other name is returned as it is (parse it with ``parse_device``)."""
+    if name != "auto":
+        return name
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -44,7 +44,7 @@ from worldfm_ros.errors import ConfigError, WorldFMError
 if TYPE_CHECKING:
     from worldfm_ros.camera import PinholeCamera
     from worldfm_ros.scene.anchor import SceneAnchor
-    from worldfm_ros.sim.pipeline import Frame
+    from worldfm_ros.sim.frames import Frame
 
 APPLICATION_ID = "worldfm_ros"
 SPAWN = "spawn"

@@ -1,20 +1,39 @@
 """The one interface every frame backend implements.
 
 A backend turns the anchor render at the target pose (plus the chosen reference
-keyframe) into the published image. Adding a backend = one new module + one line
-in ``worldfm_ros.backends.registry``.
+keyframe) into the published image: ``generate(request) -> (H, W, 3)``, its stage timings,
+and ``close``. Whatever geometry a model needs (a square canvas, a fitted reference) the
+backend builds itself from ``FrameRequest.view`` (``backends.canvas``). Adding a backend =
+one new module + one line in ``worldfm_ros.backends.registry``.
 """
 
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 if TYPE_CHECKING:
+    from worldfm_ros.camera import PinholeCamera
     from worldfm_ros.profiles import Profile
+    from worldfm_ros.render.pointcloud import RenderResult
+    from worldfm_ros.scene.anchor import Keyframe
+
+
+class SceneView(Protocol):
+    """The scene as one frame's backend may look at it beyond the camera render.
+
+    render(camera): the anchor rendered at the request's ``c2w`` with another ``camera``
+        (e.g. a model canvas), by the profile's model renderer, splatted as closed as the
+        profile asks (``FramePipeline.canvas_radius``).
+    keyframe: the chosen reference keyframe at its native size, or None.
+    """
+
+    keyframe: "Keyframe | None"
+
+    def render(self, camera: "PinholeCamera") -> "RenderResult": ...
 
 
 @dataclass
@@ -31,6 +50,10 @@ class FrameRequest:
     reference_c2w: (4, 4) reference camera-to-scene, or None.
     reference_id: index of the keyframe in the scene (for latent caching), -1 if none.
     seed: noise seed for stochastic backends; None = backend's own generator.
+    view: the scene at this pose for backends that render their own canvas (``SceneView``), or
+        None for a bare request (a backend then works at the request's size).
+    render_filled: (H, W, 3) uint8 ``render.fill.residual_base`` of the render when the caller
+        already computed it, else None.
     """
 
     render_rgb: np.ndarray
@@ -43,30 +66,18 @@ class FrameRequest:
     reference_c2w: np.ndarray | None = None
     reference_id: int = -1
     seed: int | None = None
+    view: SceneView | None = None
+    render_filled: np.ndarray | None = None
 
 
 class FrameBackend(abc.ABC):
     """Produces one RGB frame per request. Implementations may keep state (caches).
 
-    input_size: side in pixels of the square canvas the backend was trained at, or None when
-        it takes any size. With a size, the per-frame pipeline renders the anchor on that
-        canvas (square pixels, the camera's view letterboxed inside it, the rest of the canvas
-        rendered too), fits the reference keyframe to it once, and crops the camera's view
-        back out of the output, so that a model sees exactly what it was trained on.
-    point_radius: splat radius (px) of the anchor renders the backend was trained with, or
-        None to use the pipeline's.
     profile: 'default' or 'release' choices of renderer, reference selection and canvas
         density (``worldfm_ros.profiles``); backends without the option are 'default'.
-    corrects_fill: the backend's frame differs from the push-pull-filled render only by what
-        it learnt to correct (a residual model). A sized backend's correction (its output minus
-        the filled canvas render) is then added to the filled render at the camera's own
-        resolution, so the anchor's detail is not lost to the model's smaller canvas.
     """
 
     name: str = "base"
-    input_size: int | None = None
-    point_radius: int | None = None
-    corrects_fill: bool = False
 
     @property
     def profile(self) -> "Profile":

@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from worldfm_ros.backends.pipeline import (
+from worldfm_ros.backends.frame_model import (
     PipelineBackend,
+    backend_codec,
     build_sampler_and_noise,
     load_frame_model,
-    make_codec,
     model_pipeline,
     parse_dtype,
 )
@@ -217,7 +217,7 @@ class OnnxBackend(PipelineBackend):
         cfg = denoiser.config
         if codec is None:
             codec_dtype = torch_dtype if torch_device.type == "cuda" else torch.float32
-            codec = make_codec(cfg["latent_channels"], vae_path, torch_device, codec_dtype, sample_posterior, profile)
+            codec = backend_codec(cfg["latent_channels"], vae_path, torch_device, codec_dtype, sample_posterior, profile)
         sampler_obj, noise = build_sampler_and_noise(sampler, steps, timesteps, seed, reuse_noise, profile)
         self.pipeline = model_pipeline(denoiser, codec, sampler_obj, noise, torch_device, cfg, profile=profile)
 

@@ -52,11 +52,9 @@ def options_from_config(cls: type[FrameBackend], config: Any) -> dict[str, Any]:
     path ending in .onnx is passed as ``onnx_path``. Only the options the class accepts are
     returned.
     """
-    device = getattr(config, "device", "auto")
-    if device == "auto":
-        import torch
+    from worldfm_ros.devices import resolve_device
 
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(getattr(config, "device", "auto"))
     dtype = getattr(config, "dtype", "auto")
     if dtype == "auto":
         dtype = "fp16" if device.startswith("cuda") else "fp32"

@@ -16,10 +16,10 @@ from typing import Any
 import torch
 
 from worldfm_ros.backends.onnx_backend import CONFIG_KEY, default_cache_dir, resolve_onnx
-from worldfm_ros.backends.pipeline import (
+from worldfm_ros.backends.frame_model import (
     PipelineBackend,
+    backend_codec,
     build_sampler_and_noise,
-    make_codec,
     model_pipeline,
     parse_dtype,
 )
@@ -196,6 +196,6 @@ class TensorRTBackend(PipelineBackend):
             build_engine(onnx_file, self.engine_path, precision, workspace_gib)
         denoiser = TensorRTDenoiser(self.engine_path, torch_device)
         if codec is None:
-            codec = make_codec(cfg["latent_channels"], vae_path, torch_device, torch_dtype, sample_posterior, profile)
+            codec = backend_codec(cfg["latent_channels"], vae_path, torch_device, torch_dtype, sample_posterior, profile)
         sampler_obj, noise = build_sampler_and_noise(sampler, steps, timesteps, seed, reuse_noise, profile)
         self.pipeline = model_pipeline(denoiser, codec, sampler_obj, noise, torch_device, cfg, profile=profile)

@@ -7,11 +7,11 @@ from typing import Any
 
 import torch
 
-from worldfm_ros.backends.pipeline import (
+from worldfm_ros.backends.frame_model import (
     PipelineBackend,
+    backend_codec,
     build_sampler_and_noise,
     load_frame_model,
-    make_codec,
     model_pipeline,
     parse_dtype,
 )
@@ -130,7 +130,7 @@ class TorchBackend(PipelineBackend):
             model = model.to(device=torch_device, dtype=torch_dtype).eval()
         cfg = model.cfg
         if codec is None:
-            codec = make_codec(cfg.latent_channels, vae_path, torch_device, torch_dtype, sample_posterior, profile)
+            codec = backend_codec(cfg.latent_channels, vae_path, torch_device, torch_dtype, sample_posterior, profile)
         sampler_obj, noise = build_sampler_and_noise(sampler, steps, timesteps, seed, reuse_noise, profile)
         self.model = model
         self.pipeline = model_pipeline(TorchDenoiser(model, compile, cuda_graphs), codec, sampler_obj, noise,

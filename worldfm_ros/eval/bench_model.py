@@ -79,7 +79,7 @@ def _random_model(args: argparse.Namespace, codec_kind: str, device: Any) -> Any
 
 
 def _codec(args: argparse.Namespace, codec_kind: str, latent_channels: int) -> Any:
-    from worldfm_ros.backends.pipeline import make_codec, parse_dtype
+    from worldfm_ros.backends.frame_model import backend_codec, parse_dtype
     from worldfm_ros.devices import parse_device
     from worldfm_ros.model.codec import VAECodec, sdxl_vae_config
     from worldfm_ros.profiles import get_profile
@@ -89,8 +89,8 @@ def _codec(args: argparse.Namespace, codec_kind: str, latent_channels: int) -> A
     if codec_kind == "vae" and not args.vae:
         return VAECodec.from_config(sdxl_vae_config(), device, dtype, get_profile(args.profile).sample_posterior,
                                     seed=args.seed)
-    return make_codec(latent_channels, args.vae if codec_kind == "vae" else None, device, dtype,
-                      profile=args.profile)
+    return backend_codec(latent_channels, args.vae if codec_kind == "vae" else None, device, dtype, False,
+                         args.profile)
 
 
 def _request(size: int, reference_id: int, seed: int) -> Any:
@@ -118,7 +118,7 @@ def _summarise(runs: list[dict[str, float]]) -> dict[str, tuple[float, float]]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from worldfm_ros.backends.pipeline import load_frame_model, parse_dtype
+    from worldfm_ros.backends.frame_model import load_frame_model, parse_dtype
     from worldfm_ros.devices import parse_device
     from worldfm_ros.backends.registry import create_backend
 

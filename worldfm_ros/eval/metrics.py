@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from worldfm_ros.errors import ConfigError
+from worldfm_ros.scene.backproject import backproject_pixels
 
 DATA_RANGE = 255.0
 _C1 = (0.01 * DATA_RANGE) ** 2
@@ -79,9 +80,8 @@ def warp_to_view(src_image: np.ndarray, src_depth: np.ndarray, src_c2w: np.ndarr
     K = np.asarray(K, np.float64)
     u, v = np.meshgrid(np.arange(W, dtype=np.float64), np.arange(H, dtype=np.float64))
     z = dst_depth.astype(np.float64)
-    cam = np.stack([(u - K[0, 2]) / K[0, 0] * z, (v - K[1, 2]) / K[1, 1] * z, z], axis=-1)  # (H, W, 3)
-    T = np.linalg.inv(np.asarray(src_c2w, np.float64)) @ np.asarray(dst_c2w, np.float64)  # dst cam -> src cam
-    src = cam @ T[:3, :3].T + T[:3, 3]
+    src_T_dst = np.linalg.inv(np.asarray(src_c2w, np.float64)) @ np.asarray(dst_c2w, np.float64)
+    src = backproject_pixels(u, v, z, K, src_T_dst)  # (H, W, 3) in the source camera
     zs = src[..., 2]
     ok = (z > 0) & (zs > 1e-6)
     zs_safe = np.where(ok, zs, 1.0)

@@ -119,7 +119,7 @@ def render_views(anchor, backend, views: HeldOutViews, point_radius: int = 1, se
     """Every held-out pose through ``FramePipeline`` (splats: ``point_radius`` px squares, or by
     footprint when ``footprint_spacing`` metres is given); returns (rgb (N, H, W, 3) uint8, anchor render
     (N, H, W, 3) uint8, covered (N, H, W) bool, mean ms per view)."""
-    from worldfm_ros.sim.pipeline import FramePipeline
+    from worldfm_ros.sim.frames import FramePipeline
     from worldfm_ros.sim.rig import CameraRig
 
     rig = CameraRig(views.camera, np.eye(4))

@@ -15,6 +15,7 @@ because the chosen reference changes far less often than the target pose.
 from __future__ import annotations
 
 import abc
+import math
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Hashable
@@ -183,3 +184,24 @@ def _check_images(images: torch.Tensor, factor: int) -> None:
     if images.ndim != 4 or images.shape[1] != 3 or images.shape[2] % factor or images.shape[3] % factor:
         raise ConfigError(f"codec images: expected (B, 3, H, W) with H, W divisible by {factor}, "
                           f"got {tuple(images.shape)}")
+
+
+def make_codec(latent_channels: int, vae_path: str | Path | None = None, device: torch.device | str = "cpu",
+               dtype: torch.dtype = torch.float32, sample_posterior: bool = False) -> Codec:
+    """The codec a model with ``latent_channels`` inputs needs.
+
+    With ``vae_path``: a VAECodec from that folder (its latent channels must match), sampling
+    the posterior when ``sample_posterior``. Without: a PixelCodec
+    whose space-to-depth factor f satisfies 3 f^2 = latent_channels.
+    """
+    if vae_path is not None:
+        codec = VAECodec.from_pretrained(vae_path, device, dtype, sample_posterior)
+        if codec.latent_channels != latent_channels:
+            raise CheckpointError(f"{vae_path}: VAE has {codec.latent_channels} latent channels, "
+                                  f"the model expects {latent_channels}")
+        return codec
+    factor = math.isqrt(latent_channels // 3)
+    if latent_channels % 3 or 3 * factor * factor != latent_channels:
+        raise ConfigError(f"vae_path: the model takes {latent_channels}-channel latents, which is not a "
+                          "pixel space-to-depth layout (3 f^2); give the VAE folder")
+    return PixelCodec(factor)

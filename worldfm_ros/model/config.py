@@ -38,7 +38,7 @@ class DiTConfig:
     num_views: width slots of the canvas; the layout is fixed at 3 (target, render, reference).
     residual: what the generated latent is added to. "none" (the release): it is the frame.
         "filled_render": it is the difference between the frame and the push-pull-filled anchor
-        render (``backends.anchor.residual_base``), both encoded; a zero output reproduces the
+        render (``render.fill.residual_base``), both encoded; a zero output reproduces the
         anchor-only backend, so the network only learns what the classical fill gets wrong.
     residual_scale: the network's latent is the residual times this factor (like a VAE's
         scaling factor: a residual of unit spread keeps the re-noised second step informative).

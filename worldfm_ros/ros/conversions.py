@@ -1,59 +1,53 @@
 """numpy ↔ ROS message conversions (the node's edge). Needs the ROS message packages.
 
-Images follow REP-118 / sensor_msgs conventions: rgb8 colour, 32FC1 depth in metres
-with NaN where there is no data. CameraInfo uses plumb_bob with zero distortion,
-R = I and P = [K | 0] (a monocular camera).
+Messages are built by ``worldfm_ros.messages`` (shared with the offline bag writer) with
+rclpy's classes; reading them back (images, poses, transforms) and PointCloud2 live here.
 """
 
 from __future__ import annotations
 
 import array
+import functools
+import importlib
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Pose, Transform, TransformStamped
-from nav_msgs.msg import Odometry
+from geometry_msgs.msg import Pose, Transform
 from scipy.spatial.transform import Rotation
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
-from std_msgs.msg import Header
+from sensor_msgs.msg import Image, PointCloud2, PointField
 
-from worldfm_ros.camera import PinholeCamera
+from worldfm_ros.messages import MessageBuilder
 
 
-def time_msg(stamp_ns: int) -> Time:
-    """builtin_interfaces/Time from integer nanoseconds."""
-    return Time(sec=int(stamp_ns // 1_000_000_000), nanosec=int(stamp_ns % 1_000_000_000))
+@functools.cache
+def _message_class(name: str) -> type:
+    package, _, cls = name.split("/")
+    return getattr(importlib.import_module(f"{package}.msg"), cls)
+
+
+def _bytes_field(arr: np.ndarray) -> array.array:
+    # array.array skips the per-element check rclpy applies to other sequences.
+    out = array.array(arr.dtype.char)
+    out.frombytes(np.ascontiguousarray(arr).tobytes())
+    return out
+
+
+#: the node's messages: ``worldfm_ros.messages`` with rclpy's classes
+MESSAGES = MessageBuilder(_message_class, _bytes_field)
+time_msg = MESSAGES.time
+header = MESSAGES.header
+rgb_image_msg = MESSAGES.rgb_image
+depth_image_msg = MESSAGES.depth_image
+camera_info_msg = MESSAGES.camera_info
+transform_msg = MESSAGES.transform
+transform_stamped_msg = MESSAGES.transform_stamped
+pose_msg = MESSAGES.pose
+odometry_msg = MESSAGES.odometry
 
 
 def time_ns(msg: Time) -> int:
     """Integer nanoseconds of a builtin_interfaces/Time."""
     return int(msg.sec) * 1_000_000_000 + int(msg.nanosec)
-
-
-def header(stamp_ns: int, frame_id: str) -> Header:
-    return Header(stamp=time_msg(stamp_ns), frame_id=frame_id)
-
-
-def _bytes_field(arr: np.ndarray) -> array.array:
-    # array.array('B') skips the per-element check rclpy applies to other sequences.
-    out = array.array("B")
-    out.frombytes(np.ascontiguousarray(arr).tobytes())
-    return out
-
-
-def rgb_image_msg(rgb: np.ndarray, stamp_ns: int, frame_id: str) -> Image:
-    """sensor_msgs/Image rgb8 from (H, W, 3) uint8."""
-    h, w = rgb.shape[:2]
-    return Image(header=header(stamp_ns, frame_id), height=h, width=w, encoding="rgb8",
-                 is_bigendian=0, step=w * 3, data=_bytes_field(rgb.astype(np.uint8, copy=False)))
-
-
-def depth_image_msg(depth: np.ndarray, stamp_ns: int, frame_id: str) -> Image:
-    """sensor_msgs/Image 32FC1 in metres from (H, W) float z-depth; 0 (no data) becomes NaN."""
-    h, w = depth.shape
-    d = np.where(depth > 0, depth, np.nan).astype("<f4")
-    return Image(header=header(stamp_ns, frame_id), height=h, width=w, encoding="32FC1",
-                 is_bigendian=0, step=w * 4, data=_bytes_field(d))
 
 
 def image_to_numpy(msg: Image) -> np.ndarray:
@@ -67,30 +61,6 @@ def image_to_numpy(msg: Image) -> np.ndarray:
         rows = buf.reshape(msg.height, msg.step)[:, : msg.width * 4]
         return rows.copy().view(dt).reshape(msg.height, msg.width).astype(np.float32)
     raise ValueError(f"image encoding {msg.encoding!r} not supported (expected rgb8, bgr8 or 32FC1)")
-
-
-def camera_info_msg(camera: PinholeCamera, stamp_ns: int, frame_id: str) -> CameraInfo:
-    """sensor_msgs/CameraInfo of an undistorted pinhole camera."""
-    K = camera.K
-    P = np.zeros((3, 4))
-    P[:, :3] = K
-    return CameraInfo(header=header(stamp_ns, frame_id), height=camera.height, width=camera.width,
-                      distortion_model="plumb_bob", d=[0.0] * 5, k=K.ravel().tolist(),
-                      r=np.eye(3).ravel().tolist(), p=P.ravel().tolist())
-
-
-def transform_msg(T: np.ndarray) -> Transform:
-    """geometry_msgs/Transform from a (4, 4) rigid matrix."""
-    q = Rotation.from_matrix(T[:3, :3]).as_quat()  # x, y, z, w
-    msg = Transform()
-    msg.translation.x, msg.translation.y, msg.translation.z = (float(v) for v in T[:3, 3])
-    msg.rotation.x, msg.rotation.y, msg.rotation.z, msg.rotation.w = (float(v) for v in q)
-    return msg
-
-
-def transform_stamped_msg(T: np.ndarray, stamp_ns: int, parent: str, child: str) -> TransformStamped:
-    """geometry_msgs/TransformStamped: parent_T_child at stamp."""
-    return TransformStamped(header=header(stamp_ns, parent), child_frame_id=child, transform=transform_msg(T))
 
 
 def _quat_matrix(q, t) -> np.ndarray:
@@ -115,28 +85,6 @@ def transform_to_matrix(msg: Transform) -> np.ndarray:
 def pose_to_matrix(msg: Pose) -> np.ndarray:
     """(4, 4) from geometry_msgs/Pose; ValueError on NaN or a non-unit quaternion."""
     return _quat_matrix(msg.orientation, msg.position)
-
-
-def pose_msg(T: np.ndarray) -> Pose:
-    q = Rotation.from_matrix(T[:3, :3]).as_quat()
-    msg = Pose()
-    msg.position.x, msg.position.y, msg.position.z = (float(v) for v in T[:3, 3])
-    msg.orientation.x, msg.orientation.y, msg.orientation.z, msg.orientation.w = (float(v) for v in q)
-    return msg
-
-
-def odometry_msg(T: np.ndarray, linear: np.ndarray, angular: np.ndarray, stamp_ns: int,
-                 odom_frame: str, base_frame: str) -> Odometry:
-    """nav_msgs/Odometry: pose of base in odom, twist in the base frame (REP-105)."""
-    msg = Odometry(header=header(stamp_ns, odom_frame), child_frame_id=base_frame)
-    msg.pose.pose = pose_msg(T)
-    msg.twist.twist.linear.x, msg.twist.twist.linear.y, msg.twist.twist.linear.z = (float(v) for v in linear)
-    msg.twist.twist.angular.x, msg.twist.twist.angular.y, msg.twist.twist.angular.z = (float(v) for v in angular)
-    # Ground truth from the simulator: tiny, non-zero variances keep filters well-conditioned.
-    cov = np.diag([1e-6] * 6).ravel().tolist()
-    msg.pose.covariance = cov
-    msg.twist.covariance = cov
-    return msg
 
 
 try:  # a ROS install has sensor_msgs_py; the numpy path below is the fallback, tested to match it

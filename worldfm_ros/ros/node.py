@@ -40,6 +40,7 @@ from sensor_msgs.msg import CameraInfo, Image, LaserScan, PointCloud2
 
 from worldfm_ros.backends.anchor import AnchorBackend
 from worldfm_ros.backends.base import FrameBackend
+from worldfm_ros.camera import LINK_T_OPTICAL
 from worldfm_ros.config import flatten, load_config, unflatten
 from worldfm_ros.errors import ConfigError, WorldFMError
 from worldfm_ros.msg import FrameStats
@@ -49,12 +50,12 @@ from worldfm_ros.ros.tf_io import TfListener, TfPublisher
 from worldfm_ros.runtime import apply_torch_threads
 from worldfm_ros.sim.config import BackendConfig, SimConfig
 from worldfm_ros.sim.kinematics import Twist as BodyTwist
-from worldfm_ros.sim.pipeline import Frame
-from worldfm_ros.sim.rig import LINK_FROM_OPTICAL
+from worldfm_ros.sim.frames import Frame
 from worldfm_ros.sim.scan import depth_to_scan
+from worldfm_ros.scene.backproject import backproject_pixels
 from worldfm_ros.scene.store import resolve_in_dirs, scene_folder
 from worldfm_ros.sim.simulator import Simulator
-from worldfm_ros.sim.tf_tree import TransformLookupError
+from worldfm_ros.ros.tf_tree import TransformLookupError
 from worldfm_ros.srv import LoadScene, Reset, Step
 from worldfm_ros.viz import open_log
 
@@ -204,7 +205,7 @@ class SimNode(Node):
         f = self.cfg.frames
         statics = []
         if not (self.cfg.input_mode == "tf" and self.cfg.tf_source == "optical"):
-            statics += [(self.rig.base_to_link, 0, f.base, f.camera), (LINK_FROM_OPTICAL, 0, f.camera, f.optical)]
+            statics += [(self.rig.base_T_link, 0, f.base, f.camera), (LINK_T_OPTICAL, 0, f.camera, f.optical)]
         if self.cfg.input_mode == "cmd_vel" and self.cfg.publish_map_to_odom:
             statics.append((self.sim.map_T_odom, 0, f.map, f.odom))
         if statics:
@@ -228,9 +229,9 @@ class SimNode(Node):
     def _device(self) -> str:
         """The renderer's device: backend.device, or the CPU (reported) when it asks for CUDA that
         torch does not see; the frame backend falls back on its own (make_backend)."""
-        device = self.cfg.backend.device
-        if device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
+        from worldfm_ros.devices import resolve_device
+
+        device = resolve_device(self.cfg.backend.device)
         if device.startswith("cuda") and not torch.cuda.is_available():
             self._report(f"backend.device {device!r}: torch sees no CUDA device; rendering on the CPU")
             return "cpu"
@@ -402,18 +403,16 @@ class SimNode(Node):
 
     def _scan_msg(self, frame: Frame) -> LaserScan:
         sc = self.cfg.scan
-        ranges = depth_to_scan(frame.depth, self.rig.camera, self.rig.base_to_optical, sc)
+        ranges = depth_to_scan(frame.depth, self.rig.camera, self.rig.base_T_optical, sc)
         return LaserScan(header=conv.header(frame.stamp_ns, self.cfg.frames.base), angle_min=sc.angle_min,
                          angle_max=sc.angle_min + (len(ranges) - 1) * sc.angle_increment,
                          angle_increment=sc.angle_increment, time_increment=0.0, scan_time=1.0 / self.cfg.rate_hz,
                          range_min=sc.range_min, range_max=sc.range_max, ranges=ranges.astype(float).tolist())
 
     def _points_msg(self, frame: Frame) -> PointCloud2:
-        cam = self.rig.camera
         v, u = np.nonzero(frame.valid)
-        z = frame.depth[v, u]
-        pts = np.stack([(u - cam.cx) / cam.fx * z, (v - cam.cy) / cam.fy * z, z], axis=1)
-        return conv.point_cloud_msg(pts, frame.rgb[v, u], frame.stamp_ns, self.cfg.frames.optical)
+        points = backproject_pixels(u, v, frame.depth[v, u], self.rig.camera.K)
+        return conv.point_cloud_msg(points, frame.rgb[v, u], frame.stamp_ns, self.cfg.frames.optical)
 
     # ----------------------------------------------------------------- lockstep (RL)
     def _on_reset(self, request: Reset.Request, response: Reset.Response) -> Reset.Response:

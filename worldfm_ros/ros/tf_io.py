@@ -2,7 +2,7 @@
 
 A real ROS 2 install has tf2_ros and it is used as is. Where it is missing (ROS from
 PyPI wheels), the fallback publishes tf2_msgs/TFMessage on /tf and /tf_static with
-tf2's QoS, and listens to both into :class:`worldfm_ros.sim.tf_tree.TransformTree`,
+tf2's QoS, and listens to both into :class:`worldfm_ros.ros.tf_tree.TransformTree`,
 which implements the same lookup contract (latest transform along the chain).
 """
 
@@ -16,7 +16,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from tf2_msgs.msg import TFMessage
 
 from worldfm_ros.ros.conversions import time_ns, transform_stamped_msg, transform_to_matrix
-from worldfm_ros.sim.tf_tree import TransformLookupError, TransformTree
+from worldfm_ros.ros.tf_tree import TransformLookupError, TransformTree
 
 try:  # pragma: no cover - exercised only on full ROS installs
     import tf2_ros

@@ -29,6 +29,18 @@ def pixel_rays(K: np.ndarray, width: int, height: int, stride: int = 1) -> np.nd
     return rays
 
 
+def backproject_pixels(u: np.ndarray, v: np.ndarray, z: np.ndarray, K: np.ndarray,
+                       c2w: np.ndarray | None = None) -> np.ndarray:
+    """Points of pixels (u, v) at z-depth z (any equal shapes S, pixels and metres), as S + (3,)
+    float64: in the camera frame (OpenCV axes), or in the world frame of ``c2w`` (4, 4) when given."""
+    K = np.asarray(K, dtype=np.float64)
+    cam = np.stack([(u - K[0, 2]) / K[0, 0] * z, (v - K[1, 2]) / K[1, 1] * z, z], axis=-1)
+    if c2w is None:
+        return cam
+    T = np.asarray(c2w, dtype=np.float64)
+    return cam @ T[:3, :3].T + T[:3, 3]
+
+
 def backproject_depth(
     depth: np.ndarray,
     K: np.ndarray,

@@ -30,6 +30,7 @@ from worldfm_ros.camera import PinholeCamera, check_pose
 from worldfm_ros.errors import CameraError, ConfigError
 from worldfm_ros.render.pointcloud import DEFAULT_NEAR, PointCloudRenderer
 from worldfm_ros.scene.anchor import SceneAnchor
+from worldfm_ros.scene.backproject import backproject_pixels
 
 
 @dataclass(frozen=True)
@@ -233,8 +234,7 @@ class KeyframeSelector:
             index = int(np.argmin(distances)) if rules.fallback == "nearest" else 0
             return KeyframeChoice(index, 0.0, np.zeros(len(keyframes)), 0)
         u, v, d = uv[ok, 0], uv[ok, 1], d[ok]
-        cam_pts = np.stack([(u - camera.cx) / camera.fx * d, (v - camera.cy) / camera.fy * d, d], axis=1)
-        world = cam_pts @ c2w[:3, :3].T + c2w[:3, 3]  # (S, 3)
+        world = backproject_pixels(u, v, d, camera.K, c2w)  # (S, 3)
         scores = np.array([
             rules.weight(distances[i]) * covisibility_counts(world, kf.camera, kf.c2w, self.keyframe_depth(i),
                                                              rules.rel_tol, rules.abs_tol, strict=rules.strict)

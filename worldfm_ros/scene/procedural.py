@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from worldfm_ros.camera import PinholeCamera, check_pose
+from worldfm_ros.camera import LINK_T_OPTICAL, PinholeCamera, check_pose
 from worldfm_ros.scene.anchor import Keyframe, SceneAnchor
+from worldfm_ros.scene.backproject import pixel_rays
 
-# Camera (OpenCV: x right, y down, z forward) -> body (x forward, y left, z up).
-OPTICAL_TO_BODY = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 
 
 @dataclass
@@ -55,9 +54,7 @@ class ProceduralRoom:
         (every pixel hits a surface when the camera is inside the room).
         """
         c2w = check_pose(c2w)
-        u, v = np.meshgrid(np.arange(camera.width), np.arange(camera.height))
-        d_cam = np.stack([(u - camera.cx) / camera.fx, (v - camera.cy) / camera.fy, np.ones(u.shape)], -1)
-        dirs = d_cam.reshape(-1, 3) @ c2w[:3, :3].T  # (P, 3) world, scaled so t = z-depth
+        dirs = pixel_rays(camera.K, camera.width, camera.height).reshape(-1, 3) @ c2w[:3, :3].T  # (P, 3) world, scaled so t = z-depth
         origin = c2w[:3, 3]
         safe = np.where(np.abs(dirs) < 1e-12, 1e-12, dirs)
         inv = 1.0 / safe
@@ -190,7 +187,7 @@ def body_pose(x: float, y: float, yaw: float, height: float = 1.2, pitch: float 
     from scipy.spatial.transform import Rotation
 
     T = np.eye(4)
-    T[:3, :3] = Rotation.from_euler("ZY", [yaw, pitch]).as_matrix() @ OPTICAL_TO_BODY
+    T[:3, :3] = Rotation.from_euler("ZY", [yaw, pitch]).as_matrix() @ LINK_T_OPTICAL[:3, :3]
     T[:3, 3] = (x, y, height)
     return T
 

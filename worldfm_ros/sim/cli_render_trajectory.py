@@ -60,12 +60,9 @@ def run(args: argparse.Namespace) -> int:
         "backend": {"name": args.backend, "model": args.model, "vae": args.vae, "device": args.device},
     })
     backend = create_backend(config.backend.name, config=config.backend)
-    device = args.device
-    if device == "auto":
-        import torch
+    from worldfm_ros.devices import resolve_device
 
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    sim = Simulator(config, backend, device=device)
+    sim = Simulator(config, backend, device=resolve_device(args.device))
     viz = RerunLog(targets, sim.rig.camera) if targets else None
     sim.load_scene(config.scene or None)
     if viz is not None:

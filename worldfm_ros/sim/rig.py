@@ -15,17 +15,9 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from worldfm_ros.camera import PinholeCamera, check_image_size, check_pose, invert_pose
+from worldfm_ros.camera import LINK_T_OPTICAL, PinholeCamera, check_image_size, check_pose, invert_pose
 from worldfm_ros.config import read_yaml
 from worldfm_ros.errors import ConfigError
-
-# camera_link → camera_optical_frame (columns: optical x, y, z in link axes).
-LINK_FROM_OPTICAL = np.array([
-    [0.0, 0.0, 1.0, 0.0],
-    [-1.0, 0.0, 0.0, 0.0],
-    [0.0, -1.0, 0.0, 0.0],
-    [0.0, 0.0, 0.0, 1.0],
-])
 
 
 @dataclass
@@ -63,7 +55,7 @@ class MountConfig:
                 raise ConfigError(f"mount.{name}: expected 3 finite numbers, got {v}")
 
     def matrix(self) -> np.ndarray:
-        """(4, 4) base_link → camera_link."""
+        """base_T_link (4, 4): pose of camera_link in base_link."""
         T = np.eye(4)
         T[:3, :3] = Rotation.from_euler("xyz", self.rpy).as_matrix()
         T[:3, 3] = self.xyz
@@ -92,22 +84,24 @@ def load_camera_info_yaml(path: str | Path) -> PinholeCamera:
 class CameraRig:
     """Composes robot poses with the camera mount and the scene's map frame.
 
-    camera: the pinhole model; base_to_link: (4, 4) base_link → camera_link.
+    camera: the pinhole model; base_T_link: (4, 4) pose of camera_link in base_link (the mount).
+    Every ``a_T_b`` is the pose of frame b in frame a (it maps b coordinates to a coordinates).
     """
 
-    def __init__(self, camera: PinholeCamera, base_to_link: np.ndarray) -> None:
+    def __init__(self, camera: PinholeCamera, base_T_link: np.ndarray) -> None:
         self.camera = camera
-        self.base_to_link = check_pose(base_to_link, "mount")
-        self.base_to_optical = self.base_to_link @ LINK_FROM_OPTICAL
+        self.base_T_link = check_pose(base_T_link, "mount")
+        self.base_T_optical = self.base_T_link @ LINK_T_OPTICAL
 
-    def optical_in_map(self, map_to_base: np.ndarray) -> np.ndarray:
-        """(4, 4) map → camera_optical_frame for a base pose in the map."""
-        return map_to_base @ self.base_to_optical
+    def optical_in_map(self, map_T_base: np.ndarray) -> np.ndarray:
+        """map_T_optical (4, 4) for the base pose ``map_T_base``."""
+        return map_T_base @ self.base_T_optical
 
-    def optical_in_scene(self, map_to_base: np.ndarray, scene_to_map: np.ndarray) -> np.ndarray:
-        """(4, 4) camera-to-scene c2w (OpenCV axes) used by the renderer."""
-        return invert_pose(scene_to_map) @ self.optical_in_map(map_to_base)
+    def optical_in_scene(self, map_T_base: np.ndarray, map_T_scene: np.ndarray) -> np.ndarray:
+        """scene_T_optical (4, 4): the renderer's camera-to-scene c2w (OpenCV axes), for the base
+        pose ``map_T_base`` and the scene's pose in the map ``map_T_scene`` (``SceneAnchor.scene_to_map``)."""
+        return invert_pose(map_T_scene) @ self.optical_in_map(map_T_base)
 
-    def base_from_optical_in_map(self, map_to_optical: np.ndarray) -> np.ndarray:
-        """Inverse composition: the base pose that puts the optical frame at ``map_to_optical``."""
-        return map_to_optical @ invert_pose(self.base_to_optical)
+    def base_from_optical_in_map(self, map_T_optical: np.ndarray) -> np.ndarray:
+        """map_T_base: the base pose that puts the optical frame at ``map_T_optical``."""
+        return map_T_optical @ invert_pose(self.base_T_optical)

@@ -17,6 +17,7 @@ import numpy as np
 
 from worldfm_ros.camera import PinholeCamera, check_pose
 from worldfm_ros.errors import ConfigError
+from worldfm_ros.scene.backproject import backproject_pixels
 
 
 @dataclass
@@ -74,8 +75,7 @@ def depth_to_scan(depth: np.ndarray, camera: PinholeCamera, frame_T_optical: np.
     T = check_pose(frame_T_optical, "frame_T_optical")
     v, u = np.nonzero(np.isfinite(depth) & (depth > 0))
     z = depth[v, u].astype(np.float64)
-    optical = np.stack([(u - camera.cx) / camera.fx * z, (v - camera.cy) / camera.fy * z, z], axis=1)
-    p = optical @ T[:3, :3].T + T[:3, 3]  # (N, 3) scan frame
+    p = backproject_pixels(u, v, z, camera.K, T)  # (N, 3) scan frame
 
     ranges = np.full(config.num_beams, np.inf)
     horizontal = np.hypot(p[:, 0], p[:, 1])

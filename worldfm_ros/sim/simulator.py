@@ -25,7 +25,7 @@ from worldfm_ros.scene.store import load_scene
 from worldfm_ros.sim.collision import CollisionChecker
 from worldfm_ros.sim.config import MAX_STEP_SUBSTEPS, SimConfig
 from worldfm_ros.sim.kinematics import KinematicModel, Twist
-from worldfm_ros.sim.pipeline import Frame, FramePipeline
+from worldfm_ros.sim.frames import Frame, FramePipeline
 from worldfm_ros.sim.rig import CameraRig
 
 

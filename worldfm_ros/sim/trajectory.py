@@ -30,12 +30,12 @@ import numpy as np
 import yaml
 from scipy.spatial.transform import Rotation
 
-from worldfm_ros.camera import PinholeCamera, invert_pose
+from worldfm_ros.camera import LINK_T_OPTICAL, PinholeCamera, invert_pose
 from worldfm_ros.errors import CameraError, ConfigError, WorldFMError
+from worldfm_ros.messages import MessageBuilder
 from worldfm_ros.scene.checks import orthonormalize_pose
 from worldfm_ros.sim.config import FramesConfig
-from worldfm_ros.sim.pipeline import Frame, FramePipeline
-from worldfm_ros.sim.rig import LINK_FROM_OPTICAL
+from worldfm_ros.sim.frames import Frame, FramePipeline
 
 KINDS = ("optical", "base")
 WORLDS = ("map", "scene")
@@ -170,7 +170,7 @@ def base_poses(trajectory: Trajectory, pipeline: FramePipeline) -> np.ndarray:
     if trajectory.world == "scene":
         poses = pipeline.anchor.scene_to_map @ poses
     if trajectory.kind == "optical":
-        poses = poses @ invert_pose(pipeline.rig.base_to_optical)
+        poses = poses @ invert_pose(pipeline.rig.base_T_optical)
     return poses
 
 
@@ -178,20 +178,20 @@ def base_poses(trajectory: Trajectory, pipeline: FramePipeline) -> np.ndarray:
 class TrajectoryBag:
     """An MCAP rosbag2 of rendered frames, written with rosbags (no rclpy).
 
-    path: the bag directory (must not exist); camera: the frames' pinhole model; base_to_link:
+    path: the bag directory (must not exist); camera: the frames' pinhole model; base_T_link:
     (4, 4) base_link → camera_link; frames: frame ids.
     """
 
-    def __init__(self, path: str | Path, camera: PinholeCamera, base_to_link: np.ndarray,
+    def __init__(self, path: str | Path, camera: PinholeCamera, base_T_link: np.ndarray,
                  frames: FramesConfig | None = None, compress: bool = True) -> None:
         from rosbags.typesys import Stores, get_typestore
 
         from worldfm_ros.bags import open_writer
 
         self.path = Path(path)
-        self.camera, self.base_to_link, self.frames = camera, base_to_link, frames or FramesConfig()
+        self.camera, self.base_T_link, self.frames = camera, base_T_link, frames or FramesConfig()
         self._store = get_typestore(Stores.ROS2_JAZZY)
-        self._t = self._store.types
+        self._msg = MessageBuilder(self._store.types.__getitem__, lambda array: array)
         self._writer = open_writer(self.path, compress=compress)
         topics = {"image": ("/camera/image_raw", "sensor_msgs/msg/Image"),
                   "info": ("/camera/camera_info", "sensor_msgs/msg/CameraInfo"),
@@ -207,59 +207,21 @@ class TrajectoryBag:
         conn = self._connections[key]
         self._writer.write(conn, stamp_ns, self._store.serialize_cdr(msg, conn.msgtype))
 
-    def _header(self, stamp_ns: int, frame_id: str):
-        t = self._t
-        stamp = t["builtin_interfaces/msg/Time"](sec=int(stamp_ns // 1_000_000_000), nanosec=int(stamp_ns % 1_000_000_000))
-        return t["std_msgs/msg/Header"](stamp=stamp, frame_id=frame_id)
-
-    def _transform(self, T: np.ndarray, stamp_ns: int, parent: str, child: str):
-        t = self._t
-        q = Rotation.from_matrix(T[:3, :3]).as_quat()
-        transform = t["geometry_msgs/msg/Transform"](
-            translation=t["geometry_msgs/msg/Vector3"](*(float(v) for v in T[:3, 3])),
-            rotation=t["geometry_msgs/msg/Quaternion"](*(float(v) for v in q)))
-        return t["geometry_msgs/msg/TransformStamped"](header=self._header(stamp_ns, parent), child_frame_id=child,
-                                                        transform=transform)
-
-    def _image(self, array: np.ndarray, encoding: str, stamp_ns: int):
-        h, w = array.shape[:2]
-        data = np.ascontiguousarray(array).view(np.uint8).reshape(-1)
-        return self._t["sensor_msgs/msg/Image"](header=self._header(stamp_ns, self.frames.optical), height=h, width=w,
-                                                encoding=encoding, is_bigendian=0, step=data.size // h, data=data)
-
     def write(self, frame: Frame, odom_T_base: np.ndarray, linear: np.ndarray, angular: np.ndarray) -> None:
         """Write one frame with its base pose (4, 4) and body velocities (3,) each. The bag's
         map → odom is the identity, so ``odom_T_base`` is the map pose."""
-        t, f, stamp = self._t, self.frames, frame.stamp_ns
+        m, f, stamp = self._msg, self.frames, frame.stamp_ns
         if not self._static_written:
-            static = [self._transform(np.eye(4), stamp, f.map, f.odom),
-                      self._transform(self.base_to_link, stamp, f.base, f.camera),
-                      self._transform(LINK_FROM_OPTICAL, stamp, f.camera, f.optical)]
-            self._write("tf_static", t["tf2_msgs/msg/TFMessage"](transforms=static), stamp)
+            static = [m.transform_stamped(np.eye(4), stamp, f.map, f.odom),
+                      m.transform_stamped(self.base_T_link, stamp, f.base, f.camera),
+                      m.transform_stamped(LINK_T_OPTICAL, stamp, f.camera, f.optical)]
+            self._write("tf_static", m.tf_message(static), stamp)
             self._static_written = True
-        self._write("image", self._image(frame.rgb.astype(np.uint8), "rgb8", stamp), stamp)
-        depth = np.where(frame.depth > 0, frame.depth, np.nan).astype("<f4")
-        self._write("depth", self._image(depth, "32FC1", stamp), stamp)
-        K, P = self.camera.K, np.hstack([self.camera.K, np.zeros((3, 1))])
-        roi = t["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
-        info = t["sensor_msgs/msg/CameraInfo"](
-            header=self._header(stamp, f.optical), height=self.camera.height, width=self.camera.width,
-            distortion_model="plumb_bob", d=np.zeros(5), k=K.ravel(), r=np.eye(3).ravel(), p=P.ravel(),
-            binning_x=0, binning_y=0, roi=roi)
-        self._write("info", info, stamp)
-        base_tf = self._transform(odom_T_base, stamp, f.odom, f.base)
-        self._write("tf", t["tf2_msgs/msg/TFMessage"](transforms=[base_tf]), stamp)
-        tr = base_tf.transform
-        pose = t["geometry_msgs/msg/Pose"](position=t["geometry_msgs/msg/Point"](
-            tr.translation.x, tr.translation.y, tr.translation.z), orientation=tr.rotation)
-        twist = t["geometry_msgs/msg/Twist"](linear=t["geometry_msgs/msg/Vector3"](*(float(v) for v in linear)),
-                                             angular=t["geometry_msgs/msg/Vector3"](*(float(v) for v in angular)))
-        cov = np.diag([1e-6] * 6).ravel()
-        odom = t["nav_msgs/msg/Odometry"](
-            header=self._header(stamp, f.odom), child_frame_id=f.base,
-            pose=t["geometry_msgs/msg/PoseWithCovariance"](pose=pose, covariance=cov),
-            twist=t["geometry_msgs/msg/TwistWithCovariance"](twist=twist, covariance=cov))
-        self._write("odom", odom, stamp)
+        self._write("image", m.rgb_image(frame.rgb, stamp, f.optical), stamp)
+        self._write("depth", m.depth_image(frame.depth, stamp, f.optical), stamp)
+        self._write("info", m.camera_info(self.camera, stamp, f.optical), stamp)
+        self._write("tf", m.tf_message([m.transform_stamped(odom_T_base, stamp, f.odom, f.base)]), stamp)
+        self._write("odom", m.odometry(odom_T_base, linear, angular, stamp, f.odom, f.base), stamp)
 
     def close(self) -> None:
         """Finalise the bag (metadata.yaml)."""
@@ -314,7 +276,7 @@ def render_trajectory(pipeline: FramePipeline, trajectory: Trajectory, output: s
     linear, angular = body_velocities(poses, trajectory.stamps_ns)
     summary = RenderSummary(len(trajectory), 0.0)
     writer = None
-    bag_writer = TrajectoryBag(output / "bag", camera, pipeline.rig.base_to_link, frames,
+    bag_writer = TrajectoryBag(output / "bag", camera, pipeline.rig.base_T_link, frames,
                                compress=compress) if bag else None
     if png:
         (output / "frames").mkdir(exist_ok=True)

@@ -224,7 +224,7 @@ def make_batch(samples: SampleSet, indices: list[int], seeds: list[int], masking
     masking: None = renders as built. empty_render: every render emptied (all holes), the
     reference-only phase of progressive condition injection.
     """
-    from worldfm_ros.backends.anchor import residual_base
+    from worldfm_ros.render.fill import residual_base
 
     renders, valids, filled = [], [], []
     for i, seed in zip(indices, seeds):

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from worldfm_ros.backends.pipeline import make_codec
+from worldfm_ros.model.codec import make_codec
 from worldfm_ros.model.checkpoint import load_model, save_model
 from worldfm_ros.model.dit import WorldFMDiT
 from worldfm_ros.model.sampler import DISTILLED_TIMESTEPS, DDIMSampler

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from worldfm_ros.backends.pipeline import make_codec
+from worldfm_ros.model.codec import make_codec
 from worldfm_ros.errors import CheckpointError
 from worldfm_ros.model.checkpoint import save_model
 from worldfm_ros.model.codec import Codec, PixelCodec

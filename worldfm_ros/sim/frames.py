@@ -1,7 +1,8 @@
 """The per-frame pipeline: pose → anchor render → reference choice → frame backend.
 
 One call turns a base pose in the map frame into the camera outputs, with
-per-stage milliseconds. Nothing here knows about ROS.
+per-stage milliseconds. A backend that needs its own view of the scene (a model canvas)
+gets it through the request's ``view``. Nothing here knows about ROS.
 """
 
 from __future__ import annotations
@@ -12,15 +13,13 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from worldfm_ros.backends.anchor import residual_base
 from worldfm_ros.backends.base import FrameBackend, FrameRequest
 from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.render.density import closing_radius
-from worldfm_ros.render.pointcloud import PointCloudRenderer, footprint_splat
+from worldfm_ros.render.pointcloud import PointCloudRenderer, RenderResult, footprint_splat
 from worldfm_ros.render.release import ReleaseRenderer
-from worldfm_ros.scene.anchor import SceneAnchor
+from worldfm_ros.scene.anchor import Keyframe, SceneAnchor
 from worldfm_ros.scene.covisibility import KeyframeSelector
-from worldfm_ros.sim.canvas import cover, crop_to_camera, letterbox
 from worldfm_ros.sim.rig import CameraRig
 
 
@@ -56,6 +55,19 @@ class Frame:
         return float(self.valid.mean())
 
 
+@dataclass
+class _PoseView:
+    """``backends.base.SceneView`` of ``pipeline``'s scene at one target pose c2w (4, 4, scene frame)."""
+
+    pipeline: "FramePipeline"
+    c2w: np.ndarray
+    keyframe: Keyframe | None
+
+    def render(self, camera: PinholeCamera) -> RenderResult:
+        radius = self.pipeline.canvas_radius(camera, self.c2w)
+        return self.pipeline.model_renderer.render(camera, self.c2w, point_radius=radius)
+
+
 class FramePipeline:
     """Renders frames of ``anchor`` through ``backend`` for the camera of ``rig``.
 
@@ -63,8 +75,9 @@ class FramePipeline:
     footprint_spacing: when set (metres, e.g. ``point_spacing(anchor.points)``), the camera view
     is splatted by each point's footprint (``footprint_splat``) instead of ``point_radius``.
     The backend's profile picks the model-canvas renderer (the release's under 'release'), the
-    reference-selection rules, and whether a sized backend's canvas is rendered with the
-    radius that closes the cloud (``render.density``, found once per canvas at the keyframes).
+    reference-selection rules, and whether a canvas the backend asks for (``FrameRequest.view``)
+    is rendered with the radius that closes the cloud (``render.density``, found once per
+    canvas at the keyframes).
     """
 
     def __init__(self, anchor: SceneAnchor, rig: CameraRig, backend: FrameBackend,
@@ -81,39 +94,33 @@ class FramePipeline:
         self.selector = (KeyframeSelector(anchor, self.model_renderer, self.profile.selection)
                          if anchor.keyframes else None)
         self._canvas_radii: dict[tuple, int] = {}
-        self._references: dict[tuple[int, int | None], tuple[np.ndarray, np.ndarray]] = {}
+        self._references: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-    def _reference(self, index: int, size: int | None) -> tuple[np.ndarray, np.ndarray]:
-        """Keyframe ``index`` as the backend takes it, with its K (cached): fitted once from its
-        native size to the model canvas (``size``), else resized to the camera size."""
-        key = (index, size)
-        if key not in self._references:
+    def _reference(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Keyframe ``index`` resized to the camera size, with its K (cached)."""
+        if index not in self._references:
             kf = self.anchor.keyframes[index]
-            if size is not None:
-                self._references[key] = cover(kf.image, kf.K, size)
-            else:
-                cam = self.rig.camera
-                image = kf.image
-                if image.shape[:2] != (cam.height, cam.width):
-                    image = cv2.resize(image, (cam.width, cam.height), interpolation=cv2.INTER_AREA)
-                self._references[key] = (image, kf.camera.scaled(cam.width, cam.height).K)
-        return self._references[key]
+            cam = self.rig.camera
+            image = kf.image
+            if image.shape[:2] != (cam.height, cam.width):
+                image = cv2.resize(image, (cam.width, cam.height), interpolation=cv2.INTER_AREA)
+            self._references[index] = (image, kf.camera.scaled(cam.width, cam.height).K)
+        return self._references[index]
 
     def canvas_radius(self, camera: PinholeCamera, c2w: np.ndarray) -> int:
-        """Splat radius (pixels) of a sized backend's canvas render with ``camera``: the backend's
-        own, or, when the profile closes the canvas, the radius that closes the cloud at up to
-        ``CLOSING_VIEWS`` keyframe poses (at ``c2w``, the first target pose, without keyframes);
-        cached."""
-        if self.backend.point_radius is None:
-            return self.point_radius
+        """Splat radius (pixels) of a model canvas rendered with ``camera``: one pixel per point
+        (0) as the models were trained on (closed clouds: ``train/data.py``; the released
+        8.4 M-point panorama), or, when the profile closes the canvas, the radius that closes
+        the cloud at up to ``CLOSING_VIEWS`` keyframe poses (at ``c2w``, the first target pose,
+        without keyframes); cached."""
         if not self.profile.close_canvas:
-            return self.backend.point_radius
+            return 0
         key = (camera.width, camera.height, camera.fx, camera.fy, camera.cx, camera.cy)
         if key not in self._canvas_radii:
             keyframes = self.anchor.keyframes
             poses = [kf.c2w for kf in keyframes[::-(-len(keyframes) // CLOSING_VIEWS)]] or [c2w]
-            self._canvas_radii[key] = max(self.backend.point_radius, closing_radius(
-                lambda r: [self.model_renderer.render(camera, pose, point_radius=r).valid for pose in poses]))
+            self._canvas_radii[key] = closing_radius(
+                lambda r: [self.model_renderer.render(camera, pose, point_radius=r).valid for pose in poses])
         return self._canvas_radii[key]
 
     def render(self, map_T_base: np.ndarray, stamp_ns: int, seed: int | None = None) -> Frame:
@@ -129,35 +136,20 @@ class FramePipeline:
         t1 = time.perf_counter()
         timings["render"] = (t1 - t0) * 1e3
 
-        size = self.backend.input_size
         index, score = -1, 0.0
-        reference = reference_K = reference_c2w = None
+        reference = reference_K = reference_c2w = keyframe = None
         if self.selector is not None:
             choice = self.selector.select(result.depth, self.rig.camera, c2w)
             index, score = choice.index, choice.score
-            reference, reference_K = self._reference(index, size)
-            reference_c2w = self.anchor.keyframes[index].c2w
+            reference, reference_K = self._reference(index)
+            keyframe = self.anchor.keyframes[index]
+            reference_c2w = keyframe.c2w
         t2 = time.perf_counter()
         timings["select"] = (t2 - t1) * 1e3
 
-        if size is None:
-            request = FrameRequest(result.rgb, result.depth, result.valid, self.rig.camera.K, c2w,
-                                   reference, reference_K, reference_c2w, index, seed)
-            rgb = self.backend.generate(request)
-        else:
-            canvas = letterbox(self.rig.camera, size)
-            radius = self.canvas_radius(canvas.camera, c2w)
-            model_view = self.model_renderer.render(canvas.camera, c2w, point_radius=radius)
-            timings["render_canvas"] = (time.perf_counter() - t2) * 1e3
-            request = FrameRequest(model_view.rgb, model_view.depth, model_view.valid, canvas.camera.K, c2w,
-                                   reference, reference_K, reference_c2w, index, seed)
-            out = self.backend.generate(request)
-            if self.backend.corrects_fill:
-                correction = out.astype(np.float32) - residual_base(model_view.rgb, model_view.valid)
-                rgb = residual_base(result.rgb, result.valid) + crop_to_camera(correction, canvas, self.rig.camera)
-                rgb = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
-            else:
-                rgb = crop_to_camera(out, canvas, self.rig.camera)
+        request = FrameRequest(result.rgb, result.depth, result.valid, self.rig.camera.K, c2w,
+                               reference, reference_K, reference_c2w, index, seed, _PoseView(self, c2w, keyframe))
+        rgb = self.backend.generate(request)
         timings["backend"] = (time.perf_counter() - t2) * 1e3
         timings.update({f"backend.{k}": v for k, v in self.backend.stage_timings_ms().items()})
         return Frame(stamp_ns, rgb, result.depth, result.valid, result.rgb,

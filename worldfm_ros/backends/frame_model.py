@@ -1,4 +1,4 @@
-"""Glue from a ``FrameRequest`` to a generated frame: resize, encode, sample, decode, quantise.
+"""The neural frame backends' core: a ``FrameRequest`` at the model's size -> encode, sample, decode.
 
 The network itself sits behind a ``Denoiser`` (one call = one DiT forward on the target slot),
 so the same pipeline serves the PyTorch, ONNX Runtime and TensorRT backends. Per frame:
@@ -15,9 +15,10 @@ so the same pipeline serves the PyTorch, ONNX Runtime and TensorRT backends. Per
 4. sampler (1-2 DiT calls for distilled checkpoints) -> x0 -> decode -> uint8.
 
 Residual models (``DiTConfig.residual == "filled_render"``) generate the difference to the
-push-pull-filled render: the filled render's latent is added to x0 before decoding, and when
-the request is larger than the model the upsampled correction is added to the fill at the
-request's own resolution, so the anchor's detail survives the model's low resolution.
+push-pull-filled render (``render.fill.residual_base``): the filled render's latent is added
+to x0 before decoding, and when a bare request is larger than the model the upsampled
+correction is added to the fill at the request's own resolution. ``PipelineBackend`` (a
+``backends.canvas.CanvasBackend``) gives the pipeline canvas-size requests in the simulator.
 
 Stage timings (ms) of the last frame: preprocess, encode_render, encode_reference, step_0,
 step_1, ..., decode, postprocess, total; on CUDA the device is synchronised at each boundary.
@@ -26,7 +27,6 @@ step_1, ..., decode, postprocess, total; on CUDA the device is synchronised at e
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,13 +35,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from worldfm_ros.backends.anchor import residual_base
-from worldfm_ros.backends.base import FrameBackend, FrameRequest
+from worldfm_ros.backends.base import FrameRequest
+from worldfm_ros.backends.canvas import CanvasBackend
 from worldfm_ros.errors import CheckpointError, ConfigError
 from worldfm_ros.model.config import RESIDUAL_BASES
-from worldfm_ros.model.codec import Codec, PixelCodec, VAECodec, uint8_to_unit, unit_to_uint8
+from worldfm_ros.model.codec import Codec, make_codec, uint8_to_unit, unit_to_uint8
 from worldfm_ros.model.sampler import NoiseSource, Sampler, draw_noise, make_sampler
 from worldfm_ros.profiles import Profile, get_profile
+from worldfm_ros.render.fill import residual_base
 
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -98,27 +99,10 @@ def load_frame_model(model_path: str | Path, device: torch.device, dtype: torch.
     raise CheckpointError(f"{path}: expected a .safetensors model or an official .pth checkpoint")
 
 
-def make_codec(latent_channels: int, vae_path: str | Path | None = None, device: torch.device | str = "cpu",
-               dtype: torch.dtype = torch.float32, sample_posterior: bool = False,
-               profile: str = "default") -> Codec:
-    """The codec a model with ``latent_channels`` inputs needs.
-
-    With ``vae_path``: a VAECodec from that folder (its latent channels must match), sampling
-    the posterior when ``sample_posterior`` or the profile says so. Without: a PixelCodec
-    whose space-to-depth factor f satisfies 3 f^2 = latent_channels.
-    """
-    if vae_path is not None:
-        sample_posterior = sample_posterior or get_profile(profile).sample_posterior
-        codec = VAECodec.from_pretrained(vae_path, device, dtype, sample_posterior)
-        if codec.latent_channels != latent_channels:
-            raise CheckpointError(f"{vae_path}: VAE has {codec.latent_channels} latent channels, "
-                                  f"the model expects {latent_channels}")
-        return codec
-    factor = math.isqrt(latent_channels // 3)
-    if latent_channels % 3 or 3 * factor * factor != latent_channels:
-        raise ConfigError(f"vae_path: the model takes {latent_channels}-channel latents, which is not a "
-                          "pixel space-to-depth layout (3 f^2); give the VAE folder")
-    return PixelCodec(factor)
+def backend_codec(latent_channels: int, vae_path: str | Path | None, device: torch.device, dtype: torch.dtype,
+                  sample_posterior: bool, profile: str) -> Codec:
+    """``model.codec.make_codec`` for a backend: the ``release`` profile samples the VAE posterior."""
+    return make_codec(latent_channels, vae_path, device, dtype, sample_posterior or get_profile(profile).sample_posterior)
 
 
 class FrameModelPipeline:
@@ -194,7 +178,10 @@ class FrameModelPipeline:
         cameras = self._cameras(request) if self.use_cameras else None
         filled = base = None
         if self.residual == "filled_render":
-            filled = uint8_to_unit(residual_base(request.render_rgb, request.render_valid), self.device)
+            fill = request.render_filled
+            if fill is None:
+                fill = residual_base(request.render_rgb, request.render_valid)
+            filled = uint8_to_unit(fill, self.device)
             base = self._to_model_size(filled)  # (1, 3, R, R)
         generator = self.noise.frame(request.seed)
         shape = (1, self.codec.latent_channels, self.latent_size, self.latent_size)
@@ -271,15 +258,10 @@ class FrameModelPipeline:
                                      torch.from_numpy(resized_intrinsics(ref_K, size_hw, R)), (R, R))
 
 
-class PipelineBackend(FrameBackend):
-    """Base of the neural backends: a FrameBackend that delegates to ``self.pipeline``."""
+class PipelineBackend(CanvasBackend):
+    """Base of the neural backends: a ``CanvasBackend`` whose model is ``self.pipeline``."""
 
     pipeline: FrameModelPipeline
-
-    # Our models are trained on one-pixel splats of closed clouds (train/data.py), the released
-    # model on one-pixel splats of an 8.4 M-point panorama cloud: the canvas render must be as
-    # closed, which the frame pipeline ensures when the profile asks for it (render.density).
-    point_radius = 0
 
     @property
     def profile(self) -> Profile:
@@ -287,7 +269,7 @@ class PipelineBackend(FrameBackend):
         return self.pipeline.profile
 
     @property
-    def input_size(self) -> int:
+    def canvas_size(self) -> int:
         """The model's square resolution in pixels."""
         return self.pipeline.resolution
 
@@ -296,11 +278,11 @@ class PipelineBackend(FrameBackend):
         """True for residual models (``DiTConfig.residual == "filled_render"``)."""
         return self.pipeline.residual == "filled_render"
 
-    def generate(self, request: FrameRequest) -> np.ndarray:
+    def generate_canvas(self, request: FrameRequest) -> np.ndarray:
         return self.pipeline.generate(request)
 
     def stage_timings_ms(self) -> dict[str, float]:
-        return self.pipeline.stage_timings_ms()
+        return {**self.canvas_timings_ms(), **self.pipeline.stage_timings_ms()}
 
     @property
     def last_reference_cached(self) -> bool:

@@ -1,0 +1,70 @@
+"""Classical hole filling of a point-cloud render, and the fill a residual frame model corrects.
+
+Holes left by a sparse anchor are filled from their surroundings, by push-pull (a
+mask-normalised image pyramid; fast, smooth) or OpenCV's Telea inpainting (sharper on thin
+holes, slower). ``residual_base`` defines what a residual model is trained to predict the
+difference to: the frame backends and ``train/`` both take it from here.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from worldfm_ros.errors import ConfigError
+
+FILL_METHODS = ("push_pull", "telea", "none")
+
+
+def push_pull_fill(rgb: np.ndarray, valid: np.ndarray, min_size: int = 2) -> np.ndarray:
+    """Fill invalid pixels of rgb (H, W, 3) uint8 from a mask-weighted pyramid.
+
+    valid: (H, W) bool. Valid pixels are returned unchanged; each hole pixel takes the
+    average of the nearest coarser level that has data there. All-invalid → black.
+    """
+    if valid.all() or not valid.any():
+        return rgb.copy()
+    # Premultiplied colour + weight in one 4-channel image: one resize per level.
+    weight = valid.astype(np.float32)
+    level = np.empty(rgb.shape[:2] + (4,), np.float32)
+    np.multiply(rgb, weight[..., None], out=level[..., :3])
+    level[..., 3] = weight
+    levels = [level]
+    while min(level.shape[:2]) > min_size and level[..., 3].min() == 0.0:
+        level = cv2.resize(level, (max(1, level.shape[1] // 2), max(1, level.shape[0] // 2)),
+                           interpolation=cv2.INTER_AREA)
+        levels.append(level)
+    # Pull: from the coarsest level down, a level's own (averaged) colour where it has weight w,
+    # the upsampled coarser fill for the rest: premultiplied colour + (1 - w) * up.
+    top = levels[-1]
+    filled = top[..., :3] / np.maximum(top[..., 3:], 1e-6)
+    for level in reversed(levels[1:-1]):
+        up = cv2.resize(filled, (level.shape[1], level.shape[0]), interpolation=cv2.INTER_LINEAR)
+        filled = level[..., :3] + (1.0 - level[..., 3:]) * up
+    up = cv2.resize(filled, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+    out = rgb.copy()
+    holes = ~valid
+    out[holes] = np.clip(up[holes] + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def fill_holes(rgb: np.ndarray, valid: np.ndarray, method: str = "push_pull",
+               telea_radius: float = 3.0) -> np.ndarray:
+    """rgb (H, W, 3) uint8 with its invalid pixels filled by ``method`` (one of ``FILL_METHODS``;
+    'none' returns a copy); telea_radius in pixels."""
+    if method not in FILL_METHODS:
+        raise ConfigError(f"fill: expected one of {FILL_METHODS}, got {method!r}")
+    if method == "push_pull":
+        return push_pull_fill(rgb, valid)
+    if method == "telea" and valid.any() and not valid.all():
+        return cv2.inpaint(rgb, (~valid).astype(np.uint8), telea_radius, cv2.INPAINT_TELEA)
+    return rgb.copy()
+
+
+def residual_base(rgb: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """What a residual frame model corrects: ``push_pull_fill`` of rgb (H, W, 3) uint8, or mid-grey
+    (128) when no pixel is valid, so that an empty render asks for an image of ordinary spread
+    rather than one offset by the whole black-to-image distance."""
+    if not valid.any():
+        return np.full_like(rgb, 128)
+    return push_pull_fill(rgb, valid)
