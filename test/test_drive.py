@@ -40,7 +40,8 @@ def simulator_for(drive) -> Simulator:
 
 
 def drive_simulator(trajectory: Trajectory) -> tuple[Simulator, list[np.ndarray]]:
-    sim = simulator_for(ground_drive(trajectory, np.eye(4)))
+    drive = ground_drive(trajectory, np.eye(4))
+    sim = simulator_for(drive)
     sim.reset()
     optical = []
     for seconds, vx, vy, wz in drive.segments:
