@@ -1,6 +1,10 @@
-"""`worldfm demo`: the simulator on the bundled scene, driven by a scripted cmd_vel.
+"""`worldfm demo`: the simulator on a bundled scene, driven by a scripted cmd_vel.
 
-Starts the node, a driver publishing a scripted trajectory on cmd_vel and a bag
+The default scene is the photorealistic ICL-NUIM living room (``scenes/icl_livingroom``); the
+robot follows the recording's own camera path projected to the floor (a holonomic base with the
+camera mounted at the recording's height and pitch, see :mod:`worldfm_ros.sim.drive`), so it
+stays where the recording saw. ``--procedural`` drives a short tour of the procedural room
+instead. Starts the node, a driver publishing the script on cmd_vel and a bag
 recorder, all in one process over real DDS, in a ROS domain of its own (see
 :mod:`worldfm_ros.ros.isolation`); then reads the bag back and writes a contact sheet (PNG)
 and a video (MP4) of the camera frames. The driver stops, and the demo fails, if anything
@@ -19,12 +23,35 @@ from worldfm_ros.runtime import add_threads_argument
 
 HELP = "run the simulator on the bundled scene with a scripted drive; write a bag, a contact sheet and an MP4"
 
-# (seconds, forward m/s, yaw rate rad/s): a short tour of the default room.
-SCRIPT = ((2.0, 0.4, 0.0), (2.5, 0.0, 0.6), (2.0, 0.4, 0.0), (2.5, 0.2, -0.6))
+# (seconds, forward m/s, sideways m/s, yaw rate rad/s): a short tour of the procedural default room.
+SCRIPT = ((2.0, 0.4, 0.0, 0.0), (2.5, 0.0, 0.0, 0.6), (2.0, 0.4, 0.0, 0.0), (2.5, 0.2, 0.0, -0.6))
+TRAJECTORY_FILE = "trajectory.tum"
+
+
+def scene_script(scene: str) -> tuple[tuple[tuple[float, float, float, float], ...], list]:
+    """The drive for ``scene`` ('' = the procedural default room): (segments, node parameter
+    overrides). A scene with a ``trajectory.tum`` of its recording is driven along it, projected to
+    the floor (holonomic base, mount and initial pose from the recording); others get ``SCRIPT``."""
+    from rclpy.parameter import Parameter
+
+    from worldfm_ros.scene.store import load_scene
+    from worldfm_ros.sim.drive import ground_drive
+    from worldfm_ros.sim.trajectory import load_tum
+
+    path = Path(scene) / TRAJECTORY_FILE if scene else None
+    if path is None or not path.is_file():
+        return SCRIPT, []
+    drive = ground_drive(load_tum(path, world="scene"), load_scene(scene).scene_to_map)
+    overrides = [Parameter("kinematics.model", value="holonomic"),
+                 Parameter("initial_pose", value=drive.initial_pose),
+                 Parameter("mount.xyz", value=drive.mount_xyz), Parameter("mount.rpy", value=drive.mount_rpy)]
+    return tuple(tuple(float(v) for v in row) for row in drive.segments), overrides
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scene", default="", help="scene anchor ('' = bundled default room)")
+    parser.add_argument("--scene", default="", help="scene anchor ('' = the bundled ICL-NUIM living room)")
+    parser.add_argument("--procedural", action="store_true",
+                        help="drive through the bundled procedural room instead of the living room")
     parser.add_argument("--backend", default="torch", help="frame backend (default torch: the bundled model)")
     parser.add_argument("--model", default="", help="frame-model checkpoint ('' = the bundled model)")
     parser.add_argument("--output", "-o", default="outputs/demo", help="output directory (replaced)")
@@ -46,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from rclpy.parameter import Parameter
 
     from worldfm_ros.errors import WorldFMError
+    from worldfm_ros.resources import demo_scene_path
     from worldfm_ros.ros.isolation import domain_id
     from worldfm_ros.ros.node import SimNode
     from worldfm_ros.ros.recorder import BagRecorder, simulator_topics
@@ -57,7 +85,9 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True)
     domain = domain_id(args)
     rclpy.init(domain_id=domain)
-    overrides = [Parameter("scene", value=args.scene), Parameter("backend.name", value=args.backend),
+    scene = args.scene or ("" if args.procedural else str(demo_scene_path()))
+    script, drive_overrides = scene_script(scene)
+    overrides = drive_overrides + [Parameter("scene", value=scene), Parameter("backend.name", value=args.backend),
                  Parameter("backend.model", value=args.model), Parameter("rate_hz", value=float(args.rate)),
                  Parameter("camera.width", value=int(args.size[0])), Parameter("camera.height", value=int(args.size[1])),
                  Parameter("rerun", value=",".join(targets)),
@@ -74,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         executor.add_node(n)
 
     start = time.monotonic()
-    total = sum(seg[0] for seg in SCRIPT)
+    total = sum(seg[0] for seg in script)
     if args.duration > 0:
         total = min(total, args.duration)
 
@@ -88,9 +118,9 @@ def run(args: argparse.Namespace) -> int:
             return  # never drive someone else's robot
         t = time.monotonic() - start
         cmd = Twist()
-        for duration, v, w in SCRIPT:
+        for duration, vx, vy, wz in script:
             if t < duration:
-                cmd.linear.x, cmd.angular.z = v, w
+                cmd.linear.x, cmd.linear.y, cmd.angular.z = vx, vy, wz
                 break
             t -= duration
         cmd_pub.publish(cmd)

@@ -46,11 +46,10 @@ import numpy as np
 from worldfm_ros.errors import SceneError
 from worldfm_ros.scene.anchor import Keyframe, SceneAnchor
 from worldfm_ros.scene.assemble import DEFAULT_MAX_POINTS, finish_scene, pick_keyframes
-from worldfm_ros.scene.backproject import backproject_depth
 from worldfm_ros.scene.checks import check_K_for_size, orthonormalize_pose
 from worldfm_ros.scene.io import read_depth, read_image, read_intrinsics, require_file
-from worldfm_ros.scene.rgbd_fusion import (DEFAULT_FUSE_VOXEL, DEFAULT_MAX_JUMP, flying_pixel_mask,
-                                           fuse_observations, observation_confidence)
+from worldfm_ros.scene.rgbd_fusion import (DEFAULT_FUSE_VOXEL, DEFAULT_MAX_JUMP, frame_observations,
+                                           fuse_observations)
 
 log = logging.getLogger(__name__)
 
@@ -308,15 +307,8 @@ def build_rgbd(
         depth = read_depth(frame.depth, scale)
         if depth.shape != (h, w):
             raise SceneError(f"{frame.depth}: depth is {depth.shape[1]}x{depth.shape[0]}, image {frame.color.name} is {w}x{h}")
-        edges = flying_pixel_mask(depth, max_jump) if max_jump > 0 else np.zeros(depth.shape, bool)
-        clean = np.where(edges, 0.0, depth).astype(np.float32)
-        p, c = backproject_depth(clean, K, frame.c2w, image, pixel_stride, max_depth)
-        if fuse_voxel > 0:
-            conf = observation_confidence(clean, K, edges)[::pixel_stride, ::pixel_stride]
-            kept = conf > 0
-            if max_depth is not None:
-                kept &= clean[::pixel_stride, ::pixel_stride] <= max_depth
-            weights.append(conf[kept])
+        p, c, w_obs = frame_observations(depth, K, frame.c2w, image, pixel_stride, max_jump, max_depth)
+        weights.append(w_obs)
         points.append(p)
         colors.append(c)
         if i in chosen:

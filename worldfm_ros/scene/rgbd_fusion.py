@@ -22,6 +22,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from worldfm_ros.scene.backproject import backproject_depth
 from worldfm_ros.scene.downsample import _voxel_groups
 
 DEFAULT_MAX_JUMP = 0.04
@@ -82,6 +83,25 @@ def observation_confidence(depth: np.ndarray, K: np.ndarray, edges: np.ndarray |
     else:
         w_edge = np.ones_like(z)
     return np.where(valid, w_range * w_angle * w_edge, 0).astype(np.float32)
+
+
+def frame_observations(depth: np.ndarray, K: np.ndarray, c2w: np.ndarray, image: np.ndarray, stride: int = 1,
+                       max_jump: float = DEFAULT_MAX_JUMP,
+                       max_depth: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One RGB-D frame's observations with its flying pixels dropped (``max_jump`` 0 keeps all).
+
+    depth: (H, W) z-depth, metres; K: (3, 3) pixels; c2w: (4, 4) camera-to-world, OpenCV axes;
+    image: (H, W, 3) uint8 RGB; stride: every ``stride``-th pixel along both axes.
+    Returns points (N, 3) float32 world, colours (N, 3) uint8 and confidences (N,) float32 > 0.
+    """
+    edges = flying_pixel_mask(depth, max_jump) if max_jump > 0 else np.zeros(depth.shape, bool)
+    clean = np.where(edges, 0.0, depth).astype(np.float32)
+    points, colors = backproject_depth(clean, K, c2w, image, stride, max_depth)
+    conf = observation_confidence(clean, K, edges)[::stride, ::stride]
+    kept = conf > 0
+    if max_depth is not None:
+        kept &= clean[::stride, ::stride] <= max_depth
+    return points, colors, conf[kept]
 
 
 def fuse_observations(points: np.ndarray, colors: np.ndarray, weights: np.ndarray, voxel: float = DEFAULT_FUSE_VOXEL,

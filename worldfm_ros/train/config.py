@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from worldfm_ros.errors import ConfigError
 from worldfm_ros.model.config import CONFIG_NAMES, DiTConfig
+from worldfm_ros.train.artefacts import CaptureArtefacts
 
 
 @dataclass
@@ -25,6 +26,16 @@ class DataConfig:
     hfov_deg: horizontal field of view of the procedural camera. step_m: camera travel per frame.
     rgbd_folders: posed RGB-D sequences (TUM, 7-Scenes, ICL/Open3D folders) to add, cut into
         clips of ``frames_per_clip`` frames ``rgbd_frame_step`` apart.
+    rgbd_max_frame: only frames with index < this of each folder (0 = all): keeps a validation
+        split by frame index (e.g. ``worldfm evaluate --rgbd --split first`` scores the second
+        half) that training never sees.
+    rgbd_repeats: samples of each real clip built this many times, each with its own draw of
+        the reference frames (real clips are few).
+    artefacts: real-capture artefacts put on the procedural reference frames before fusion
+        (``CaptureArtefacts``; all zero = exact frames).
+    clean_anchor: fuse anchors the way ``build_rgbd`` does (flying pixels dropped, 1 cm
+        confidence-weighted cells with robust colours) instead of keeping every point, so the
+        training renders look like the node's renders of real scenes.
     """
 
     cache: str = ""
@@ -38,6 +49,10 @@ class DataConfig:
     step_m: float = 0.15
     rgbd_folders: list[str] = field(default_factory=list)
     rgbd_frame_step: int = 1
+    rgbd_max_frame: int = 0
+    rgbd_repeats: int = 1
+    artefacts: CaptureArtefacts = field(default_factory=CaptureArtefacts)
+    clean_anchor: bool = False
 
     def __post_init__(self) -> None:
         if self.frames_per_clip <= self.num_references or self.num_references < 1:
@@ -100,11 +115,14 @@ class Stage2Config:
     hole_weight: weight of the loss on the render's holes (masked-out pixels included) relative
     to covered pixels; > 1 spends the model's capacity where the anchor shows nothing.
     out_dir: state.pt (resumable), log.jsonl, model.safetensors.
+    init: a model file (``.safetensors`` of ``save_model``) to fine-tune from ('' = random
+        initial weights); its network must match ``model``.
     """
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelSpec = field(default_factory=ModelSpec)
     out_dir: str = "runs/stage2"
+    init: str = ""
     steps: int = 2000
     batch_size: int = 16
     lr: float = 3e-4

@@ -27,6 +27,7 @@ from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.errors import ConfigError
 from worldfm_ros.render.pointcloud import PointCloudRenderer
 from worldfm_ros.scene.backproject import backproject_depth
+from worldfm_ros.train.artefacts import CaptureArtefacts
 from worldfm_ros.train.synthetic import Clip, resize_clip
 
 
@@ -118,24 +119,48 @@ def nearest_reference(target_c2w: np.ndarray, reference_c2ws: np.ndarray, angle_
     return int(np.argmin([pose_distance(target_c2w, r, angle_weight) for r in reference_c2ws]))
 
 
-def fuse_frames(clip: Clip, frames: list[int], stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Anchor point cloud of some frames of a clip: points (N, 3) float32 world, colours (N, 3) uint8."""
-    points, colors = [], []
+def fuse_frames(clip: Clip, frames: list[int], stride: int = 1, clean: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Anchor point cloud of some frames of a clip: points (N, 3) float32 world, colours (N, 3) uint8.
+
+    clean: drop flying pixels and fuse confidence-weighted observations per 1 cm cell with
+    robust colours, as ``build_rgbd`` does; otherwise every back-projected pixel is a point.
+    """
+    from worldfm_ros.scene.rgbd_fusion import frame_observations, fuse_observations
+
+    points, colors, weights = [], [], []
     for i in frames:
-        p, c = backproject_depth(clip.depths[i], clip.K, clip.c2w[i], clip.images[i], stride)
+        if clean:
+            p, c, w = frame_observations(clip.depths[i], clip.K, clip.c2w[i], clip.images[i], stride)
+            weights.append(w)
+        else:
+            p, c = backproject_depth(clip.depths[i], clip.K, clip.c2w[i], clip.images[i], stride)
         points.append(p)
         colors.append(c)
-    return np.concatenate(points), np.concatenate(colors)
+    points, colors = np.concatenate(points), np.concatenate(colors)
+    if clean and len(points):
+        points, colors = fuse_observations(points, colors, np.concatenate(weights))
+    return points, colors
+
+
+def degrade_frames(clip: Clip, frames: list[int], artefacts: CaptureArtefacts, rng: np.random.Generator) -> Clip:
+    """A copy of ``clip`` whose ``frames`` carry real-capture ``artefacts`` (the others exact)."""
+    images, depths, c2w = clip.images.copy(), clip.depths.copy(), clip.c2w.copy()
+    for i in frames:
+        images[i], depths[i], c2w[i] = artefacts.apply(clip.images[i], clip.depths[i], clip.c2w[i], rng)
+    return Clip(images, depths, c2w, clip.K, clip.name)
 
 
 def build_samples(clip: Clip, image_size: int, rng: np.random.Generator, num_references: int = 4,
-                  angle_weight: float = 0.5, clip_index: int = 0) -> SampleSet:
+                  angle_weight: float = 0.5, clip_index: int = 0, artefacts: CaptureArtefacts | None = None,
+                  clean_anchor: bool = False) -> SampleSet:
     """Every target of one clip as a multi-view sample at ``image_size`` x ``image_size``.
 
     The references are ``num_references`` frames of a random shuffle of the clip; the anchor
     is fused from their depth at the clip's own resolution, every ``stride`` pixels, where
     stride keeps about two points per output pixel along each axis, so the holes of the
     render are disocclusions and unseen regions rather than sparse sampling.
+    artefacts: real-capture artefacts put on the reference frames (their images, depth and
+    poses) before fusion; the targets stay exact. clean_anchor: see ``fuse_frames``.
     """
     if clip.num_frames <= num_references:
         raise ConfigError(f"clip {clip.name!r}: needs more than {num_references} frames, has {clip.num_frames}")
@@ -143,8 +168,10 @@ def build_samples(clip: Clip, image_size: int, rng: np.random.Generator, num_ref
     refs = sorted(int(i) for i in order[:num_references])
     targets = sorted(int(i) for i in order[num_references:])
     stride = max(1, min(clip.images.shape[1:3]) // (2 * image_size))
-    points, colors = fuse_frames(clip, refs, stride)
+    seen = degrade_frames(clip, refs, artefacts, rng) if artefacts is not None and artefacts.enabled else clip
+    points, colors = fuse_frames(seen, refs, stride, clean_anchor)
     small = resize_clip(clip, image_size)
+    small_seen = resize_clip(seen, image_size) if seen is not clip else small
     camera = PinholeCamera.from_K(small.K, image_size, image_size)
     renderer = PointCloudRenderer(points, colors)
     out: dict[str, list] = {f.name: [] for f in fields(SampleSet)}
@@ -153,8 +180,8 @@ def build_samples(clip: Clip, image_size: int, rng: np.random.Generator, num_ref
         view = renderer.render(camera, clip.c2w[t])
         for name, value in (("target", small.images[t]), ("render", view.rgb), ("valid", view.valid),
                             ("render_depth", view.depth),
-                            ("reference", small.images[r]), ("target_depth", small.depths[t]), ("K", small.K),
-                            ("target_c2w", clip.c2w[t]), ("reference_c2w", clip.c2w[r]),
+                            ("reference", small_seen.images[r]), ("target_depth", small.depths[t]), ("K", small.K),
+                            ("target_c2w", clip.c2w[t]), ("reference_c2w", seen.c2w[r]),
                             ("clip", clip_index), ("frame", t)):
             out[name].append(value)
     arrays = {name: np.stack(values) if name not in ("clip", "frame") else np.asarray(values, np.int32)

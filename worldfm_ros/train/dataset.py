@@ -24,22 +24,27 @@ def procedural_samples(cfg: DataConfig, progress: bool = False) -> SampleSet:
     for k, seed in enumerate(tqdm(seeds, desc="procedural clips", disable=not progress)):
         clip = synthetic_clip(seed, cfg.frames_per_clip, cfg.capture_size, cfg.hfov_deg, step=cfg.step_m)
         sets.append(build_samples(clip, cfg.image_size, np.random.default_rng([seed, 1]), cfg.num_references,
-                                  clip_index=k))
+                                  clip_index=k, artefacts=cfg.artefacts, clean_anchor=cfg.clean_anchor))
     return SampleSet.concatenate(sets)
 
 
 def rgbd_samples(cfg: DataConfig, progress: bool = False) -> list[SampleSet]:
-    """Samples of every folder in ``cfg.rgbd_folders`` (see ``worldfm_ros.train.loaders``)."""
+    """Samples of every folder in ``cfg.rgbd_folders`` (see ``worldfm_ros.train.loaders``), from
+    frames below ``cfg.rgbd_max_frame`` only, each clip ``cfg.rgbd_repeats`` times (repeat r draws
+    its references with ``default_rng([k, 2, r])``; the first repeat is the historical
+    ``default_rng([k, 2])``). Real clips keep their own artefacts: none are added."""
     if not cfg.rgbd_folders:
         return []
     from worldfm_ros.train.loaders import rgbd_clips
 
     sets = []
     for folder in cfg.rgbd_folders:
-        clips = rgbd_clips(folder, cfg.frames_per_clip, cfg.rgbd_frame_step)
+        clips = rgbd_clips(folder, cfg.frames_per_clip, cfg.rgbd_frame_step, max_frame=cfg.rgbd_max_frame or None)
         for k, clip in enumerate(tqdm(clips, desc=Path(folder).name, disable=not progress)):
-            sets.append(build_samples(clip, cfg.image_size, np.random.default_rng([k, 2]), cfg.num_references,
-                                      clip_index=k))
+            for r in range(cfg.rgbd_repeats):
+                rng = np.random.default_rng([k, 2] if r == 0 else [k, 2, r])
+                sets.append(build_samples(clip, cfg.image_size, rng, cfg.num_references,
+                                          clip_index=k * cfg.rgbd_repeats + r, clean_anchor=cfg.clean_anchor))
     return sets
 
 

@@ -49,17 +49,19 @@ def _clip_from_files(colors: list[Path], depths: list[Path], poses: list[np.ndar
 
 
 def rgbd_clips(root: str | Path, frames_per_clip: int = 16, frame_step: int = 1, K: np.ndarray | None = None,
-               max_clips: int | None = None) -> Iterator[Clip]:
+               max_clips: int | None = None, max_frame: int | None = None) -> Iterator[Clip]:
     """Consecutive clips of ``frames_per_clip`` frames, ``frame_step`` apart, of a posed RGB-D folder.
 
-    K: (3, 3) intrinsics, required for TUM folders (they carry none). Clips are read lazily.
+    K: (3, 3) intrinsics, required for TUM folders (they carry none). max_frame: use only the
+    frames with index < max_frame (file order), e.g. to keep the rest for validation. Clips are
+    read lazily.
     """
     root = Path(root)
     seq = read_sequence(root)
     K = K if K is not None else seq.K
     if K is None:
         raise SceneError(f"{root}: no intrinsics in the folder ({seq.layout}); pass K")
-    frames = seq.frames[::frame_step]
+    frames = seq.frames[:max_frame][::frame_step]
     count = len(frames) // frames_per_clip
     if count == 0:
         raise SceneError(f"{root}: {len(frames)} frames (step {frame_step}) are fewer than one clip of "

@@ -138,6 +138,8 @@ class Stage2Trainer:
         self.dit_cfg = cfg.model.dit_config(samples.image_size)
         torch.manual_seed(cfg.seed)  # the same initial weights in every process
         self.model = WorldFMDiT(self.dit_cfg).to(self.ctx.device)
+        if cfg.init:
+            self.model.load_state_dict(initial_weights(cfg.init, self.dit_cfg))
         self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
         self.ddp_model = self.ctx.wrap(self.model)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99),
@@ -224,6 +226,17 @@ class Stage2Trainer:
                 "pixel_factor": self.cfg.model.pixel_factor, "training_samples": len(self.samples),
                 "data": asdict(self.cfg.data)}
         return save_model(self.ema, path, meta)
+
+
+def initial_weights(path: str | Path, dit_cfg) -> dict:
+    """The state dict of model file ``path`` to fine-tune from; CheckpointError naming the file
+    when its network differs from ``dit_cfg``."""
+    from worldfm_ros.model.checkpoint import load_model
+
+    model = load_model(path, dtype=torch.float32)
+    if model.cfg != dit_cfg:
+        raise CheckpointError(f"{path}: init model is {model.cfg}, the config trains {dit_cfg}")
+    return model.state_dict()
 
 
 def save_training_state(state: dict, path: str | Path) -> Path:
