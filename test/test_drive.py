@@ -12,7 +12,8 @@ from worldfm_ros.errors import ConfigError
 from worldfm_ros.sim.config import SimConfig
 from worldfm_ros.sim.drive import ground_drive
 from worldfm_ros.sim.kinematics import KinematicsConfig, Twist
-from worldfm_ros.sim.rig import LINK_FROM_OPTICAL, MountConfig
+from worldfm_ros.camera import LINK_T_OPTICAL
+from worldfm_ros.sim.rig import MountConfig
 from worldfm_ros.sim.simulator import Simulator
 from worldfm_ros.sim.trajectory import Trajectory, load_tum
 
@@ -28,7 +29,7 @@ def hand_held_arc(n: int = 60, rate_hz: float = 10.0) -> Trajectory:
         map_T_link = np.eye(4)
         map_T_link[:3, :3] = Rotation.from_euler("xyz", [0.0, np.radians(15.0), yaw]).as_matrix()
         map_T_link[:3, 3] = [1.0 + 0.3 * s, 2.0 - 1.2 * s, height]
-        poses.append(map_T_link @ LINK_FROM_OPTICAL)
+        poses.append(map_T_link @ LINK_T_OPTICAL)
     stamps = (np.arange(n) * 1e9 / rate_hz).astype(np.int64)
     return Trajectory(stamps, np.stack(poses), "optical", "map")
 

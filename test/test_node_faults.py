@@ -116,7 +116,7 @@ def load_scene(sim: SimProcess, path) -> str:
 
 def test_rate_above_the_bound_is_refused_by_ros2_param_set(camera):
     sim, observer = camera
-    out = sim.ros2("param", "set", "--no-daemon", "/worldfm_sim", "rate_hz", "1000000.0")
+    out = sim.ros2("param", "set", "--no-daemon", "--timeout", "30", "/worldfm_sim", "rate_hz", "1000000.0")
     assert "rate_hz: expected at most 1000 Hz" in out, out
     observer.frames_keep_arriving()
 
