@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from worldfm_ros.backends.anchor import AnchorBackend
+from worldfm_ros.backends.fill_backend import FillBackend
 from worldfm_ros.backends.base import FrameRequest
 from worldfm_ros.backends.frame_model import FrameModelPipeline, resized_intrinsics
 from worldfm_ros.backends.registry import available_backends, backend_class, create_backend, options_from_config
@@ -226,7 +226,7 @@ def test_residual_model_with_zero_correction_returns_the_anchor_backends_frame(s
     pipeline = FrameModelPipeline(zero_correction, PixelCodec(2), DistilledSampler((999, 200)), SIZE // 2,
                                   residual="filled_render")
     req = request(size=size, seed=3)
-    expected = AnchorBackend().generate(req)
+    expected = FillBackend().generate(req)
     assert np.abs(pipeline.generate(req).astype(int) - expected.astype(int)).max() <= 1
 
 

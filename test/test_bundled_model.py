@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from worldfm_ros.backends.anchor import AnchorBackend
+from worldfm_ros.backends.fill_backend import FillBackend
 from worldfm_ros.backends.torch_backend import TorchBackend
 from worldfm_ros.eval.evaluate import generate_all, score
 from worldfm_ros.eval.metrics import psnr
@@ -18,7 +18,7 @@ from worldfm_ros.train.dataset import procedural_samples
 def heldout():
     # Rooms 100004-100007: ordinary views plus some the anchor barely covers (48 views).
     samples = procedural_samples(DataConfig(num_clips=4, first_seed=100_004, capture_size=256, image_size=128))
-    anchor, _ = generate_all(AnchorBackend(), samples)
+    anchor, _ = generate_all(FillBackend(), samples)
     model, _ = generate_all(TorchBackend(model_path=default_model_path(), steps=1), samples)
     return samples, anchor, model
 

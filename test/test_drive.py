@@ -81,7 +81,7 @@ def test_the_bundled_living_rooms_drive_stays_clear_of_its_furniture():
 
     scene = ROOT / "scenes" / "icl_livingroom"
     anchor = load_scene(scene)
-    drive = ground_drive(load_tum(scene / "trajectory.tum", world="scene"), anchor.scene_to_map)
+    drive = ground_drive(load_tum(scene / "trajectory.tum", world="scene"), anchor.map_T_scene)
     sim = simulator_for(drive)
     sim.load_scene(anchor)
     sim.reset()

@@ -47,7 +47,7 @@ def test_same_seed_gives_the_same_room_and_images():
 def test_fused_scene_renders_its_keyframes_back():
     cam = PinholeCamera.from_fov(80, 60, 90)
     scene = make_room_scene(random_room(2), cam, num_views=8, num_keyframes=2, stride=1)
-    assert len(scene.keyframes) == 2 and np.array_equal(scene.scene_to_map, np.eye(4))
+    assert len(scene.keyframes) == 2 and np.array_equal(scene.map_T_scene, np.eye(4))
     kf = scene.keyframes[1]
     out = PointCloudRenderer.from_anchor(scene).render(kf.camera, kf.c2w)
     err = out.rgb[out.valid].astype(float) - kf.image[out.valid]

@@ -20,9 +20,9 @@ def test_optical_frame_looks_along_base_x_with_image_x_to_the_right():
 
 def test_scene_pose_applies_the_inverse_scene_to_map_transform():
     rig = CameraRig(CameraConfig().build(), np.eye(4))
-    scene_to_map = np.eye(4)
-    scene_to_map[:3, 3] = (0, 0, -1.5)  # scene origin 1.5 m below map origin
-    c2w = rig.optical_in_scene(np.eye(4), scene_to_map)
+    map_T_scene = np.eye(4)
+    map_T_scene[:3, 3] = (0, 0, -1.5)  # scene origin 1.5 m below map origin
+    c2w = rig.optical_in_scene(np.eye(4), map_T_scene)
     assert np.allclose(c2w[:3, 3], [0, 0, 1.5])
 
 

@@ -80,7 +80,7 @@ def test_panorama_scene_has_crops_and_the_floor_at_z0(pano_files: tuple[Path, Pa
     anchor = build_panorama(*pano_files, crop_size=32, yaws=(0, 90, 180, -90), pitches=(0, -30))
     assert len(anchor.keyframes) == 8 and anchor.keyframes[0].name == "yaw+0_pitch+0"
     assert anchor.keyframes[0].image.shape == (32, 32, 3) and anchor.keyframes[0].depth.shape == (32, 32)
-    T = anchor.scene_to_map
+    T = anchor.map_T_scene
     np.testing.assert_allclose(T[:3, :3], [[1, 0, 0], [0, 0, 1], [0, -1, 0]], atol=1e-12)
     np.testing.assert_allclose(T[:3, 3], [0, 0, 1.5], atol=0.01)  # panorama centre 1.5 m above the floor
     m = anchor.points @ T[:3, :3].T + T[:3, 3]

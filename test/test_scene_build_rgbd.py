@@ -48,7 +48,7 @@ def write_seven_scenes(root: Path, frames) -> None:
 
 
 def assert_floor_at_z0(anchor, frames, room_to_scene) -> None:
-    T = anchor.scene_to_map
+    T = anchor.map_T_scene
     m = anchor.points.astype(np.float64) @ T[:3, :3].T + T[:3, 3]
     assert np.percentile(m[:, 2], 1) > -0.03
     assert np.mean(np.abs(m[:, 2]) < 0.02) > 0.1  # the floor is a big share of what is seen
@@ -130,7 +130,7 @@ def test_built_scene_round_trips(tmp_path: Path) -> None:
     save_scene(anchor, tmp_path / "out")
     back = load_scene(tmp_path / "out")
     assert back.points.tobytes() == anchor.points.tobytes()
-    assert back.scene_to_map.tobytes() == anchor.scene_to_map.tobytes()
+    assert back.map_T_scene.tobytes() == anchor.map_T_scene.tobytes()
     assert [k.c2w.tobytes() for k in back.keyframes] == [k.c2w.tobytes() for k in anchor.keyframes]
 
 
@@ -180,7 +180,7 @@ def test_real_sequence_builds_with_a_floor_below_the_cameras(shared_data: Path, 
         pytest.skip(f"{root} not present")
     anchor = build_rgbd(root, frame_step=40, max_frames=4, num_keyframes=2, pixel_stride=8)
     assert len(anchor.keyframes) == 2 and anchor.keyframes[0].image.shape == (480, 640, 3)
-    T = anchor.scene_to_map
+    T = anchor.map_T_scene
     m = anchor.points.astype(np.float64) @ T[:3, :3].T + T[:3, 3]
     assert np.percentile(m[:, 2], 1) > -0.05  # nothing much below the floor
     for kf in anchor.keyframes:

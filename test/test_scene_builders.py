@@ -32,7 +32,7 @@ def room_view(camera: PinholeCamera = CAMERA, pitch: float = 0.35) -> tuple[np.n
 
 
 def map_z(anchor, p: np.ndarray) -> np.ndarray:
-    T = anchor.scene_to_map
+    T = anchor.map_T_scene
     return (p @ T[:3, :3].T + T[:3, 3])[:, 2]
 
 
@@ -102,8 +102,8 @@ def room_ply(tmp_path: Path) -> Path:
 
 def test_ply_without_keyframes_is_taken_as_z_up(room_ply: Path) -> None:
     anchor = build_ply(room_ply)
-    np.testing.assert_allclose(anchor.scene_to_map[:3, :3], np.eye(3), atol=1e-12)
-    assert anchor.scene_to_map[2, 3] == pytest.approx(-0.5, abs=0.01)
+    np.testing.assert_allclose(anchor.map_T_scene[:3, :3], np.eye(3), atol=1e-12)
+    assert anchor.map_T_scene[2, 3] == pytest.approx(-0.5, abs=0.01)
 
 
 def test_ply_with_keyframe_list_round_trips(room_ply: Path, tmp_path: Path) -> None:
@@ -119,7 +119,7 @@ def test_ply_with_keyframe_list_round_trips(room_ply: Path, tmp_path: Path) -> N
     anchor = build_ply(room_ply, tmp_path / "kfs.yaml", max_points=5000)
     assert [k.name for k in anchor.keyframes] == ["front", "kf"]
     np.testing.assert_allclose(anchor.keyframes[1].K, CAMERA.K)
-    assert (anchor.scene_to_map @ c2w_scene)[2, 3] == pytest.approx(1.3, abs=0.02)
+    assert (anchor.map_T_scene @ c2w_scene)[2, 3] == pytest.approx(1.3, abs=0.02)
     save_scene(anchor, tmp_path / "ply_scene")
     back = load_scene(tmp_path / "ply_scene")
     assert back.points.tobytes() == anchor.points.tobytes()
@@ -165,8 +165,8 @@ def test_worldfm_image_is_back_projected_looking_along_plus_x(meta_files: tuple[
     assert anchor.name == "demo" and len(anchor.keyframes) == 1
     np.testing.assert_allclose(anchor.keyframes[0].c2w[:3, 2], [1, 0, 0], atol=1e-12)
     assert np.all(anchor.points[:, 0] > 0)  # everything lies in front, along +X
-    np.testing.assert_allclose(anchor.scene_to_map[:3, :3], [[1, 0, 0], [0, 0, 1], [0, -1, 0]], atol=1e-12)
-    assert anchor.scene_to_map[2, 3] == pytest.approx(1.3, abs=0.02)  # camera height above the floor
+    np.testing.assert_allclose(anchor.map_T_scene[:3, :3], [[1, 0, 0], [0, 0, 1], [0, -1, 0]], atol=1e-12)
+    assert anchor.map_T_scene[2, 3] == pytest.approx(1.3, abs=0.02)  # camera height above the floor
 
 
 def test_worldfm_meta_poses_are_read(meta_files: tuple[Path, Path]) -> None:
@@ -207,7 +207,7 @@ def test_cli_builds_saves_and_reports(image_files: tuple[Path, Path], tmp_path: 
     assert (out / "scene.yaml").is_file()
     assert main(["scene-info", str(out), "--keyframes"]) == 0
     info = capsys.readouterr().out
-    assert "1 keyframes" in info and "view" in info and "scene_to_map" in info
+    assert "1 keyframes" in info and "view" in info and "map_T_scene" in info
 
 
 def test_cli_reports_bad_input_in_one_line(image_files: tuple[Path, Path], tmp_path: Path, capsys) -> None:

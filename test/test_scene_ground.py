@@ -43,11 +43,11 @@ def test_tilted_floor_lands_on_z0_with_z_up() -> None:
     scene = world @ R.T + t
     cam = camera(R, R @ [0.0, 0.0, 1.5] + t, pitch_down_deg=20)
     g = align_ground(scene, [cam])
-    m = to_map(g.scene_to_map, scene)
+    m = to_map(g.map_T_scene, scene)
     assert g.method == "plane"
     assert np.max(np.abs(m[floor, 2])) < 0.02
     assert np.min(m[~floor, 2]) > -0.02 and np.max(m[:, 2]) == pytest.approx(2.5, abs=0.03)
-    np.testing.assert_allclose(to_map(g.scene_to_map, cam[:3, 3][None])[0], [0, 0, 1.5], atol=0.01)
+    np.testing.assert_allclose(to_map(g.map_T_scene, cam[:3, 3][None])[0], [0, 0, 1.5], atol=0.01)
 
 
 def test_map_x_follows_the_first_camera_heading() -> None:
@@ -56,7 +56,7 @@ def test_map_x_follows_the_first_camera_heading() -> None:
     yaw = Rotation.from_euler("z", 30, degrees=True).as_matrix()
     cam = camera(yaw, [0.0, 0.0, 1.2], pitch_down_deg=25)
     g = align_ground(world, [cam])
-    forward_map = g.scene_to_map[:3, :3] @ cam[:3, 2]
+    forward_map = g.map_T_scene[:3, :3] @ cam[:3, 2]
     assert forward_map[1] == pytest.approx(0.0, abs=1e-3) and forward_map[0] > 0.8
 
 
@@ -65,7 +65,7 @@ def test_a_big_wall_is_not_taken_for_the_floor() -> None:
     world, floor = room(rng, 1500, 8000)  # walls hold far more points than the floor
     g = align_ground(world, [camera(np.eye(3), [0.0, 0.0, 1.4])])
     np.testing.assert_allclose(g.up, [0, 0, 1], atol=0.01)
-    assert np.max(np.abs(to_map(g.scene_to_map, world)[floor, 2])) < 0.02
+    assert np.max(np.abs(to_map(g.map_T_scene, world)[floor, 2])) < 0.02
 
 
 def test_known_gravity_keeps_the_rotation_and_measures_the_floor() -> None:
@@ -77,8 +77,8 @@ def test_known_gravity_keeps_the_rotation_and_measures_the_floor() -> None:
     cam[:3, 3] = [0.0, -1.5, 0.0]
     g = align_ground(scene, [cam], gravity_up=parse_axis("-y"))
     np.testing.assert_array_equal(g.up, [0, -1, 0])
-    np.testing.assert_allclose(g.scene_to_map[:3, :3], [[1, 0, 0], [0, 0, 1], [0, -1, 0]], atol=1e-12)
-    assert np.max(np.abs(to_map(g.scene_to_map, scene)[floor, 2])) < 0.01
+    np.testing.assert_allclose(g.map_T_scene[:3, :3], [[1, 0, 0], [0, 0, 1], [0, -1, 0]], atol=1e-12)
+    assert np.max(np.abs(to_map(g.map_T_scene, scene)[floor, 2])) < 0.01
 
 
 def test_without_a_floor_the_lowest_points_set_z0() -> None:
@@ -86,7 +86,7 @@ def test_without_a_floor_the_lowest_points_set_z0() -> None:
     blob = rng.normal(size=(3000, 3)) * [1.0, 1.0, 0.5] + [3.0, 0.0, 1.0]
     g = align_ground(blob, [camera(np.eye(3), [0.0, 0.0, 1.0])])
     assert g.method == "percentile"
-    assert np.mean(to_map(g.scene_to_map, blob)[:, 2] < 0) == pytest.approx(0.01, abs=0.005)
+    assert np.mean(to_map(g.map_T_scene, blob)[:, 2] < 0) == pytest.approx(0.01, abs=0.005)
 
 
 def test_no_cameras_and_no_gravity_is_an_error() -> None:

@@ -38,7 +38,7 @@ def make_anchor(seed: int = 0) -> SceneAnchor:
 
 def assert_bit_exact(a: SceneAnchor, b: SceneAnchor) -> None:
     assert a.name == b.name
-    for x, y in ((a.points, b.points), (a.colors, b.colors), (a.scene_to_map, b.scene_to_map)):
+    for x, y in ((a.points, b.points), (a.colors, b.colors), (a.map_T_scene, b.map_T_scene)):
         assert x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes()
     assert len(a.keyframes) == len(b.keyframes)
     for ka, kb in zip(a.keyframes, b.keyframes):

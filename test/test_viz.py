@@ -63,7 +63,7 @@ def test_the_map_is_z_up_and_the_anchor_is_logged_once_in_map_coordinates(record
     anchor = load_scene(scene_dir)
     [row] = recording["/world/anchor"]
     assert "frame" not in row, "the anchor is static"
-    expected = anchor.points @ anchor.scene_to_map[:3, :3].T + anchor.scene_to_map[:3, 3]
+    expected = anchor.points @ anchor.map_T_scene[:3, :3].T + anchor.map_T_scene[:3, 3]
     assert np.allclose(np.asarray(row["Points3D:positions"]), expected, atol=1e-4)
 
 

@@ -143,7 +143,7 @@ class RerunLog:
         if len(points) > self.max_points:
             keep = np.sort(np.random.default_rng(0).choice(len(points), self.max_points, replace=False))
             points, colors = points[keep], colors[keep]
-        map_points = points.astype(np.float64) @ anchor.scene_to_map[:3, :3].T + anchor.scene_to_map[:3, 3]
+        map_points = points.astype(np.float64) @ anchor.map_T_scene[:3, :3].T + anchor.map_T_scene[:3, 3]
         self.rec.log("world/anchor", rr.Points3D(map_points.astype(np.float32), colors=colors, radii=0.01),
                      static=True)
 

@@ -18,7 +18,7 @@ from worldfm_ros.errors import BackendUnavailable
 
 # name -> "module:Class"
 BACKENDS: dict[str, str] = {
-    "anchor": "worldfm_ros.backends.anchor:AnchorBackend",
+    "anchor": "worldfm_ros.backends.fill_backend:FillBackend",
     "torch": "worldfm_ros.backends.torch_backend:TorchBackend",
     "onnxruntime": "worldfm_ros.backends.onnx_backend:OnnxBackend",
     "tensorrt": "worldfm_ros.backends.tensorrt_backend:TensorRTBackend",

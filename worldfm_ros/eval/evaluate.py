@@ -215,11 +215,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from worldfm_ros.backends.anchor import AnchorBackend
+    from worldfm_ros.backends.fill_backend import FillBackend
     from worldfm_ros.backends.torch_backend import TorchBackend
 
     fills = args.anchor_fill or ["push_pull"]
-    backends = {("anchor (push-pull)" if f == "push_pull" else f"anchor ({f})"): AnchorBackend(fill=f) for f in fills}
+    backends = {("anchor (push-pull)" if f == "push_pull" else f"anchor ({f})"): FillBackend(fill=f) for f in fills}
     stems = [Path(p).stem for p in args.model]
     for path, stem in zip(args.model, stems):
         name = stem if stems.count(stem) == 1 else f"{Path(path).parent.name}/{stem}"  # runs/*/model.safetensors

@@ -126,7 +126,7 @@ def render_views(anchor, backend, views: HeldOutViews, point_radius: int = 1, se
     pipeline = FramePipeline(anchor, rig, backend, point_radius=point_radius, footprint_spacing=footprint_spacing)
     rgb, render, covered, ms = [], [], [], []
     for k, c2w in enumerate(views.c2w):
-        map_T_base = rig.base_from_optical_in_map(anchor.scene_to_map @ c2w)
+        map_T_base = rig.base_from_optical_in_map(anchor.map_T_scene @ c2w)
         frame = pipeline.render(map_T_base, 0, seed=seed + k)
         rgb.append(frame.rgb)
         render.append(frame.render_rgb)

@@ -41,7 +41,7 @@ def scene_script(scene: str) -> tuple[tuple[tuple[float, float, float, float], .
     path = Path(scene) / TRAJECTORY_FILE if scene else None
     if path is None or not path.is_file():
         return SCRIPT, []
-    drive = ground_drive(load_tum(path, world="scene"), load_scene(scene).scene_to_map)
+    drive = ground_drive(load_tum(path, world="scene"), load_scene(scene).map_T_scene)
     overrides = [Parameter("kinematics.model", value="holonomic"),
                  Parameter("initial_pose", value=drive.initial_pose),
                  Parameter("mount.xyz", value=drive.mount_xyz), Parameter("mount.rpy", value=drive.mount_rpy)]

@@ -38,7 +38,7 @@ from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, LaserScan, PointCloud2
 
-from worldfm_ros.backends.anchor import AnchorBackend
+from worldfm_ros.backends.fill_backend import FillBackend
 from worldfm_ros.backends.base import FrameBackend
 from worldfm_ros.camera import LINK_T_OPTICAL
 from worldfm_ros.config import flatten, load_config, unflatten
@@ -76,13 +76,13 @@ NO_CLOCK_AFTER_S = 2.0
 def make_backend(cfg: BackendConfig) -> tuple[FrameBackend, str]:
     """The configured backend, or the anchor backend plus the reason it had to fall back."""
     if cfg.name == "anchor":
-        return AnchorBackend(fill=cfg.fill), ""
+        return FillBackend(fill=cfg.fill), ""
     try:
         from worldfm_ros.backends.registry import create_backend
 
         return create_backend(cfg.name, config=cfg), ""
     except (ImportError, WorldFMError) as exc:
-        return AnchorBackend(fill=cfg.fill), f"backend {cfg.name!r} unavailable ({exc}); using 'anchor'"
+        return FillBackend(fill=cfg.fill), f"backend {cfg.name!r} unavailable ({exc}); using 'anchor'"
 
 
 class SimNode(Node):

@@ -1,8 +1,8 @@
 """The scene anchor: a coloured point cloud plus posed reference keyframes.
 
 Frames: points and keyframe poses live in the *scene frame* (any right-handed
-metric frame the source used, often OpenCV-style with y down). ``scene_to_map``
-maps scene coordinates to the ROS ``map`` frame (REP-103: x forward, y left,
+metric frame the source used, often OpenCV-style with y down). ``map_T_scene``
+(the pose of the scene frame in the map; ``scene_to_map`` in scene files) maps scene coordinates to the ROS ``map`` frame (REP-103: x forward, y left,
 z up, ground = the map's xy-plane), so a ground robot drives on z = 0.
 """
 
@@ -62,14 +62,15 @@ class SceneAnchor:
 
     points: (N, 3) float32 positions in the scene frame, metres.
     colors: (N, 3) uint8 RGB.
-    scene_to_map: (4, 4) float64 rigid transform, scene frame → ROS map frame.
+    map_T_scene: (4, 4) float64 pose of the scene frame in the ROS map frame (maps scene
+        coordinates to map coordinates; stored as ``scene_to_map`` in scene files).
     keyframes: posed reference images in the scene frame.
     name: human-readable label.
     """
 
     points: np.ndarray
     colors: np.ndarray
-    scene_to_map: np.ndarray = field(default_factory=lambda: np.eye(4))
+    map_T_scene: np.ndarray = field(default_factory=lambda: np.eye(4))
     keyframes: list[Keyframe] = field(default_factory=list)
     name: str = "scene"
 
@@ -88,7 +89,7 @@ class SceneAnchor:
                 f"got {self.colors.shape} {self.colors.dtype}"
             )
         self.colors = np.ascontiguousarray(self.colors)
-        self.scene_to_map = check_pose(self.scene_to_map, f"scene {self.name!r}: scene_to_map")
+        self.map_T_scene = check_pose(self.map_T_scene, f"scene {self.name!r}: map_T_scene")
 
     @property
     def num_points(self) -> int:

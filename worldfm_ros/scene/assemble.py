@@ -56,7 +56,7 @@ def finish_scene(
     points: (N, 3) scene frame, metres; colors: (N, 3) uint8; source: the input's
     name for error messages.
     up: "camera" (cameras' average up as a hint, floor normal becomes up), a signed
-        scene axis such as "-y" (known gravity, kept exactly), "none" (scene_to_map =
+        scene axis such as "-y" (known gravity, kept exactly), "none" (map_T_scene =
         identity: the scene frame already is the map frame), or "auto" = ``default_up``.
     plane_threshold: RANSAC floor inlier distance, metres.
     """
@@ -68,12 +68,12 @@ def finish_scene(
         log.info("downsampled to %d points with %.4f m voxels", len(points), voxel)
     mode = default_up if up == "auto" else up
     if mode == "none":
-        scene_to_map = np.eye(4)
+        map_T_scene = np.eye(4)
     else:
         c2ws = [kf.c2w for kf in keyframes]
         gravity = None if mode == "camera" else parse_axis(mode)
         ground = align_ground(points, c2ws, gravity_up=gravity, distance_threshold=plane_threshold)
         log.info("ground: %s (%d inliers), up in scene frame %s", ground.method, ground.inliers,
                  np.array2string(ground.up, precision=3))
-        scene_to_map = ground.scene_to_map
-    return SceneAnchor(points, colors, scene_to_map, keyframes, name)
+        map_T_scene = ground.map_T_scene
+    return SceneAnchor(points, colors, map_T_scene, keyframes, name)

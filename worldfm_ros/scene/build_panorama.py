@@ -12,7 +12,7 @@ Reference keyframes are perspective crops resampled from the panorama (bilinear,
 horizontal wrap-around) at the release's (yaw, pitch) camera poses, all at the
 origin: positive yaw turns right (toward −Z), positive pitch looks up. Their depth is
 the distance map sampled (nearest) along each pixel ray and converted to z-depth.
-Gravity is known (−Y is up), so scene_to_map is that fixed rotation with the floor
+Gravity is known (−Y is up), so map_T_scene is that fixed rotation with the floor
 height measured from the cloud.
 
 ``profile="release"`` builds what the released pipeline builds instead (spec §3.1-§3.3): the

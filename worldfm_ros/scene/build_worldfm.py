@@ -14,7 +14,7 @@ is a trajectory pose that need not look at the content at all. This keeps the
 release's poses valid in our scene: a meta.json trajectory renders the same view of
 the image here as in the release. The image becomes the single keyframe, with its
 depth (z-depth along its optical axis, same size as the image).
-Gravity is known (−Y is up): scene_to_map is the fixed rotation, floor from the cloud.
+Gravity is known (−Y is up): map_T_scene is the fixed rotation, floor from the cloud.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
 
     anchor = load_scene(args.scene)
     print(scene_summary(anchor, per_keyframe=args.keyframes))
-    print("  scene_to_map:")
-    for row in anchor.scene_to_map:
+    print("  map_T_scene (scene.yaml scene_to_map):")
+    for row in anchor.map_T_scene:
         print("    " + np.array2string(row, precision=6, suppress_small=True, floatmode="fixed"))
     return 0

@@ -37,7 +37,7 @@ _AXES = {"x": 0, "y": 1, "z": 2}
 class GroundAlignment:
     """Result of :func:`align_ground`.
 
-    scene_to_map: (4, 4) rigid transform, scene frame → map frame.
+    map_T_scene: (4, 4) rigid transform, scene frame → map frame.
     up: (3,) unit up direction in the scene frame.
     floor_height: height of the floor along ``up`` in the scene frame, metres.
     method: "plane" (RANSAC floor found) or "percentile" (no floor plane: the floor is
@@ -45,7 +45,7 @@ class GroundAlignment:
     inliers: number of floor inliers in the sample the plane was fitted on (0 for "percentile").
     """
 
-    scene_to_map: np.ndarray
+    map_T_scene: np.ndarray
     up: np.ndarray
     floor_height: float
     method: str
@@ -82,7 +82,7 @@ def align_ground(
     sample: int = 30_000,
     seed: int = 0,
 ) -> GroundAlignment:
-    """Find the floor and build scene_to_map.
+    """Find the floor and build map_T_scene.
 
     points: (N, 3) scene-frame positions, metres.
     c2ws: keyframe camera-to-scene poses (OpenCV axes); the first one sets map +x and

@@ -6,7 +6,7 @@ analytically, so depth and colour are exact: the synthetic counterpart of real
 posed RGB-D captures, for tests, the bundled default scene and training data.
 
 Frame: the room frame is REP-103-like (x forward, y left, z up, metres, floor at
-z = 0), so a scene built here has ``scene_to_map`` = identity.
+z = 0), so a scene built here has ``map_T_scene`` = identity.
 """
 
 from __future__ import annotations
@@ -247,5 +247,5 @@ def build_procedural(
     scene = make_room_scene(room, camera, num_views, num_keyframes, stride, name=name or f"procedural_room_{seed}")
     if scene.num_points > max_points:
         points, colors, _ = downsample_to_budget(scene.points, scene.colors, max_points)
-        scene = SceneAnchor(points, colors, scene.scene_to_map, scene.keyframes, scene.name)
+        scene = SceneAnchor(points, colors, scene.map_T_scene, scene.keyframes, scene.name)
     return scene

@@ -143,7 +143,7 @@ def _save_dir(anchor: SceneAnchor, root: Path) -> None:
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
         "name": anchor.name,
-        "scene_to_map": anchor.scene_to_map.tolist(),
+        "scene_to_map": anchor.map_T_scene.tolist(),
         "points": {"file": POINTS_PLY, "count": anchor.num_points},
         "num_keyframes": len(entries),
         "keyframes": entries,
@@ -225,7 +225,7 @@ def _load_dir(yaml_path: Path) -> SceneAnchor:
     y = str(yaml_path)
     _check_version(doc.get("format"), doc.get("version"), y)
     name = str(_field(doc, "name", y, (str, int, float)))
-    scene_to_map = check_rigid(_matrix(_field(doc, "scene_to_map", y, list), (4, 4), f"{y}: scene_to_map"),
+    map_T_scene = check_rigid(_matrix(_field(doc, "scene_to_map", y, list), (4, 4), f"{y}: scene_to_map"),
                                f"{y}: scene_to_map")
     pts = _field(doc, "points", y, dict)
     ply_path = _inside(root, _field(pts, "file", f"{y}: points", str), f"{y}: points.file")
@@ -239,7 +239,7 @@ def _load_dir(yaml_path: Path) -> SceneAnchor:
     if len(entries) != num:
         raise SceneError(f"{y}: keyframes lists {len(entries)} entries but num_keyframes = {num}")
     keyframes = [_load_keyframe_entry(e, i, root, y) for i, e in enumerate(entries)]
-    return SceneAnchor(points, colors, scene_to_map, keyframes, name)
+    return SceneAnchor(points, colors, map_T_scene, keyframes, name)
 
 
 def _load_keyframe_entry(entry: Any, i: int, root: Path, y: str) -> Keyframe:
@@ -285,7 +285,7 @@ def _save_npz(anchor: SceneAnchor, path: Path) -> None:
         "meta": np.array(json.dumps(meta)),
         "points": anchor.points,
         "colors": anchor.colors,
-        "scene_to_map": anchor.scene_to_map,
+        "scene_to_map": anchor.map_T_scene,
     }
     for i, kf in enumerate(anchor.keyframes):
         arrays[f"kf{i:04d}_image"] = kf.image
@@ -354,7 +354,7 @@ def _load_npz(path: Path) -> SceneAnchor:
         raise SceneError(f"{p}: 'meta' must be a JSON object")
     _check_version(meta.get("format"), meta.get("version"), f"{p}: meta")
     name = str(_field(meta, "name", f"{p}: meta", (str, int, float)))
-    scene_to_map = check_rigid(get("scene_to_map", np.float64, (4, 4)), f"{p}: scene_to_map")
+    map_T_scene = check_rigid(get("scene_to_map", np.float64, (4, 4)), f"{p}: scene_to_map")
     points, colors = check_points(get("points", np.float32, (None, 3)), get("colors", np.uint8, (None, 3)),
                                   f"{p}: points")
     num = _check_count(_field(meta, "num_keyframes", f"{p}: meta", int), MAX_KEYFRAMES, f"{p}: meta.num_keyframes")
@@ -380,4 +380,4 @@ def _load_npz(path: Path) -> SceneAnchor:
         if _field(info, "depth", where, bool):
             depth = check_depth(get(f"kf{i:04d}_depth", np.float32, (h, w)), f"{where}.depth", (h, w))
         keyframes.append(_keyframe(image, K, c2w, depth, str(info.get("name", "")), where))
-    return SceneAnchor(points, colors, scene_to_map, keyframes, name)
+    return SceneAnchor(points, colors, map_T_scene, keyframes, name)

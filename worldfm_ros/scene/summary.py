@@ -13,7 +13,7 @@ def _vec(v: np.ndarray) -> str:
 
 def map_points(anchor: SceneAnchor) -> np.ndarray:
     """(N, 3) float64 points in the map frame, metres."""
-    T = anchor.scene_to_map
+    T = anchor.map_T_scene
     return anchor.points.astype(np.float64) @ T[:3, :3].T + T[:3, 3]
 
 
@@ -36,7 +36,7 @@ def scene_summary(anchor: SceneAnchor, per_keyframe: bool = False) -> str:
     ]
     if per_keyframe:
         for i, kf in enumerate(anchor.keyframes):
-            T = anchor.scene_to_map @ kf.c2w
+            T = anchor.map_T_scene @ kf.c2w
             heading = np.degrees(np.arctan2(T[1, 2], T[0, 2]))
             lines.append(
                 f"  [{i:3d}] {kf.name:<24} {kf.image.shape[1]}x{kf.image.shape[0]} f={kf.K[0, 0]:.1f} "

@@ -39,9 +39,9 @@ class GroundDrive:
         return float(self.segments[:, 0].sum())
 
 
-def ground_drive(trajectory: Trajectory, scene_to_map: np.ndarray, stride: int = 5) -> GroundDrive:
+def ground_drive(trajectory: Trajectory, map_T_scene: np.ndarray, stride: int = 5) -> GroundDrive:
     """The drive along an optical-frame ``trajectory`` (in the map, or in the scene frame mapped
-    by ``scene_to_map`` (4, 4)), with one velocity segment per ``stride`` recorded poses.
+    by ``map_T_scene`` (4, 4)), with one velocity segment per ``stride`` recorded poses.
 
     ConfigError for a base_link trajectory (it has no camera to project) or fewer than two poses
     ``stride`` apart.
@@ -55,7 +55,7 @@ def ground_drive(trajectory: Trajectory, scene_to_map: np.ndarray, stride: int =
         raise ConfigError(f"ground drive: {len(trajectory)} poses give fewer than two poses {stride} apart")
     map_T_optical = trajectory.poses[keep]
     if trajectory.world == "scene":
-        map_T_optical = np.asarray(scene_to_map, dtype=np.float64) @ map_T_optical
+        map_T_optical = np.asarray(map_T_scene, dtype=np.float64) @ map_T_optical
     forward = map_T_optical[:, :3, 2]  # optical z: the viewing direction
     yaw = np.arctan2(forward[:, 1], forward[:, 0])
     pitch = np.arcsin(np.clip(-forward[:, 2], -1.0, 1.0))

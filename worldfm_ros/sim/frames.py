@@ -127,7 +127,7 @@ class FramePipeline:
         """Produce the frame seen from base pose ``map_T_base`` (4, 4, map frame) at ``stamp_ns``."""
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        c2w = self.rig.optical_in_scene(map_T_base, self.anchor.scene_to_map)
+        c2w = self.rig.optical_in_scene(map_T_base, self.anchor.map_T_scene)
         if self.footprint_spacing:
             result = footprint_splat(self.renderer.render(self.rig.camera, c2w), self.rig.camera.fx,
                                      self.footprint_spacing)

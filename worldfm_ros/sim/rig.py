@@ -99,7 +99,7 @@ class CameraRig:
 
     def optical_in_scene(self, map_T_base: np.ndarray, map_T_scene: np.ndarray) -> np.ndarray:
         """scene_T_optical (4, 4): the renderer's camera-to-scene c2w (OpenCV axes), for the base
-        pose ``map_T_base`` and the scene's pose in the map ``map_T_scene`` (``SceneAnchor.scene_to_map``)."""
+        pose ``map_T_base`` and the scene's pose in the map ``map_T_scene`` (``SceneAnchor.map_T_scene``)."""
         return invert_pose(map_T_scene) @ self.optical_in_map(map_T_base)
 
     def base_from_optical_in_map(self, map_T_optical: np.ndarray) -> np.ndarray:

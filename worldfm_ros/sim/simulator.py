@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from worldfm_ros.backends.anchor import AnchorBackend
+from worldfm_ros.backends.fill_backend import FillBackend
 from worldfm_ros.backends.base import FrameBackend
 from worldfm_ros.camera import invert_pose
 from worldfm_ros.errors import WorldFMError
@@ -66,7 +66,7 @@ class Simulator:
         self.config = config
         self.device = device
         self.rig = CameraRig(config.camera.build(), config.mount.matrix())
-        self.backend = backend or AnchorBackend(fill=config.backend.fill)
+        self.backend = backend or FillBackend(fill=config.backend.fill)
         self.model = KinematicModel(config.kinematics)
         self.map_T_odom = planar_pose(*config.initial_pose)
         self.time_ns = 0
@@ -89,7 +89,7 @@ class Simulator:
             anchor = load_scene(Path(path))
         pipeline = FramePipeline(anchor, self.rig, self.backend, device=self.device,
                                  point_radius=self.config.point_radius)
-        points_map = anchor.points @ anchor.scene_to_map[:3, :3].T + anchor.scene_to_map[:3, 3]
+        points_map = anchor.points @ anchor.map_T_scene[:3, :3].T + anchor.map_T_scene[:3, 3]
         self.collision = CollisionChecker(points_map, self.config.collision, base_z=self.map_T_base[2, 3])
         self._extent = (points_map.min(axis=0), points_map.max(axis=0))
         self.pipeline, self.scene_path = pipeline, path

@@ -168,7 +168,7 @@ def base_poses(trajectory: Trajectory, pipeline: FramePipeline) -> np.ndarray:
     """(N, 4, 4) map → base_link poses of the trajectory for the pipeline's rig and scene."""
     poses = trajectory.poses
     if trajectory.world == "scene":
-        poses = pipeline.anchor.scene_to_map @ poses
+        poses = pipeline.anchor.map_T_scene @ poses
     if trajectory.kind == "optical":
         poses = poses @ invert_pose(pipeline.rig.base_T_optical)
     return poses

@@ -1,4 +1,4 @@
-"""Anchor-only frame backend: the point-cloud render with classical hole filling.
+"""The fill backend (registered as 'anchor'): the anchor render with classical hole filling.
 
 No network: holes left by the sparse anchor are filled from their surroundings
 (``render.fill``: push-pull or Telea). The reference fallback every neural backend is
@@ -16,7 +16,7 @@ from worldfm_ros.errors import ConfigError
 from worldfm_ros.render.fill import FILL_METHODS, fill_holes
 
 
-class AnchorBackend(FrameBackend):
+class FillBackend(FrameBackend):
     """The render, hole-filled. fill: 'push_pull' (default), 'telea' or 'none'; telea_radius in pixels."""
 
     name = "anchor"

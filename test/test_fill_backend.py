@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from worldfm_ros.backends.anchor import AnchorBackend
+from worldfm_ros.backends.fill_backend import FillBackend
 from worldfm_ros.backends.base import FrameRequest
 from worldfm_ros.errors import ConfigError
 from worldfm_ros.render.fill import push_pull_fill
@@ -42,14 +42,14 @@ def test_backend_returns_an_rgb_frame_of_the_request_size(fill):
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 255, (24, 40, 3), dtype=np.uint8)
     valid = rng.random((24, 40)) > 0.2
-    out = AnchorBackend(fill=fill).generate(request(rgb, valid))
+    out = FillBackend(fill=fill).generate(request(rgb, valid))
     assert out.shape == (24, 40, 3) and out.dtype == np.uint8
     assert np.array_equal(out[valid], rgb[valid])
 
 
 def test_unknown_fill_method_is_a_config_error():
     with pytest.raises(ConfigError, match="fill"):
-        AnchorBackend(fill="magic")
+        FillBackend(fill="magic")
 
 
 def test_residual_base_is_the_fill_or_mid_grey_for_an_empty_render():
