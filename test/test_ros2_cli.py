@@ -25,7 +25,7 @@ from launch import LaunchDescription  # noqa: E402
 from launch.actions import IncludeLaunchDescription  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 
-from worldfm_ros.ros.node import LIVE_PARAMETERS  # noqa: E402
+from worldfm_ros.sim.config import LIVE_FIELDS  # noqa: E402
 
 try:
     SHARE = Path(get_package_share_directory("worldfm_ros"))
@@ -95,11 +95,11 @@ LIVE_VALUES = {"rate_hz": ("8.0", "Double value is: 8.0"), "point_radius": ("2",
 
 
 def test_the_table_of_live_values_covers_every_live_parameter():
-    assert set(LIVE_VALUES) == LIVE_PARAMETERS
+    assert set(LIVE_VALUES) == LIVE_FIELDS
 
 
 @pytest.mark.launch(fixture=sim)
-@pytest.mark.parametrize("name", sorted(LIVE_PARAMETERS))
+@pytest.mark.parametrize("name", sorted(LIVE_FIELDS))
 def test_param_set_changes_a_live_parameter_while_frames_keep_coming(name):
     value, shown = LIVE_VALUES[name]
     assert ros2("param", "set", "--no-daemon", "--timeout", "30", NODE, name, value).strip() == "Set parameter successful"

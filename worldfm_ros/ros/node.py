@@ -38,9 +38,6 @@ from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, LaserScan, PointCloud2
 
-from worldfm_ros.backends.fill_backend import FillBackend
-from worldfm_ros.backends.base import FrameBackend
-from worldfm_ros.camera import LINK_T_OPTICAL
 from worldfm_ros.config import flatten, load_config, unflatten
 from worldfm_ros.errors import ConfigError, WorldFMError
 from worldfm_ros.msg import FrameStats
@@ -48,24 +45,22 @@ from worldfm_ros.resources import default_scene_path
 from worldfm_ros.ros import conversions as conv
 from worldfm_ros.ros.tf_io import TfListener, TfPublisher
 from worldfm_ros.runtime import apply_torch_threads
-from worldfm_ros.sim.config import BackendConfig, SimConfig
+from worldfm_ros.sim.config import SimConfig
 from worldfm_ros.sim.kinematics import Twist as BodyTwist
 from worldfm_ros.sim.frames import Frame
 from worldfm_ros.sim.scan import depth_to_scan
 from worldfm_ros.scene.backproject import backproject_pixels
 from worldfm_ros.scene.store import resolve_in_dirs, scene_folder
-from worldfm_ros.sim.simulator import Simulator
+from worldfm_ros.sim.simulator import RobotState, Simulator
 from worldfm_ros.ros.tf_tree import TransformLookupError
 from worldfm_ros.srv import LoadScene, Reset, Step
 from worldfm_ros.viz import open_log
 
+# Parameters that may change while running are SimConfig's LIVE_FIELDS (Simulator.reconfigure).
 # Camera streams: reliable, depth 10, as camera drivers publish (image_transport's default), so a
 # recorder loses no frame; best-effort (sensor-data) subscribers still match.
 CAMERA_QOS = QoSProfile(depth=10)
 
-# Parameters that take effect while running; the others need a restart.
-LIVE_PARAMETERS = {"rate_hz", "point_radius", "publish_points", "publish_scan", "tf_max_age_s",
-                   "tf_future_tolerance_s"}
 # Service request/response queues: an RL client may send a burst of ~/step calls; rclpy's default
 # depth of 10 silently drops the rest. Requests queue here and are answered in order.
 SERVICE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE)
@@ -73,25 +68,12 @@ SERVICE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliabilit
 NO_CLOCK_AFTER_S = 2.0
 
 
-def make_backend(cfg: BackendConfig) -> tuple[FrameBackend, str]:
-    """The configured backend, or the anchor backend plus the reason it had to fall back."""
-    if cfg.name == "anchor":
-        return FillBackend(fill=cfg.fill), ""
-    try:
-        from worldfm_ros.backends.registry import create_backend
-
-        return create_backend(cfg.name, config=cfg), ""
-    except (ImportError, WorldFMError) as exc:
-        return FillBackend(fill=cfg.fill), f"backend {cfg.name!r} unavailable ({exc}); using 'anchor'"
-
-
 class SimNode(Node):
     """The worldfm_ros camera simulator (see module docstring for its interface)."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__("worldfm_sim", **kwargs)
-        self.cfg = self._declare_config()
-        cfg = self.cfg
+        cfg = self._declare_config()
         apply_torch_threads(cfg.torch_threads)  # before the backend and the frame thread start
         self._lock = threading.Lock()
         self._errors: deque[tuple[float, str]] = deque(maxlen=20)
@@ -106,11 +88,8 @@ class SimNode(Node):
         self._steady = RosClock(clock_type=ClockType.STEADY_TIME)
         self._ros_time_seen = (self.get_clock().now().nanoseconds, time.monotonic())
 
-        backend, fallback = make_backend(cfg.backend)
-        if fallback:
-            self._report(fallback)
-        self.sim = Simulator(cfg, backend, device=self._device())
-        self.rig, self.backend = self.sim.rig, backend
+        self.sim = Simulator.from_config(cfg, self._report)
+        self.rig, self.backend = self.sim.rig, self.sim.backend
         self.viz = open_log(cfg.rerun, self.rig.camera, self._report, application_id=self.get_name())
         try:
             self.load_scene(cfg.scene)
@@ -133,10 +112,7 @@ class SimNode(Node):
         self.tf_listener = (TfListener(self, on_reject=lambda why: self._report(f"/tf rejected: {why}"))
                             if cfg.input_mode == "tf" else None)
 
-        # Time and pose state.
-        self._sim_ns = 0
-        self._pose: tuple[np.ndarray, int] | None = None  # (map_T_base, stamp_ns)
-        self._last_tick_ns: int | None = None
+        self._state: RobotState | None = None  # the last kinematic tick, whose odom was published
         self._publish_static_tf()
 
         # Inputs.
@@ -201,19 +177,20 @@ class SimNode(Node):
         values = {key: self.get_parameter(key).value for key in defaults}
         return load_config(SimConfig, unflatten(values), prefix="parameter")
 
+    @property
+    def cfg(self) -> SimConfig:
+        """The configuration in force (the simulator's; ``reconfigure`` replaces it)."""
+        return self.sim.config
+
     def _publish_static_tf(self) -> None:
         f = self.cfg.frames
         statics = []
         if not (self.cfg.input_mode == "tf" and self.cfg.tf_source == "optical"):
-            statics += [(self.rig.base_T_link, 0, f.base, f.camera), (LINK_T_OPTICAL, 0, f.camera, f.optical)]
+            statics += self.rig.static_transforms(f.base, f.camera, f.optical)
         if self.cfg.input_mode == "cmd_vel" and self.cfg.publish_map_to_odom:
-            statics.append((self.sim.map_T_odom, 0, f.map, f.odom))
+            statics.append((self.sim.map_T_odom, f.map, f.odom))
         if statics:
-            self.tf.send_static(statics)
-
-    @property
-    def pipeline(self):
-        return self.sim.pipeline
+            self.tf.send_static([(T, 0, parent, child) for T, parent, child in statics])
 
     @property
     def scene_path(self) -> str:
@@ -224,18 +201,7 @@ class SimNode(Node):
         with self._lock:
             self.sim.load_scene(path)
             if self.viz is not None:
-                self.viz.log_anchor(self.sim.pipeline.anchor)
-
-    def _device(self) -> str:
-        """The renderer's device: backend.device, or the CPU (reported) when it asks for CUDA that
-        torch does not see; the frame backend falls back on its own (make_backend)."""
-        from worldfm_ros.devices import resolve_device
-
-        device = resolve_device(self.cfg.backend.device)
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            self._report(f"backend.device {device!r}: torch sees no CUDA device; rendering on the CPU")
-            return "cpu"
-        return device
+                self.viz.log_anchor(self.sim.anchor)
 
     def _report(self, message: str) -> None:
         """Keep a problem for /diagnostics; log it unless it repeats the last one within 5 s."""
@@ -249,9 +215,8 @@ class SimNode(Node):
 
     # ----------------------------------------------------------------- time
     def now_ns(self) -> int:
-        if self.cfg.lockstep:
-            return self.sim.time_ns
-        return self._sim_ns if self.cfg.publish_clock else self.get_clock().now().nanoseconds
+        """The simulator's clock when it owns time (lockstep, publish_clock), else ROS time."""
+        return self.sim.time_ns if self.cfg.owns_time else self.get_clock().now().nanoseconds
 
     # ----------------------------------------------------------------- inputs
     def _on_cmd_vel(self, msg) -> None:
@@ -277,27 +242,16 @@ class SimNode(Node):
             self.sim.set_map_pose(map_T_base)
 
     def _on_sim_tick(self) -> None:
-        """Integrate the kinematics, then publish odom, odom→base_link and /clock."""
-        dt_nominal = 1.0 / self.cfg.sim_rate_hz
-        if self.cfg.publish_clock:
-            self._sim_ns += int(round(dt_nominal * 1e9))
-            now = self._sim_ns
-            self.pub_clock.publish(Clock(clock=conv.time_msg(now)))
-            dt = dt_nominal
-        else:
-            now = self.now_ns()
-            dt = dt_nominal if self._last_tick_ns is None else (now - self._last_tick_ns) * 1e-9
-        self._last_tick_ns = now
+        """Integrate the kinematics, then publish /clock (own time), odom and odom→base_link."""
         with self._lock:
-            self.sim.advance(dt, now * 1e-9)
-            odom_T_base = self.sim.odom_T_base.copy()
-            velocity = self.sim.model.velocity
-            self._pose = (self.sim.map_T_base, now)
-        if self.sim.collided:
+            state = self._state = self.sim.tick(None if self.cfg.owns_time else self.now_ns())
+        now, f = state.stamp_ns, self.cfg.frames
+        if self.cfg.publish_clock:
+            self.pub_clock.publish(Clock(clock=conv.time_msg(now)))
+        if state.collided:
             self._report("motion blocked: the robot would collide with the scene")
-        f = self.cfg.frames
-        self.pub_odom.publish(conv.odometry_msg(odom_T_base, velocity.linear, velocity.angular, now, f.odom, f.base))
-        self.tf.send([(odom_T_base, now, f.odom, f.base)])
+        self.pub_odom.publish(conv.odometry_msg(state.odom_T_base, state.linear, state.angular, now, f.odom, f.base))
+        self.tf.send([(state.odom_T_base, now, f.odom, f.base)])
 
     def _pose_from_tf(self) -> tuple[np.ndarray, int] | None:
         f = self.cfg.frames
@@ -319,13 +273,14 @@ class SimNode(Node):
 
     # ----------------------------------------------------------------- frames
     def _on_frame_tick(self) -> None:
-        if self.pipeline is None:
+        if self.sim.anchor is None:
             return
         if self.cfg.input_mode == "tf":
             pose = self._pose_from_tf()
         else:
             with self._lock:
-                pose = self._pose
+                state = self._state
+            pose = None if state is None else (state.map_T_base, state.stamp_ns)
         if pose is None or pose[1] == self._last_rendered_stamp:
             return
         with self._work:
@@ -348,10 +303,8 @@ class SimNode(Node):
                 map_T_base, stamp, t_trigger = self._job
                 self._job = None
             try:
-                with self._lock:
-                    pipeline = self.pipeline
                 # Noise seeding (fixed or fresh per frame) is the backend's, from backend.seed/reuse_noise.
-                frame = pipeline.render(map_T_base, stamp)
+                frame = self.sim.render(map_T_base, stamp)
                 self._publish_frame(frame, t_trigger)
                 self._check_blank(frame, map_T_base)
             except Exception as exc:  # keep serving: a bad frame must not kill the camera
@@ -474,7 +427,7 @@ class SimNode(Node):
                                                          f"{request.path}: not enough memory to load the scene")
             self._report(f"load_scene failed: {response.message}")
             return response
-        anchor = self.sim.pipeline.anchor
+        anchor = self.sim.anchor
         response.success, response.message = True, f"loaded {request.path}"
         response.num_points, response.num_keyframes = anchor.num_points, len(anchor.keyframes)
         return response
@@ -484,22 +437,18 @@ class SimNode(Node):
         for p in params:
             if p.name not in flat:
                 continue  # rclpy's own parameters (use_sim_time, ...)
-            value = list(p.value) if isinstance(p.value, (list, tuple, array.array)) else p.value
-            if p.name not in LIVE_PARAMETERS and value != flat[p.name]:
-                return SetParametersResult(successful=False, reason=f"{p.name} cannot change while running (restart the node)")
-            flat[p.name] = value
+            flat[p.name] = list(p.value) if isinstance(p.value, (list, tuple, array.array)) else p.value
+        old_rate = self.cfg.rate_hz
         try:
-            new = load_config(SimConfig, unflatten(flat), prefix="parameter")
+            with self._lock:
+                self.sim.reconfigure(load_config(SimConfig, unflatten(flat), prefix="parameter"))
         except ConfigError as exc:
             self._report(f"parameter change rejected: {exc}")
             return SetParametersResult(successful=False, reason=str(exc))
-        if new.rate_hz != self.cfg.rate_hz and self._frame_timer is not None:
+        if self.cfg.rate_hz != old_rate and self._frame_timer is not None:
             self._frame_timer.cancel()
             self.destroy_timer(self._frame_timer)
-            self._frame_timer = self._create_frame_timer(new.rate_hz)
-        if self.pipeline is not None:
-            self.pipeline.point_radius = new.point_radius
-        self.cfg = self.sim.config = new
+            self._frame_timer = self._create_frame_timer(self.cfg.rate_hz)
         return SetParametersResult(successful=True)
 
     # ----------------------------------------------------------------- diagnostics
@@ -517,7 +466,7 @@ class SimNode(Node):
             status.level = DiagnosticStatus.ERROR
             status.message = (f"use_sim_time is true but ROS time has not moved for {stalled:.0f} s: nothing "
                               "publishes /clock, so timers on ROS time never fire and no frames are made")
-        elif self.pipeline is None:
+        elif self.sim.anchor is None:
             status.level, status.message = DiagnosticStatus.ERROR, recent[-1] if recent else "no scene loaded"
         elif recent:
             status.level, status.message = DiagnosticStatus.WARN, recent[-1]
@@ -554,7 +503,7 @@ class SimNode(Node):
             self._running = False
             self._work.notify_all()
         self._worker.join(timeout=5.0)
-        self.backend.close()
+        self.sim.close()
         if self.viz is not None:
             self.viz.close()
         super().destroy_node()

@@ -21,6 +21,9 @@ MAX_SIM_RATE_HZ = 10000.0
 # One ~/step integrates dt * sim_rate_hz kinematic sub-steps in the service callback; more than
 # this would hold every other callback of the node for seconds.
 MAX_STEP_SUBSTEPS = 10_000
+#: fields (flattened, as node parameters) that may change while running; the others need a restart
+LIVE_FIELDS = frozenset({"rate_hz", "point_radius", "publish_points", "publish_scan", "tf_max_age_s",
+                         "tf_future_tolerance_s"})
 
 
 @dataclass
@@ -128,6 +131,11 @@ class SimConfig:
     backend: BackendConfig = field(default_factory=BackendConfig)
     collision: CollisionConfig = field(default_factory=CollisionConfig)
     scan: ScanConfig = field(default_factory=ScanConfig)
+
+    @property
+    def owns_time(self) -> bool:
+        """Whether the simulator's clock is "now" (lockstep or publish_clock), not an outside one."""
+        return self.lockstep or self.publish_clock
 
     def __post_init__(self) -> None:
         if self.input_mode not in INPUT_MODES:

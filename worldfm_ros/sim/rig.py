@@ -105,3 +105,8 @@ class CameraRig:
     def base_from_optical_in_map(self, map_T_optical: np.ndarray) -> np.ndarray:
         """map_T_base: the base pose that puts the optical frame at ``map_T_optical``."""
         return map_T_optical @ invert_pose(self.base_T_optical)
+
+    def static_transforms(self, base: str, link: str, optical: str) -> list[tuple[np.ndarray, str, str]]:
+        """The fixed chain base → link → optical as (parent_T_child (4, 4), parent id, child id)
+        pairs, as /tf_static carries them."""
+        return [(self.base_T_link, base, link), (LINK_T_OPTICAL, link, optical)]

@@ -1,9 +1,12 @@
 """The simulator core shared by the ROS node, lockstep services and the gymnasium envs.
 
 State: a kinematic robot (odom→base_link), the fixed map→odom transform, the scene
-with its frame pipeline and collision checker, and a simulated clock. Real-time
-users call ``set_command``/``advance`` with their own clock; lockstep users call
-``reset``/``step``, which advance the simulated clock themselves.
+with its frame pipeline and collision checker, and the simulated clock ``time_ns``.
+Real-time users call ``set_command`` and ``tick(now_ns)`` with their clock's time (or
+``tick()`` to run the simulator's own clock one kinematic period on); lockstep users call
+``reset``/``step``, which advance the simulated clock themselves. Either way ``time_ns``
+is "now" for every output. ``reconfigure`` applies a new configuration while running.
+Nothing here knows about ROS.
 """
 
 from __future__ import annotations
@@ -11,19 +14,21 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from worldfm_ros.backends.fill_backend import FillBackend
 from worldfm_ros.backends.base import FrameBackend
+from worldfm_ros.backends.fill_backend import FillBackend
 from worldfm_ros.camera import invert_pose
-from worldfm_ros.errors import WorldFMError
+from worldfm_ros.config import flatten
+from worldfm_ros.errors import ConfigError, WorldFMError
 from worldfm_ros.resources import default_scene_path
 from worldfm_ros.scene.anchor import SceneAnchor
 from worldfm_ros.scene.store import load_scene
 from worldfm_ros.sim.collision import CollisionChecker
-from worldfm_ros.sim.config import MAX_STEP_SUBSTEPS, SimConfig
+from worldfm_ros.sim.config import LIVE_FIELDS, MAX_STEP_SUBSTEPS, BackendConfig, SimConfig
 from worldfm_ros.sim.kinematics import KinematicModel, Twist
 from worldfm_ros.sim.frames import Frame, FramePipeline
 from worldfm_ros.sim.rig import CameraRig
@@ -35,6 +40,49 @@ def planar_pose(x: float, y: float, z: float, yaw: float) -> np.ndarray:
     T[:3, :3] = Rotation.from_euler("z", yaw).as_matrix()
     T[:3, 3] = (x, y, z)
     return T
+
+
+def open_backend(cfg: BackendConfig) -> tuple[FrameBackend, str]:
+    """The configured frame backend, or the fill backend ('anchor') plus the reason it had to
+    fall back ('' when it did not)."""
+    if cfg.name == "anchor":
+        return FillBackend(fill=cfg.fill), ""
+    try:
+        from worldfm_ros.backends.registry import create_backend
+
+        return create_backend(cfg.name, config=cfg), ""
+    except (ImportError, WorldFMError) as exc:
+        return FillBackend(fill=cfg.fill), f"backend {cfg.name!r} unavailable ({exc}); using 'anchor'"
+
+
+def render_device(requested: str) -> tuple[str, str]:
+    """The renderer's torch device for ``backend.device`` ('auto', 'cpu', 'cuda[:N]'), or the CPU
+    plus the reason when CUDA is asked for and torch sees none ('' otherwise)."""
+    import torch
+
+    from worldfm_ros.devices import resolve_device
+
+    device = resolve_device(requested)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        return "cpu", f"backend.device {device!r}: torch sees no CUDA device; rendering on the CPU"
+    return device, ""
+
+
+@dataclass
+class RobotState:
+    """The robot at one instant.
+
+    stamp_ns: the simulator's time of the state. odom_T_base / map_T_base: (4, 4) base_link
+    pose, metres. linear / angular: (3,) body twist (base_link axes), m/s and rad/s.
+    collided: the last motion was blocked by the anchor's geometry.
+    """
+
+    stamp_ns: int
+    odom_T_base: np.ndarray
+    map_T_base: np.ndarray
+    linear: np.ndarray
+    angular: np.ndarray
+    collided: bool
 
 
 @dataclass
@@ -60,7 +108,8 @@ class Observation:
 
 
 class Simulator:
-    """One robot with one camera in one scene. ``backend`` defaults to the anchor backend."""
+    """One robot with one camera in one scene. ``backend`` defaults to the fill backend
+    ('anchor'); ``device`` is the renderer's torch device."""
 
     def __init__(self, config: SimConfig, backend: FrameBackend | None = None, device: str = "cpu") -> None:
         self.config = config
@@ -70,6 +119,7 @@ class Simulator:
         self.model = KinematicModel(config.kinematics)
         self.map_T_odom = planar_pose(*config.initial_pose)
         self.time_ns = 0
+        self._last_tick_ns: int | None = None
         self.pipeline: FramePipeline | None = None
         self.collision: CollisionChecker | None = None
         self.collided = False
@@ -77,6 +127,33 @@ class Simulator:
         self._episode_seed: int | None = None
         self._steps = 0
         self._extent: tuple[np.ndarray, np.ndarray] | None = None
+
+    @classmethod
+    def from_config(cls, config: SimConfig, report: Callable[[str], None]) -> "Simulator":
+        """A simulator with the configured backend and renderer device, falling back to the fill
+        backend and the CPU where those cannot start here; ``report`` hears each fallback."""
+        backend, why = open_backend(config.backend)
+        if why:
+            report(why)
+        device, why = render_device(config.backend.device)
+        if why:
+            report(why)
+        return cls(config, backend, device=device)
+
+    def reconfigure(self, config: SimConfig) -> None:
+        """Apply a new configuration while running. Only ``LIVE_FIELDS`` may differ from the
+        current one; ConfigError names the first other field that does, and nothing changes."""
+        old, new = flatten(self.config), flatten(config)
+        for key, value in new.items():
+            if key not in LIVE_FIELDS and value != old.get(key):
+                raise ConfigError(f"{key} cannot change while running (restart the node)")
+        if self.pipeline is not None:
+            self.pipeline.point_radius = config.point_radius
+        self.config = config
+
+    def close(self) -> None:
+        """Release the backend (models, sessions, GPU memory)."""
+        self.backend.close()
 
     # ------------------------------------------------------------------ scene
     def load_scene(self, source: str | Path | SceneAnchor | None = None) -> SceneAnchor:
@@ -95,6 +172,19 @@ class Simulator:
         self.pipeline, self.scene_path = pipeline, path
         return anchor
 
+    @property
+    def anchor(self) -> SceneAnchor | None:
+        """The loaded scene (None before the first successful load_scene)."""
+        return self.pipeline.anchor if self.pipeline is not None else None
+
+    def render(self, map_T_base: np.ndarray, stamp_ns: int, seed: int | None = None) -> Frame:
+        """The camera frame at base pose ``map_T_base`` (4, 4, map frame) stamped ``stamp_ns``;
+        WorldFMError without a scene. Safe to call from another thread than ``tick``."""
+        pipeline = self.pipeline
+        if pipeline is None:
+            raise WorldFMError("render: no scene loaded")
+        return pipeline.render(map_T_base, stamp_ns, seed=seed)
+
     # ------------------------------------------------------------------ state
     @property
     def odom_T_base(self) -> np.ndarray:
@@ -109,9 +199,29 @@ class Simulator:
         self.model.reset(invert_pose(self.map_T_odom) @ map_T_base)
         self.collided = False
 
-    def set_command(self, twist: Twist, now_s: float) -> None:
-        """Store a velocity command (body frame); ValueError on NaN/inf."""
-        self.model.set_command(twist, now_s)
+    def state(self) -> RobotState:
+        """The robot now (copies)."""
+        v = self.model.velocity
+        return RobotState(self.time_ns, self.odom_T_base.copy(), self.map_T_base, v.linear.copy(),
+                          v.angular.copy(), self.collided)
+
+    def set_command(self, twist: Twist, now_s: float | None = None) -> None:
+        """Store a velocity command (body frame) received at ``now_s`` seconds (default: the
+        simulator's time); ValueError on NaN/inf."""
+        self.model.set_command(twist, self.time_ns * 1e-9 if now_s is None else now_s)
+
+    def tick(self, now_ns: int | None = None) -> RobotState:
+        """Advance the kinematics to ``now_ns`` (an outside clock, e.g. ROS time: the step is the time
+        since the last tick, one period of sim_rate_hz the first time), or, with None, run the
+        simulator's own clock one period of sim_rate_hz on. Returns the state at the new time."""
+        period = 1.0 / self.config.sim_rate_hz
+        if now_ns is None:
+            now_ns, dt = self.time_ns + int(round(period * 1e9)), period
+        else:
+            dt = period if self._last_tick_ns is None else (now_ns - self._last_tick_ns) * 1e-9
+        self._last_tick_ns = self.time_ns = int(now_ns)
+        self.advance(dt, now_ns * 1e-9)
+        return self.state()
 
     def advance(self, dt: float, now_s: float) -> None:
         """Integrate ``dt`` seconds ending at ``now_s``; motion into an obstacle is blocked."""
@@ -165,7 +275,7 @@ class Simulator:
     def observe(self) -> Observation:
         """Render the camera at the current pose and time."""
         seed = None if self._episode_seed is None else (self._episode_seed * 1_000_003 + self._steps) % 2**31
-        frame = self.pipeline.render(self.map_T_base, self.time_ns, seed=seed) if self.pipeline else None
+        frame = self.render(self.map_T_base, self.time_ns, seed=seed) if self.pipeline else None
         distance = self.collision.min_distance(self.map_T_base) if self.collision else float("inf")
         return Observation(frame, self.map_T_base, self.odom_T_base.copy(), self.model.velocity.linear.copy(),
                            self.model.velocity.angular.copy(), self.time_ns, self.collided, distance,

@@ -30,12 +30,13 @@ import numpy as np
 import yaml
 from scipy.spatial.transform import Rotation
 
-from worldfm_ros.camera import LINK_T_OPTICAL, PinholeCamera, invert_pose
+from worldfm_ros.camera import invert_pose
 from worldfm_ros.errors import CameraError, ConfigError, WorldFMError
 from worldfm_ros.messages import MessageBuilder
 from worldfm_ros.scene.checks import orthonormalize_pose
 from worldfm_ros.sim.config import FramesConfig
 from worldfm_ros.sim.frames import Frame, FramePipeline
+from worldfm_ros.sim.rig import CameraRig
 
 KINDS = ("optical", "base")
 WORLDS = ("map", "scene")
@@ -178,18 +179,18 @@ def base_poses(trajectory: Trajectory, pipeline: FramePipeline) -> np.ndarray:
 class TrajectoryBag:
     """An MCAP rosbag2 of rendered frames, written with rosbags (no rclpy).
 
-    path: the bag directory (must not exist); camera: the frames' pinhole model; base_T_link:
-    (4, 4) base_link → camera_link; frames: frame ids.
+    path: the bag directory (must not exist); rig: the frames' camera and its mount (its static
+    TF chain goes to /tf_static); frames: frame ids.
     """
 
-    def __init__(self, path: str | Path, camera: PinholeCamera, base_T_link: np.ndarray,
+    def __init__(self, path: str | Path, rig: CameraRig,
                  frames: FramesConfig | None = None, compress: bool = True) -> None:
         from rosbags.typesys import Stores, get_typestore
 
         from worldfm_ros.bags import open_writer
 
         self.path = Path(path)
-        self.camera, self.base_T_link, self.frames = camera, base_T_link, frames or FramesConfig()
+        self.rig, self.frames = rig, frames or FramesConfig()
         self._store = get_typestore(Stores.ROS2_JAZZY)
         self._msg = MessageBuilder(self._store.types.__getitem__, lambda array: array)
         self._writer = open_writer(self.path, compress=compress)
@@ -212,14 +213,13 @@ class TrajectoryBag:
         map → odom is the identity, so ``odom_T_base`` is the map pose."""
         m, f, stamp = self._msg, self.frames, frame.stamp_ns
         if not self._static_written:
-            static = [m.transform_stamped(np.eye(4), stamp, f.map, f.odom),
-                      m.transform_stamped(self.base_T_link, stamp, f.base, f.camera),
-                      m.transform_stamped(LINK_T_OPTICAL, stamp, f.camera, f.optical)]
+            chain = [(np.eye(4), f.map, f.odom)] + self.rig.static_transforms(f.base, f.camera, f.optical)
+            static = [m.transform_stamped(T, stamp, parent, child) for T, parent, child in chain]
             self._write("tf_static", m.tf_message(static), stamp)
             self._static_written = True
         self._write("image", m.rgb_image(frame.rgb, stamp, f.optical), stamp)
         self._write("depth", m.depth_image(frame.depth, stamp, f.optical), stamp)
-        self._write("info", m.camera_info(self.camera, stamp, f.optical), stamp)
+        self._write("info", m.camera_info(self.rig.camera, stamp, f.optical), stamp)
         self._write("tf", m.tf_message([m.transform_stamped(odom_T_base, stamp, f.odom, f.base)]), stamp)
         self._write("odom", m.odometry(odom_T_base, linear, angular, stamp, f.odom, f.base), stamp)
 
@@ -276,7 +276,7 @@ def render_trajectory(pipeline: FramePipeline, trajectory: Trajectory, output: s
     linear, angular = body_velocities(poses, trajectory.stamps_ns)
     summary = RenderSummary(len(trajectory), 0.0)
     writer = None
-    bag_writer = TrajectoryBag(output / "bag", camera, pipeline.rig.base_T_link, frames,
+    bag_writer = TrajectoryBag(output / "bag", pipeline.rig, frames,
                                compress=compress) if bag else None
     if png:
         (output / "frames").mkdir(exist_ok=True)
