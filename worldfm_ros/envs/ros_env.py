@@ -150,14 +150,14 @@ class WorldFMRosEnv(gym.Env):
         return obs, info
 
     def step(self, action: np.ndarray) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        from worldfm_ros.ros import conversions as conv
+
         if self._odom_T_base is None:
             raise RuntimeError("step() called before reset()")
         action = np.asarray(action, dtype=np.float32)
         twist = spaces.action_to_twist(action, self.kinematics, self.normalized_actions)
         request = self._Step.Request(dt=self.dt)
-        a = request.action
-        a.linear.x, a.linear.y, a.linear.z = (float(v) for v in twist.linear)
-        a.angular.x, a.angular.y, a.angular.z = (float(v) for v in twist.angular)
+        conv.set_twist(request.action, twist.linear, twist.angular)
         previous = self._odom_T_base
         response = self._call(self._step_client, request)
         obs, info = self._observe(response)
@@ -176,11 +176,10 @@ class WorldFMRosEnv(gym.Env):
             raise WorldFMError(f"{self.service_prefix}: the reply holds no image (no scene loaded?)")
         odom = response.odometry
         self._odom_T_base = conv.pose_to_matrix(odom.pose.pose)
-        linear = np.array([odom.twist.twist.linear.x, odom.twist.twist.linear.y, odom.twist.twist.linear.z])
-        angular = np.array([odom.twist.twist.angular.x, odom.twist.twist.angular.y, odom.twist.twist.angular.z])
+        twist = conv.twist_to_body(odom.twist.twist)
         self._image = conv.image_to_numpy(response.image)
         obs = spaces.observation(self._image, conv.image_to_numpy(response.depth),
-                                 spaces.odom_vector(self._odom_T_base, linear, angular), self.observation_space)
+                                 spaces.odom_vector(self._odom_T_base, twist.linear, twist.angular), self.observation_space)
         info = {"map_T_base": self.map_T_odom @ self._odom_T_base,
                 "stamp_ns": conv.time_ns(response.image.header.stamp)}
         return obs, info

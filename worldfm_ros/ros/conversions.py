@@ -12,11 +12,12 @@ import importlib
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Pose, Transform
+from geometry_msgs.msg import Pose, Transform, Twist
 from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import Image, PointCloud2, PointField
 
 from worldfm_ros.messages import MessageBuilder
+from worldfm_ros.sim.kinematics import Twist as BodyTwist
 
 
 @functools.cache
@@ -123,3 +124,16 @@ def _point_cloud_msg_numpy(records: np.ndarray, stamp_ns: int, frame_id: str) ->
     return PointCloud2(header=header(stamp_ns, frame_id), height=1, width=n, fields=POINT_FIELDS,
                        is_bigendian=False, point_step=16, row_step=16 * n, is_dense=True,
                        data=_bytes_field(records.view(np.uint8)))
+
+
+def twist_to_body(msg: Twist) -> BodyTwist:
+    """geometry_msgs/Twist (base_link axes, m/s and rad/s) → the simulator's body twist."""
+    return BodyTwist(np.array([msg.linear.x, msg.linear.y, msg.linear.z], dtype=np.float64),
+                     np.array([msg.angular.x, msg.angular.y, msg.angular.z], dtype=np.float64))
+
+
+def set_twist(msg: Twist, linear: np.ndarray, angular: np.ndarray) -> Twist:
+    """Write a body twist, linear (3,) m/s and angular (3,) rad/s, into ``msg`` (returned)."""
+    msg.linear.x, msg.linear.y, msg.linear.z = (float(v) for v in linear)
+    msg.angular.x, msg.angular.y, msg.angular.z = (float(v) for v in angular)
+    return msg

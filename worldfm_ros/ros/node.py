@@ -46,7 +46,6 @@ from worldfm_ros.ros import conversions as conv
 from worldfm_ros.ros.tf_io import TfListener, TfPublisher
 from worldfm_ros.runtime import apply_torch_threads
 from worldfm_ros.sim.config import SimConfig
-from worldfm_ros.sim.kinematics import Twist as BodyTwist
 from worldfm_ros.sim.frames import Frame
 from worldfm_ros.sim.scan import depth_to_scan
 from worldfm_ros.scene.backproject import backproject_pixels
@@ -221,8 +220,7 @@ class SimNode(Node):
     # ----------------------------------------------------------------- inputs
     def _on_cmd_vel(self, msg) -> None:
         twist = msg.twist if isinstance(msg, TwistStamped) else msg
-        body = BodyTwist(np.array([twist.linear.x, twist.linear.y, twist.linear.z]),
-                         np.array([twist.angular.x, twist.angular.y, twist.angular.z]))
+        body = conv.twist_to_body(twist)
         try:
             with self._lock:
                 self.sim.set_command(body, self.now_ns() * 1e-9)
@@ -382,9 +380,7 @@ class SimNode(Node):
         return response
 
     def _on_step(self, request: Step.Request, response: Step.Response) -> Step.Response:
-        a = request.action
-        twist = BodyTwist(np.array([a.linear.x, a.linear.y, a.linear.z]),
-                          np.array([a.angular.x, a.angular.y, a.angular.z]))
+        twist = conv.twist_to_body(request.action)
         try:
             with self._lock:
                 obs = self.sim.step(twist, request.dt)
