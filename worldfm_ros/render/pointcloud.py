@@ -27,6 +27,7 @@ from worldfm_ros.camera import PinholeCamera, check_pose, invert_pose
 from worldfm_ros.devices import parse_device
 from worldfm_ros.errors import CameraError, SceneError
 from worldfm_ros.render.blocks import BlockLayout
+from worldfm_ros.scene.checks import check_points
 from worldfm_ros.scene.anchor import SceneAnchor
 
 DEFAULT_NEAR = 1e-3
@@ -96,16 +97,7 @@ class PointCloudRenderer:
 
     def __init__(self, points: np.ndarray, colors: np.ndarray,
                  device: str | torch.device = "cpu", near: float = DEFAULT_NEAR) -> None:
-        points = np.asarray(points)
-        colors = np.asarray(colors)
-        if points.ndim != 2 or points.shape[1] != 3 or len(points) == 0:
-            raise SceneError(f"renderer points must be (N, 3) with N >= 1, got {points.shape}")
-        points = np.ascontiguousarray(points, dtype=np.float32)
-        if not np.all(np.isfinite(points)):
-            raise SceneError("renderer points contain NaN or inf")
-        if colors.shape != points.shape or colors.dtype != np.uint8:
-            raise SceneError(f"renderer colors must be (N, 3) uint8 matching points {points.shape}, "
-                             f"got {colors.shape} {colors.dtype}")
+        points, colors = check_points(points, colors, "renderer")
         if len(points) >= 2**31:
             raise SceneError(f"renderer supports fewer than 2**31 points, got {len(points)}")
         if not (np.isfinite(near) and near > 0):

@@ -21,8 +21,9 @@ import numpy as np
 import torch
 
 from worldfm_ros.camera import PinholeCamera, check_pose, invert_pose
-from worldfm_ros.errors import CameraError, SceneError
+from worldfm_ros.errors import CameraError
 from worldfm_ros.render.pointcloud import DEFAULT_NEAR, RenderResult, RenderTensors, resolve_device
+from worldfm_ros.scene.checks import check_points
 from worldfm_ros.scene.anchor import SceneAnchor
 
 #: depth band (metres) above a pixel's nearest point inside which points tie
@@ -47,12 +48,7 @@ class ReleaseRenderer:
 
     def __init__(self, points: np.ndarray, colors: np.ndarray, device: str | torch.device = "cpu",
                  near: float = DEFAULT_NEAR) -> None:
-        points, colors = np.asarray(points), np.asarray(colors)
-        if points.ndim != 2 or points.shape[1] != 3 or len(points) == 0 or not np.all(np.isfinite(points)):
-            raise SceneError(f"renderer points must be finite (N, 3) with N >= 1, got {points.shape}")
-        if colors.shape != points.shape or colors.dtype != np.uint8:
-            raise SceneError(f"renderer colors must be (N, 3) uint8 matching points {points.shape}, "
-                             f"got {colors.shape} {colors.dtype}")
+        points, colors = check_points(points, colors, "release renderer")
         self.device = resolve_device(device)
         self.near = float(near)
         self.num_points = len(points)

@@ -14,6 +14,7 @@ import numpy as np
 
 from worldfm_ros.camera import PinholeCamera, check_pose
 from worldfm_ros.errors import SceneError
+from worldfm_ros.scene.checks import check_points
 
 
 @dataclass
@@ -75,20 +76,7 @@ class SceneAnchor:
     name: str = "scene"
 
     def __post_init__(self) -> None:
-        self.points = np.ascontiguousarray(self.points, dtype=np.float32)
-        self.colors = np.asarray(self.colors)
-        if self.points.ndim != 2 or self.points.shape[1] != 3:
-            raise SceneError(f"scene {self.name!r}: points must be (N, 3), got {self.points.shape}")
-        if len(self.points) == 0:
-            raise SceneError(f"scene {self.name!r}: the point cloud is empty")
-        if not np.all(np.isfinite(self.points)):
-            raise SceneError(f"scene {self.name!r}: points contain NaN or inf")
-        if self.colors.shape != self.points.shape or self.colors.dtype != np.uint8:
-            raise SceneError(
-                f"scene {self.name!r}: colors must be (N, 3) uint8 matching points {self.points.shape}, "
-                f"got {self.colors.shape} {self.colors.dtype}"
-            )
-        self.colors = np.ascontiguousarray(self.colors)
+        self.points, self.colors = check_points(self.points, self.colors, f"scene {self.name!r}")
         self.map_T_scene = check_pose(self.map_T_scene, f"scene {self.name!r}: map_T_scene")
 
     @property
