@@ -9,7 +9,7 @@ import torch
 from worldfm_ros.backends.fill_backend import FillBackend
 from worldfm_ros.backends.base import FrameRequest
 from worldfm_ros.backends.frame_model import FrameModelPipeline, resized_intrinsics
-from worldfm_ros.backends.registry import available_backends, backend_class, create_backend, options_from_config
+from worldfm_ros.backends.registry import available_backends, backend_class, create_backend
 from worldfm_ros.backends.tensorrt_backend import engine_cache_key
 from worldfm_ros.errors import BackendUnavailable, ConfigError
 from worldfm_ros.model.codec import PixelCodec, make_codec, uint8_to_unit, unit_to_uint8
@@ -65,11 +65,11 @@ def test_unknown_backend_option_is_unavailable_naming_it(model):
 
 
 def test_node_config_maps_onto_torch_options():
-    from worldfm_ros.sim.config import BackendConfig
+    from worldfm_ros.backends.config import BackendConfig
 
     cfg = BackendConfig(name="torch", model="w/worldfm_1-step.pth", vae="w/vae", steps=1, device="cpu",
                         dtype="auto", seed=-1, reuse_noise=False, profile="release")
-    options = options_from_config(backend_class("torch"), cfg)
+    options = backend_class("torch").config_options(cfg)
     seed = options.pop("seed")
     assert isinstance(seed, int) and seed >= 0
     assert options == {"model_path": "w/worldfm_1-step.pth", "vae_path": "w/vae", "steps": 1, "device": "cpu",
@@ -78,25 +78,25 @@ def test_node_config_maps_onto_torch_options():
 
 def test_node_config_without_a_model_uses_the_bundled_one():
     from worldfm_ros.resources import default_model_path
-    from worldfm_ros.sim.config import BackendConfig
+    from worldfm_ros.backends.config import BackendConfig
 
-    options = options_from_config(backend_class("torch"), BackendConfig(device="cpu"))
+    options = backend_class("torch").config_options(BackendConfig(device="cpu"))
     assert options["model_path"] == str(default_model_path())
     assert default_model_path().is_file()
 
 
 def test_node_config_passes_onnx_files_as_onnx_path():
-    from worldfm_ros.sim.config import BackendConfig
+    from worldfm_ros.backends.config import BackendConfig
 
-    options = options_from_config(backend_class("onnxruntime"), BackendConfig(model="dit.onnx", device="cpu"))
+    options = backend_class("onnxruntime").config_options(BackendConfig(model="dit.onnx", device="cpu"))
     assert options["onnx_path"] == "dit.onnx" and "model_path" not in options
     assert options["providers"] == ["CPUExecutionProvider"]
 
 
 def test_node_config_gives_the_anchor_backend_only_its_fill():
-    from worldfm_ros.sim.config import BackendConfig
+    from worldfm_ros.backends.config import BackendConfig
 
-    assert options_from_config(backend_class("anchor"), BackendConfig(fill="telea")) == {"fill": "telea"}
+    assert backend_class("anchor").config_options(BackendConfig(fill="telea")) == {"fill": "telea"}
 
 
 def test_torch_backend_without_a_model_is_unavailable_with_reason():

@@ -22,7 +22,7 @@ from worldfm_ros.render.pointcloud import PointCloudRenderer
 from worldfm_ros.render.release import ReleaseRenderer, fp16_colours
 from worldfm_ros.scene.anchor import Keyframe, SceneAnchor
 from worldfm_ros.scene.covisibility import KeyframeSelector, SelectionRules, covisibility_counts, release_sample_grid
-from worldfm_ros.sim.config import BackendConfig
+from worldfm_ros.backends.config import BackendConfig
 
 CAM = PinholeCamera(8, 8, 100.0, 100.0, 4.0, 4.0)
 # Two float16 values 6.1e-5 m apart (inside the 1e-4 m tie band), and one 1.8e-4 m behind.

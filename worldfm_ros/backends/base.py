@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 if TYPE_CHECKING:
+    from worldfm_ros.backends.config import BackendConfig
     from worldfm_ros.camera import PinholeCamera
     from worldfm_ros.profiles import Profile
     from worldfm_ros.render.pointcloud import RenderResult
@@ -78,6 +79,11 @@ class FrameBackend(abc.ABC):
     """
 
     name: str = "base"
+
+    @classmethod
+    def config_options(cls, config: "BackendConfig") -> dict:
+        """The constructor options for ``config``: each backend maps the fields it uses, explicitly."""
+        raise NotImplementedError(f"backend {cls.name!r} cannot be built from a BackendConfig")
 
     @property
     def profile(self) -> "Profile":

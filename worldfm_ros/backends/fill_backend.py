@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 from worldfm_ros.backends.base import FrameBackend, FrameRequest
+from worldfm_ros.backends.config import BackendConfig
 from worldfm_ros.errors import ConfigError
 from worldfm_ros.render.fill import FILL_METHODS, fill_holes
 
@@ -27,6 +28,10 @@ class FillBackend(FrameBackend):
         self.fill = fill
         self.telea_radius = float(telea_radius)
         self._timings: dict[str, float] = {}
+
+    @classmethod
+    def config_options(cls, config: BackendConfig) -> dict:
+        return {"fill": config.fill}
 
     def generate(self, request: FrameRequest) -> np.ndarray:
         t0 = time.perf_counter()

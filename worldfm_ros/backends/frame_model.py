@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 from worldfm_ros.backends.base import FrameRequest
 from worldfm_ros.backends.canvas import CanvasBackend
+from worldfm_ros.backends.config import BackendConfig
 from worldfm_ros.errors import CheckpointError, ConfigError
 from worldfm_ros.model.config import RESIDUAL_BASES
 from worldfm_ros.model.codec import Codec, make_codec, uint8_to_unit, unit_to_uint8
@@ -262,6 +263,19 @@ class PipelineBackend(CanvasBackend):
     """Base of the neural backends: a ``CanvasBackend`` whose model is ``self.pipeline``."""
 
     pipeline: FrameModelPipeline
+
+    @classmethod
+    def config_options(cls, config: BackendConfig) -> dict[str, Any]:
+        device = config.torch_device()
+        options = {**cls.weights_options(config, device), "vae_path": config.vae or None, "device": device,
+                   "steps": config.steps, "seed": config.noise_seed(), "reuse_noise": config.reuse_noise,
+                   "profile": config.profile}
+        return {k: v for k, v in options.items() if v is not None}
+
+    @classmethod
+    def weights_options(cls, config: BackendConfig, device: str) -> dict[str, Any]:
+        """The constructor options naming the weights and their precision on ``device``."""
+        return {"model_path": config.model_file(), "dtype": config.torch_dtype(device)}
 
     @property
     def profile(self) -> Profile:

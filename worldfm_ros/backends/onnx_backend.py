@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from worldfm_ros.backends.config import BackendConfig
 from worldfm_ros.backends.frame_model import (
     PipelineBackend,
     backend_codec,
@@ -189,6 +190,12 @@ class OnnxDenoiser:
         return out.float()
 
 
+def onnx_or_checkpoint(config: BackendConfig) -> dict[str, str]:
+    """``onnx_path`` for a model file ending in .onnx, else ``model_path`` (a checkpoint to export)."""
+    model = config.model_file()
+    return {"onnx_path": model} if model.endswith(".onnx") else {"model_path": model}
+
+
 class OnnxBackend(PipelineBackend):
     """The frame model run by ONNX Runtime; the codec runs in PyTorch on ``device``.
 
@@ -201,6 +208,12 @@ class OnnxBackend(PipelineBackend):
     """
 
     name = "onnxruntime"
+
+    @classmethod
+    def weights_options(cls, config: BackendConfig, device: str) -> dict[str, Any]:
+        providers = (["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda")
+                     else ["CPUExecutionProvider"])
+        return {**onnx_or_checkpoint(config), "dtype": config.torch_dtype(device), "providers": providers}
 
     def __init__(self, onnx_path: str | Path | None = None, model_path: str | Path | None = None,
                  vae_path: str | Path | None = None, *, model: torch.nn.Module | None = None,

@@ -15,7 +15,8 @@ from typing import Any
 
 import torch
 
-from worldfm_ros.backends.onnx_backend import CONFIG_KEY, default_cache_dir, resolve_onnx
+from worldfm_ros.backends.config import BackendConfig
+from worldfm_ros.backends.onnx_backend import CONFIG_KEY, default_cache_dir, onnx_or_checkpoint, resolve_onnx
 from worldfm_ros.backends.frame_model import (
     PipelineBackend,
     backend_codec,
@@ -172,6 +173,10 @@ class TensorRTBackend(PipelineBackend):
     """
 
     name = "tensorrt"
+
+    @classmethod
+    def weights_options(cls, config: BackendConfig, device: str) -> dict[str, Any]:
+        return {**onnx_or_checkpoint(config), "precision": config.torch_dtype(device)}
 
     def __init__(self, onnx_path: str | Path | None = None, model_path: str | Path | None = None,
                  vae_path: str | Path | None = None, *, model: torch.nn.Module | None = None,

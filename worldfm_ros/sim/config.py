@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from worldfm_ros.backends.config import BackendConfig
 from worldfm_ros.errors import ConfigError
 from worldfm_ros.runtime import DEFAULT_TORCH_THREADS, check_threads
 from worldfm_ros.sim.collision import CollisionConfig
@@ -40,36 +41,6 @@ class FramesConfig:
         ids = [self.map, self.odom, self.base, self.camera, self.optical]
         if any(not i for i in ids) or len(set(ids)) != len(ids):
             raise ConfigError(f"frames: frame ids must be non-empty and distinct, got {ids}")
-
-
-@dataclass
-class BackendConfig:
-    """name: frame backend ('anchor', 'torch', 'onnxruntime', 'tensorrt'; default 'torch' with the
-    bundled model, which fills the render's holes better than 'anchor' on held-out rooms);
-    model: checkpoint path ('' = the bundled default model, models/worldfm_res128.safetensors);
-    vae: VAE folder for latent models; steps: 1 or 2 denoising steps (1 suits the bundled model
-    and worldfm_1-step.pth, 2 worldfm_2-step.pth); device: 'auto', 'cpu' or 'cuda'; dtype:
-    'auto', 'fp32', 'fp16', 'bf16'; fill: anchor hole filling; seed: noise seed (< 0 = random);
-    reuse_noise: same noise every frame (less flicker); profile: 'default' (ours) or 'release'
-    (the released WorldFM pipeline's render, reference selection, posterior samples and fresh
-    noise every frame, overriding reuse_noise; see worldfm_ros/profiles.py and models/README.md)."""
-
-    name: str = "torch"
-    model: str = ""
-    vae: str = ""
-    steps: int = 1
-    device: str = "auto"
-    dtype: str = "auto"
-    fill: str = "push_pull"
-    seed: int = 0
-    reuse_noise: bool = True
-    profile: str = "default"
-
-    def __post_init__(self) -> None:
-        from worldfm_ros.profiles import PROFILES
-
-        if self.profile not in PROFILES:
-            raise ConfigError(f"backend.profile: expected one of {list(PROFILES)}, got {self.profile!r}")
 
 
 @dataclass

@@ -28,7 +28,8 @@ from worldfm_ros.resources import default_scene_path
 from worldfm_ros.scene.anchor import SceneAnchor
 from worldfm_ros.scene.store import load_scene
 from worldfm_ros.sim.collision import CollisionChecker
-from worldfm_ros.sim.config import LIVE_FIELDS, MAX_STEP_SUBSTEPS, BackendConfig, SimConfig
+from worldfm_ros.backends.config import BackendConfig
+from worldfm_ros.sim.config import LIVE_FIELDS, MAX_STEP_SUBSTEPS, SimConfig
 from worldfm_ros.sim.kinematics import KinematicModel, Twist
 from worldfm_ros.sim.frames import Frame, FramePipeline
 from worldfm_ros.sim.rig import CameraRig

@@ -1,0 +1,61 @@
+"""Configuration of the frame backend (the node's ``backend.*`` parameters), and the values it
+resolves to on this machine. Each backend maps it onto its constructor (``FrameBackend.config_options``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from worldfm_ros.errors import ConfigError
+
+
+@dataclass
+class BackendConfig:
+    """name: frame backend ('anchor', 'torch', 'onnxruntime', 'tensorrt'; default 'torch' with the
+    bundled model, which fills the render's holes better than 'anchor' on held-out rooms);
+    model: checkpoint path ('' = the bundled default model, models/worldfm_res128.safetensors);
+    vae: VAE folder for latent models; steps: 1 or 2 denoising steps (1 suits the bundled model
+    and worldfm_1-step.pth, 2 worldfm_2-step.pth); device: 'auto', 'cpu' or 'cuda'; dtype:
+    'auto', 'fp32', 'fp16', 'bf16'; fill: anchor hole filling; seed: noise seed (< 0 = random);
+    reuse_noise: same noise every frame (less flicker); profile: 'default' (ours) or 'release'
+    (the released WorldFM pipeline's render, reference selection, posterior samples and fresh
+    noise every frame, overriding reuse_noise; see worldfm_ros/profiles.py and models/README.md)."""
+
+    name: str = "torch"
+    model: str = ""
+    vae: str = ""
+    steps: int = 1
+    device: str = "auto"
+    dtype: str = "auto"
+    fill: str = "push_pull"
+    seed: int = 0
+    reuse_noise: bool = True
+    profile: str = "default"
+
+    def __post_init__(self) -> None:
+        from worldfm_ros.profiles import PROFILES
+
+        if self.profile not in PROFILES:
+            raise ConfigError(f"backend.profile: expected one of {list(PROFILES)}, got {self.profile!r}")
+
+    def torch_device(self) -> str:
+        """'cuda' when device is 'auto' and torch sees a GPU, 'cpu' for 'auto' without one, else device."""
+        from worldfm_ros.devices import resolve_device
+
+        return resolve_device(self.device)
+
+    def torch_dtype(self, device: str) -> str:
+        """dtype, with 'auto' = fp16 on a CUDA ``device`` and fp32 elsewhere."""
+        if self.dtype != "auto":
+            return self.dtype
+        return "fp16" if device.startswith("cuda") else "fp32"
+
+    def model_file(self) -> str:
+        """The checkpoint path: model, or the bundled default model when it is ''."""
+        from worldfm_ros.resources import default_model_path
+
+        return self.model or str(default_model_path())
+
+    def noise_seed(self) -> int:
+        """seed, or a fresh random base seed when it is negative."""
+        return self.seed if self.seed >= 0 else int.from_bytes(os.urandom(4), "little")
