@@ -83,7 +83,10 @@ class FrameBackend(abc.ABC):
     @classmethod
     def config_options(cls, config: "BackendConfig") -> dict:
         """The constructor options for ``config``: each backend maps the fields it uses, explicitly."""
-        raise NotImplementedError(f"backend {cls.name!r} cannot be built from a BackendConfig")
+        from worldfm_ros.errors import BackendUnavailable
+
+        # a backend made in code (tests, benchmarks) need not be reachable from node parameters
+        raise BackendUnavailable(f"backend {cls.name!r} takes constructor options only, not the node's backend.* parameters")
 
     @property
     def profile(self) -> "Profile":
