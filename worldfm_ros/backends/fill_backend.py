@@ -33,6 +33,11 @@ class FillBackend(FrameBackend):
     def config_options(cls, config: BackendConfig) -> dict:
         return {"fill": config.fill}
 
+    @classmethod
+    def from_config(cls, config: BackendConfig) -> "FillBackend":
+        """The fill backend with ``config``'s hole filling (the fallback every other backend has)."""
+        return cls(**cls.config_options(config))
+
     def generate(self, request: FrameRequest) -> np.ndarray:
         t0 = time.perf_counter()
         out = fill_holes(request.render_rgb, request.render_valid, self.fill, self.telea_radius)

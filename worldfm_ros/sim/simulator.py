@@ -46,14 +46,12 @@ def planar_pose(x: float, y: float, z: float, yaw: float) -> np.ndarray:
 def open_backend(cfg: BackendConfig) -> tuple[FrameBackend, str]:
     """The configured frame backend, or the fill backend ('anchor') plus the reason it had to
     fall back ('' when it did not)."""
-    if cfg.name == "anchor":
-        return FillBackend(fill=cfg.fill), ""
-    try:
-        from worldfm_ros.backends.registry import create_backend
+    from worldfm_ros.backends.registry import create_backend
 
+    try:
         return create_backend(cfg.name, config=cfg), ""
     except (ImportError, WorldFMError) as exc:
-        return FillBackend(fill=cfg.fill), f"backend {cfg.name!r} unavailable ({exc}); using 'anchor'"
+        return FillBackend.from_config(cfg), f"backend {cfg.name!r} unavailable ({exc}); using 'anchor'"
 
 
 def render_device(requested: str) -> tuple[str, str]:
@@ -116,7 +114,7 @@ class Simulator:
         self.config = config
         self.device = device
         self.rig = CameraRig(config.camera.build(), config.mount.matrix())
-        self.backend = backend or FillBackend(fill=config.backend.fill)
+        self.backend = backend or FillBackend.from_config(config.backend)
         self.model = KinematicModel(config.kinematics)
         self.map_T_odom = planar_pose(*config.initial_pose)
         self.time_ns = 0
