@@ -160,6 +160,27 @@ def test_namespace_preset_and_rate_arguments_put_every_topic_under_the_namespace
     assert len(probe.received(image_t)) > 0
 
 
+# ----------------------------------------------------------------------------- transport
+@launch_pytest.fixture
+def anchor_launch():
+    return LaunchDescription([sim_launch(backend="anchor", rate="5"), launch_pytest.actions.ReadyToTest()])
+
+
+@pytest.mark.launch(fixture=anchor_launch)
+def test_a_best_effort_subscriber_in_another_process_receives_every_640x480_image_and_depth(probe):
+    image_t, _, depth_t = camera_topics(probe)
+    stats_t = "/camera/frame_stats"
+    probe.listen(FrameStats, stats_t, qos=100)
+    wait_for(lambda: probe.received(image_t) and probe.received(depth_t), timeout_s=90, what="the first frame")
+    first = len(probe.received(stats_t))
+    wait_for(lambda: len(probe.received(stats_t)) >= first + 15, timeout_s=60, what="15 more frames")
+    time.sleep(1.0)  # frames in flight
+    published = {stamp(m) for m in probe.received(stats_t)[first + 1:first + 15]}
+    for topic in (image_t, depth_t):
+        missing = published - {stamp(m) for m in probe.received(topic)}
+        assert not missing, f"{topic}: {len(missing)} of {len(published)} published frames never arrived"
+
+
 # ----------------------------------------------------------------------------- record:=<dir>
 @launch_pytest.fixture
 def recording_launch(tmp_path):

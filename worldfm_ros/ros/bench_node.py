@@ -1,10 +1,11 @@
 """`worldfm bench-node`: end-to-end latency and sustained rate of the simulator node.
 
-Runs the node in-process on the bundled scene (or --scene) in cmd_vel mode while a
-driver turns the robot, and a separate subscriber node measures, per received image,
-pose stamp → receipt latency (the image stamp is the time of the pose it was rendered
-at), the received rate, the node's per-stage milliseconds (from camera/frame_stats)
-and the frames it skipped.
+Runs the node in-process on the bundled scene (or --scene) in cmd_vel mode, with the executor
+of ``ros2 run``, while a driver turns the robot. Consumers in processes of their own (by default
+one for camera/image_raw and one for camera/depth/image_raw, as a perception stack has them)
+record, per received image, pose stamp → receipt latency (the image stamp is the time of the
+pose it was rendered at). Printed: the received rates, the latency percentiles, the node's
+per-stage milliseconds (medians, from camera/frame_stats) and the frames it skipped.
 
 ``--soak N`` instead runs one rate until the node has published N frames and prints the
 process's resident memory (RSS) after warm-up and at the end, the frames published,
@@ -15,12 +16,16 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Callable
 
 from worldfm_ros.ros.isolation import add_domain_argument
 from worldfm_ros.runtime import add_threads_argument
 
 HELP = "measure the node's pose-stamp → image latency, sustained rate and per-stage ms"
+
+#: what the consumer processes read, by --consumers name
+CONSUMER_TOPICS = {"image": "camera/image_raw", "depth": "camera/depth/image_raw"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="measurement time per rate")
     parser.add_argument("--soak", type=int, default=0, metavar="N",
                         help="soak instead: run the first --rate until N frames are published; report RSS and losses")
+    parser.add_argument("--consumers", nargs="+", choices=sorted(CONSUMER_TOPICS), default=["image", "depth"],
+                        help="topics read by consumer processes (the first gives the rate and latency columns)")
+    parser.add_argument("--fastdds-defaults", action="store_true",
+                        help="leave Fast DDS at its defaults instead of the node's camera profile (to compare)")
+    parser.add_argument("--json", default="", metavar="FILE", help="also write the figures to FILE")
     add_domain_argument(parser)
     add_threads_argument(parser)
 
@@ -42,52 +52,73 @@ def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
+class _Consumers:
+    """One ``bench_consumer`` process per topic; ``results()`` stops them and reads their records."""
+
+    def __init__(self, topics: list[str], domain: int) -> None:
+        import subprocess
+        import sys
+
+        self.procs = {t: subprocess.Popen([sys.executable, "-m", "worldfm_ros.ros.bench_consumer", "--topic", t,
+                                           "--domain-id", str(domain)],
+                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                      for t in topics}
+        for topic, proc in self.procs.items():
+            if proc.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"bench consumer for {topic} did not start (exit code {proc.poll()})")
+
+    def results(self) -> dict[str, dict]:
+        import json
+
+        out = {}
+        for topic, proc in self.procs.items():
+            stdout, _ = proc.communicate(input="", timeout=30)
+            out[topic] = json.loads(stdout.strip().splitlines()[-1])
+        return out
+
+
 class _Session:
-    """The node in-process plus a probe node that drives it and records what it receives."""
+    """The node in-process, a probe node that drives it and reads its frame stats, and the
+    consumers of its images in processes of their own."""
 
     def __init__(self, rate_hz: float, args: argparse.Namespace) -> None:
         import rclpy
         from geometry_msgs.msg import Twist
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.parameter import Parameter
-        from rclpy.qos import qos_profile_sensor_data
-        from sensor_msgs.msg import Image
 
         from worldfm_ros.msg import FrameStats
         from worldfm_ros.ros.conversions import time_ns
+        from worldfm_ros.ros.dds import use_camera_profile
         from worldfm_ros.ros.isolation import domain_id
         from worldfm_ros.ros.node import SimNode
 
+        if not args.fastdds_defaults:
+            use_camera_profile()  # as ros.node.main does
+        domain = domain_id(args)
+        self.consumers = _Consumers([CONSUMER_TOPICS[c] for c in args.consumers], domain)
         self.context = rclpy.context.Context()
-        rclpy.init(context=self.context, domain_id=domain_id(args))
+        rclpy.init(context=self.context, domain_id=domain)
         params = {"scene": args.scene, "backend.name": args.backend, "backend.model": args.model,
                   "rate_hz": float(rate_hz), "camera.width": int(args.size[0]), "camera.height": int(args.size[1]),
                   "torch_threads": args.threads}
         self.sim = SimNode(context=self.context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
         self.probe = rclpy.create_node("bench_probe", context=self.context)
-        self.latencies: list[float] = []
-        self.arrivals: list[float] = []
+        self.window_start_ns = 0
         self.stages: dict[str, list[float]] = {}
-        self.image_stamps: set[int] = set()
         self.frame_stamps: dict[int, int] = {}  # frame_index -> stamp, from camera/frame_stats
-
-        def on_image(msg: Image) -> None:
-            now = self.probe.get_clock().now().nanoseconds
-            self.arrivals.append(time.monotonic())
-            self.latencies.append((now - time_ns(msg.header.stamp)) * 1e-6)
-            self.image_stamps.add(time_ns(msg.header.stamp))
 
         def on_stats(msg: FrameStats) -> None:
             self.frame_stamps[msg.frame_index] = time_ns(msg.header.stamp)
             for name, ms in zip(msg.stage_names, msg.stage_ms):
                 self.stages.setdefault(name, []).append(ms)
 
-        self.probe.create_subscription(Image, "camera/image_raw", on_image, qos_profile_sensor_data)
         self.probe.create_subscription(FrameStats, "camera/frame_stats", on_stats, 100)
         cmd = self.probe.create_publisher(Twist, "cmd_vel", 10)
         twist = Twist()
         twist.angular.z = 0.3
         self.probe.create_timer(0.05, lambda: cmd.publish(twist))
+        # The node's own executor (ros.node.main); the probe's work in it is one small message per frame.
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.sim)
         self.executor.add_node(self.probe)
@@ -101,32 +132,56 @@ class _Session:
         self.spin_until(lambda: time.monotonic() >= end)
 
     def reset(self) -> None:
-        self.latencies.clear(), self.arrivals.clear(), self.stages.clear()
+        """Start the measurement window now."""
+        self.stages.clear()
+        self.window_start_ns = time.time_ns()
 
-    def close(self) -> None:
+    def close(self) -> dict[str, dict]:
+        """Stop the node, then the consumers; their records of the window, by topic."""
         import rclpy
 
         self.executor.shutdown()
         self.sim.destroy_node()
         self.probe.destroy_node()
         rclpy.shutdown(context=self.context)
+        time.sleep(0.5)  # let the consumers take what is in flight
+        records = self.consumers.results()
+        for r in records.values():
+            r["all_stamps_ns"] = set(r["stamps_ns"])
+            keep = [i for i, t in enumerate(r["receipt_ns"]) if t >= self.window_start_ns]
+            for key in ("stamps_ns", "receipt_ns", "convert_ms"):
+                r[key] = [r[key][i] for i in keep]
+        return records
 
 
-def _rate(arrivals: list[float]) -> float:
-    return (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 1 else 0.0
+def _rate(receipt_ns: list[int]) -> float:
+    return (len(receipt_ns) - 1) / ((receipt_ns[-1] - receipt_ns[0]) * 1e-9) if len(receipt_ns) > 1 else 0.0
+
+
+def _latencies_ms(record: dict) -> list[float]:
+    return [(r - s) * 1e-6 for s, r in zip(record["stamps_ns"], record["receipt_ns"])]
 
 
 def measure(rate_hz: float, args: argparse.Namespace) -> dict:
     s = _Session(rate_hz, args)
-    s.spin_for(2.0)  # warm-up
+    s.spin_for(2.0)  # warm-up (and discovery of the consumers)
     s.reset()
-    skipped0 = s.sim.frames_skipped
+    skipped0, published0 = s.sim.frames_skipped, s.sim.frames_published
     s.spin_for(args.seconds)
-    skipped = s.sim.frames_skipped - skipped0
-    s.close()
-    return {"target_hz": rate_hz, "rate_hz": _rate(s.arrivals), "frames": len(s.arrivals), "skipped": skipped,
-            "latency_p50": _percentile(s.latencies, 50), "latency_p95": _percentile(s.latencies, 95),
-            "stages": {k: _percentile(v, 50) for k, v in s.stages.items()}}
+    skipped, published1 = s.sim.frames_skipped - skipped0, s.sim.frames_published
+    stages = {k: _percentile(v, 50) for k, v in s.stages.items()}
+    window = {s.frame_stamps.get(i) for i in range(published0, published1)} - {None}
+    records = s.close()
+    topics = {name: records[CONSUMER_TOPICS[name]] for name in args.consumers}
+    first = topics[args.consumers[0]]
+    latencies = _latencies_ms(first)
+    return {"target_hz": rate_hz, "rate_hz": _rate(first["receipt_ns"]), "published": len(window),
+            "frames": len(first["receipt_ns"]), "skipped": skipped,
+            "latency_p50": _percentile(latencies, 50), "latency_p95": _percentile(latencies, 95),
+            "consumers": {name: {"rate_hz": _rate(r["receipt_ns"]), "frames": len(r["receipt_ns"]),
+                                 "lost": len(window - r["all_stamps_ns"]),
+                                 "latency_p95": _percentile(_latencies_ms(r), 95)} for name, r in topics.items()},
+            "stages": stages}
 
 
 def soak(rate_hz: float, frames: int, args: argparse.Namespace) -> dict:
@@ -144,15 +199,16 @@ def soak(rate_hz: float, frames: int, args: argparse.Namespace) -> dict:
     elapsed = time.monotonic() - t0
     s.sim._frame_timer.cancel()  # no new frames; deliver what is in flight
     s.spin_for(1.0)
-    # The window's frames by index (camera/frame_stats is reliable): an image counts when its
-    # stamp is one of theirs, so frames from before the window or in flight are not miscounted.
-    window = {s.frame_stamps.get(i) for i in range(published0, published0 + frames)} - {None}
-    received = len(window & s.image_stamps)
     rss_end = process.memory_info().rss / 1e6
     skipped = s.sim.frames_skipped - skipped0
-    s.close()
+    frame_stamps = dict(s.frame_stamps)
+    first = s.close()[CONSUMER_TOPICS[args.consumers[0]]]
+    # The window's frames by index (camera/frame_stats is reliable): an image counts when its
+    # stamp is one of theirs, so frames from before the window or in flight are not miscounted.
+    window = {frame_stamps.get(i) for i in range(published0, published0 + frames)} - {None}
+    received = len(window & first["all_stamps_ns"])
     return {"published": frames, "received": received, "lost": frames - received,
-            "skipped": skipped, "seconds": elapsed, "rate_hz": _rate(s.arrivals),
+            "skipped": skipped, "seconds": elapsed, "rate_hz": _rate(first["receipt_ns"]),
             "rss_start_mb": rss_start, "rss_end_mb": rss_end}
 
 
@@ -170,13 +226,21 @@ def run(args: argparse.Namespace) -> int:
               f"{r['rate_hz']:.1f} | {r['rss_start_mb']:.0f} | {r['rss_end_mb']:.0f} |")
         return 0
     rows = [measure(r, args) for r in args.rate]
-    print(f"node benchmark: {w}x{h}, backend {args.backend}, {args.seconds:g} s per rate, {machine}")
-    print("| target Hz | received Hz | frames | skipped | latency p50 ms | latency p95 ms | "
-          "render ms | select ms | backend ms |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    names = args.consumers
+    print(f"node benchmark: {w}x{h}, backend {args.backend}, {args.seconds:g} s per rate, consumers "
+          f"{' + '.join(names)} in their own processes, torch {args.threads} thread(s), {machine}")
+    print("| target Hz | " + " | ".join(f"{n} Hz" for n in names) + " | published | skipped | "
+          + " | ".join(f"{n} lost" for n in names) + " | latency p50 ms | "
+          + " | ".join(f"{n} p95 ms" for n in names) + " | render ms | select ms | backend ms | publish ms |")
+    print("|---:|" + "---:|" * (3 * len(names) + 7))
     for r in rows:
-        s = r["stages"]
-        print(f"| {r['target_hz']:g} | {r['rate_hz']:.1f} | {r['frames']} | {r['skipped']} | "
-              f"{r['latency_p50']:.1f} | {r['latency_p95']:.1f} | {s.get('render', float('nan')):.1f} | "
-              f"{s.get('select', float('nan')):.1f} | {s.get('backend', float('nan')):.1f} |")
+        s, c = r["stages"], r["consumers"]
+        print(f"| {r['target_hz']:g} | " + " | ".join(f"{c[n]['rate_hz']:.1f}" for n in names)
+              + f" | {r['published']} | {r['skipped']} | " + " | ".join(str(c[n]["lost"]) for n in names)
+              + f" | {r['latency_p50']:.1f} | " + " | ".join(f"{c[n]['latency_p95']:.1f}" for n in names)
+              + "".join(f" | {s.get(k, float('nan')):.1f}" for k in ("render", "select", "backend", "publish")) + " |")
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps({"size": [w, h], "backend": args.backend, "rates": rows}, indent=1))
     return 0

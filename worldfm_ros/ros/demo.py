@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
     from worldfm_ros.errors import WorldFMError
     from worldfm_ros.resources import demo_scene_path
+    from worldfm_ros.ros.dds import use_camera_profile
     from worldfm_ros.ros.isolation import domain_id
     from worldfm_ros.ros.node import SimNode
     from worldfm_ros.ros.recorder import BagRecorder, simulator_topics
@@ -84,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     domain = domain_id(args)
+    use_camera_profile()  # as ros.node.main does
     rclpy.init(domain_id=domain)
     scene = args.scene or ("" if args.procedural else str(demo_scene_path()))
     script, drive_overrides = scene_script(scene)

@@ -44,6 +44,7 @@ from worldfm_ros.msg import FrameStats
 from worldfm_ros.resources import default_scene_path
 from worldfm_ros.ros import conversions as conv
 from worldfm_ros.ros.tf_io import TfListener, TfPublisher
+from worldfm_ros.ros.dds import use_camera_profile
 from worldfm_ros.runtime import apply_torch_threads
 from worldfm_ros.sim.config import SimConfig
 from worldfm_ros.sim.frames import Frame
@@ -324,6 +325,7 @@ class SimNode(Node):
         """Publish a frame's image, camera_info, depth (+ points, stats); return (image, depth) messages."""
         f = self.cfg.frames
         stamp = frame.stamp_ns
+        t_publish = time.perf_counter()
         image = conv.rgb_image_msg(frame.rgb, stamp, f.optical)
         depth = conv.depth_image_msg(frame.depth, stamp, f.optical)
         info = conv.camera_info_msg(self.rig.camera, stamp, f.optical)
@@ -335,6 +337,7 @@ class SimNode(Node):
             self.pub_points.publish(self._points_msg(frame))
         if self.cfg.publish_scan:
             self.pub_scan.publish(self._scan_msg(frame))
+        frame.timings_ms["publish"] = (time.perf_counter() - t_publish) * 1e3
         frame.timings_ms["trigger_to_publish"] = (time.perf_counter() - t_trigger) * 1e3
         latency_ms = (self.now_ns() - stamp) * 1e-6  # pose stamp -> publish, as FrameStats defines it
         stats = FrameStats(header=conv.header(stamp, f.optical), frame_index=self.frames_published,
@@ -512,7 +515,12 @@ def main(args: list[str] | None = None) -> int:
     publishing and the executor waiting on it. Here a signal only asks the spin loop to stop;
     the node then stops its worker before the context goes.
     """
+    transport_note = use_camera_profile()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    if transport_note:
+        rclpy.logging.get_logger("worldfm_sim").info(
+            f"Fast DDS camera profile not applied ({transport_note}): best-effort subscribers in other "
+            "processes may lose frames larger than 512 KiB")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
