@@ -24,11 +24,11 @@ def push_pull_fill(rgb: np.ndarray, valid: np.ndarray, min_size: int = 2) -> np.
     """
     if valid.all() or not valid.any():
         return rgb.copy()
-    # Premultiplied colour + weight in one 4-channel image: one resize per level.
-    weight = valid.astype(np.float32)
-    level = np.empty(rgb.shape[:2] + (4,), np.float32)
-    np.multiply(rgb, weight[..., None], out=level[..., :3])
-    level[..., 3] = weight
+    # Premultiplied colour + weight in one 4-channel image: one resize per level. Weights are 0/1,
+    # so premultiplying is masking, done in uint8 (OpenCV, contiguous) before the one float cast.
+    rgb = np.ascontiguousarray(rgb)
+    mask = np.ascontiguousarray(valid).view(np.uint8)
+    level = cv2.merge([cv2.bitwise_and(rgb, rgb, mask=mask), mask]).astype(np.float32)
     levels = [level]
     while min(level.shape[:2]) > min_size and level[..., 3].min() == 0.0:
         level = cv2.resize(level, (max(1, level.shape[1] // 2), max(1, level.shape[0] // 2)),
@@ -42,9 +42,11 @@ def push_pull_fill(rgb: np.ndarray, valid: np.ndarray, min_size: int = 2) -> np.
         up = cv2.resize(filled, (level.shape[1], level.shape[0]), interpolation=cv2.INTER_LINEAR)
         filled = level[..., :3] + (1.0 - level[..., 3:]) * up
     up = cv2.resize(filled, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
-    out = rgb.copy()
-    holes = ~valid
-    out[holes] = np.clip(up[holes] + 0.5, 0, 255).astype(np.uint8)
+    # Whole-image passes beat gathering the hole pixels: round, then put the valid pixels back.
+    np.add(up, 0.5, out=up)
+    np.clip(up, 0, 255, out=up)
+    out = up.astype(np.uint8)
+    cv2.copyTo(rgb, mask, out)
     return out
 
 
