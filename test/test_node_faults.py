@@ -121,6 +121,17 @@ def test_rate_above_the_bound_is_refused_by_ros2_param_set(camera):
     observer.frames_keep_arriving()
 
 
+def test_a_rate_the_machine_cannot_hold_is_said_once_at_start_up_with_the_frame_cost(scenes, tmp_path):
+    sim, observer = start({"scene": str(scenes / "room"), "rate_hz": 1000.0, "camera.width": 640,
+                           "camera.height": 480}, tmp_path / "node.log")
+    wait_for(lambda: len(observer.images) >= 12, timeout_s=60, what="12 images")
+    rc, out = stop(sim, observer)
+    said = re.findall(r"rate_hz 1000 cannot be held: a frame costs \d+ ms \(render \d+ ms, select \d+ ms, "
+                      r"backend \d+ ms, publish \d+ ms\) against a period of 1 ms", out)
+    assert len(said) == 1, out
+    assert rc == 0
+
+
 def test_camera_larger_than_8k_stops_start_up_with_one_line(tmp_path):
     sim = SimProcess({**BASE, "camera.width": 100000}, tmp_path / "node.log")  # no observer: it must not start
     rc = sim.proc.wait(timeout=START_S)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import array
 import os
+import queue
 import signal
 import threading
 import time
@@ -66,6 +67,9 @@ CAMERA_QOS = QoSProfile(depth=10)
 SERVICE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE)
 # ROS time standing still for this long (steady clock) with use_sim_time set means no /clock.
 NO_CLOCK_AFTER_S = 2.0
+# Frames published before the node compares a frame's cost with the camera period (the first
+# frames carry warm-up cost).
+RATE_CHECK_FRAMES = 6
 
 
 class SimNode(Node):
@@ -134,11 +138,16 @@ class SimNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self._work = threading.Condition()
-        self._job: tuple[np.ndarray, int, float] | None = None
-        self._busy = False
+        self._job: tuple[np.ndarray, int, float] | None = None  # the next pose to render, at most one
         self._running = True
+        # Two stages, one thread each: frame n is converted and published while frame n + 1
+        # renders. One queue between them keeps the order; holding at most two frames, it holds
+        # the renderer back (and frames are then skipped) when publishing falls behind.
+        self._outbox: queue.Queue[tuple[Frame, np.ndarray, float] | None] = queue.Queue(maxsize=2)
         self._worker = threading.Thread(target=self._work_loop, name="worldfm_frames", daemon=True)
+        self._publisher = threading.Thread(target=self._publish_loop, name="worldfm_publish", daemon=True)
         self._worker.start()
+        self._publisher.start()
         self.get_logger().info(
             f"worldfm_sim: {cfg.input_mode} mode, {self.rig.camera.width}x{self.rig.camera.height} at "
             f"{cfg.rate_hz:g} Hz, backend {self.backend.name}, scene {self.scene_path or 'none'}")
@@ -279,15 +288,20 @@ class SimNode(Node):
         else:
             with self._lock:
                 state = self._state
+            if state is not None and state.stamp_ns == self._last_rendered_stamp and not self.cfg.owns_time:
+                # A camera faster than the kinematics: integrate to now rather than repeat a pose.
+                self._on_sim_tick()
+                with self._lock:
+                    state = self._state
             pose = None if state is None else (state.map_T_base, state.stamp_ns)
         if pose is None or pose[1] == self._last_rendered_stamp:
             return
         with self._work:
-            if self._busy:
-                self.frames_skipped += 1  # skip rather than queue: the newest pose wins next tick
+            if self._job is not None:
+                # The renderer has not taken the last pose yet: the newest pose replaces it, so a
+                # slow frame costs one frame, never a queue of stale ones.
+                self.frames_skipped += 1
                 self._skips.append(time.monotonic())
-                return
-            self._busy = True
             self._job = (pose[0], pose[1], time.perf_counter())
             self._last_rendered_stamp = pose[1]
             self._work.notify()
@@ -303,14 +317,18 @@ class SimNode(Node):
                 self._job = None
             try:
                 # Noise seeding (fixed or fresh per frame) is the backend's, from backend.seed/reuse_noise.
-                frame = self.sim.render(map_T_base, stamp)
-                self._publish_frame(frame, t_trigger)
-                self._check_blank(frame, map_T_base)
+                self._outbox.put((self.sim.render(map_T_base, stamp), map_T_base, t_trigger))
             except Exception as exc:  # keep serving: a bad frame must not kill the camera
                 self._report(f"frame failed: {type(exc).__name__}: {exc}")
-            finally:
-                with self._work:
-                    self._busy = False
+
+    def _publish_loop(self) -> None:
+        while (item := self._outbox.get()) is not None:
+            frame, map_T_base, t_trigger = item
+            try:
+                self._publish_frame(frame, t_trigger)
+                self._check_blank(frame, map_T_base)
+            except Exception as exc:
+                self._report(f"frame failed: {type(exc).__name__}: {exc}")
 
     def _check_blank(self, frame: Frame, map_T_base: np.ndarray) -> None:
         """Report a frame that shows no scene point, saying how far the pose is from the scene."""
@@ -351,9 +369,26 @@ class SimNode(Node):
             self._published.append(time.monotonic())
             for name, ms in frame.timings_ms.items():
                 self._stage_ms.setdefault(name, deque(maxlen=50)).append(ms)
+            if self.frames_published == RATE_CHECK_FRAMES and self._frame_timer is not None:
+                self._check_rate()
         if self.viz is not None:
             self.viz.log_frame(frame)
         return image, depth
+
+    def _check_rate(self) -> None:
+        """Say once, from the first frames' costs, when a frame takes longer than the camera period."""
+        cost = {k: float(np.median(self._stage_ms[k])) for k in ("render", "select", "backend", "publish")
+                if k in self._stage_ms}
+        period_ms = 1e3 / self.cfg.rate_hz
+        # render, select and backend run in one thread, publish in another: the slower one sets the pace
+        frame_ms = max(cost.get("render", 0.0) + cost.get("select", 0.0) + cost.get("backend", 0.0),
+                       cost.get("publish", 0.0))
+        if frame_ms > period_ms:
+            stages = ", ".join(f"{k} {v:.0f} ms" for k, v in cost.items())
+            self.get_logger().warning(
+                f"rate_hz {self.cfg.rate_hz:g} cannot be held: a frame costs {frame_ms:.0f} ms ({stages}) against a "
+                f"period of {period_ms:.0f} ms, so about {1e3 / frame_ms:.1f} Hz will be published and the rest "
+                "skipped (lower rate_hz or the camera size, or see torch_threads)")
 
     def _scan_msg(self, frame: Frame) -> LaserScan:
         sc = self.cfg.scan
@@ -502,6 +537,11 @@ class SimNode(Node):
             self._running = False
             self._work.notify_all()
         self._worker.join(timeout=5.0)
+        try:
+            self._outbox.put(None, timeout=5.0)  # after the frames still queued
+        except queue.Full:
+            pass
+        self._publisher.join(timeout=5.0)
         self.sim.close()
         if self.viz is not None:
             self.viz.close()
