@@ -59,7 +59,7 @@ class MessageBuilder:
 
     def depth_image(self, depth: np.ndarray, stamp_ns: int, frame_id: str) -> Any:
         """sensor_msgs/Image 32FC1 in metres from (H, W) float z-depth; 0 (no data) becomes NaN."""
-        return self.image(np.where(depth > 0, depth, np.nan).astype("<f4"), "32FC1", stamp_ns, frame_id)
+        return self.image(np.where(depth > 0, depth, np.nan).astype("<f4", copy=False), "32FC1", stamp_ns, frame_id)
 
     def camera_info(self, camera: PinholeCamera, stamp_ns: int, frame_id: str) -> Any:
         """sensor_msgs/CameraInfo of an undistorted pinhole camera."""

@@ -11,20 +11,22 @@ from __future__ import annotations
 import argparse
 
 from worldfm_ros.runtime import add_threads_argument
+from worldfm_ros.sim.cli_config import add_config_arguments
+
+#: this command's flags and the SimConfig fields they set (beside the common ones)
+CONFIG_FLAGS = {"vae": "backend.vae", "device": "backend.device"}
 
 HELP = "time the in-process gymnasium env (steps/s) at one or more camera sizes; print a table"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scene", default="", help="scene anchor ('' = bundled default room)")
-    parser.add_argument("--backend", default="anchor", help="frame backend (default anchor)")
-    parser.add_argument("--model", default="", help="frame-model checkpoint for neural backends")
-    parser.add_argument("--vae", default="", help="VAE folder for latent frame models")
-    parser.add_argument("--device", default="cpu", help="cpu | cuda (renderer and backend)")
+    add_config_arguments(parser, size=False)
+    parser.add_argument("--vae", default=None, help="VAE folder for latent frame models (backend.vae)")
+    parser.add_argument("--device", default=None, help="auto | cpu | cuda, renderer and backend (backend.device, default auto)")
     parser.add_argument("--sizes", nargs="+", default=["64x48", "320x240"], help="camera sizes WxH")
     parser.add_argument("--steps", type=int, default=200, help="timed steps per size (default 200)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
-    add_threads_argument(parser)
+    add_threads_argument(parser, default=None, default_text="torch_threads of the configuration, 1")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -38,6 +40,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
     import os
     import statistics
     import time
@@ -47,20 +50,23 @@ def run(args: argparse.Namespace) -> int:
 
     from worldfm_ros.envs.sim_env import WorldFMEnv
     from worldfm_ros.eval.bench_render import _cpu_name
+    from worldfm_ros.runtime import apply_torch_threads
+    from worldfm_ros.sim.cli_config import sim_config_from_args
 
     sizes = [_size(s) for s in args.sizes]
-    where = torch.cuda.get_device_name() if args.device.startswith("cuda") else \
+    config = sim_config_from_args(args, CONFIG_FLAGS)
+    device = config.backend.torch_device()
+    apply_torch_threads(config.torch_threads)
+    where = torch.cuda.get_device_name() if device.startswith("cuda") else \
         f"{_cpu_name()}, {os.cpu_count()} cores, torch {torch.get_num_threads()} threads"
-    print(f"# bench-env: backend {args.backend}, device {args.device} ({where}), {args.steps} steps "
+    print(f"# bench-env: backend {config.backend.name}, device {device} ({where}), {args.steps} steps "
           f"after {args.warmup} warm-up, dt 0.1 s")
     print("\n| camera | steps/s | ms/step median | ms/step p90 | episodes |")
     print("|---|---:|---:|---:|---:|")
     action = np.array([0.3, 0.5], np.float32)
     for w, h in sizes:
-        config = {"camera": {"width": w, "height": h},
-                  "backend": {"name": args.backend, "model": args.model, "vae": args.vae, "device": args.device}}
-        env = WorldFMEnv(config, scene=args.scene or None, dt=0.1, device=args.device, normalized_actions=False,
-                         start_poses=None, threads=args.threads)
+        sized = dataclasses.replace(config, camera=dataclasses.replace(config.camera, width=w, height=h))
+        env = WorldFMEnv(sized, dt=0.1, device=device, normalized_actions=False, start_poses=None)
         env.reset(seed=0)
         for _ in range(args.warmup):
             env.step(action)

@@ -21,18 +21,18 @@ from typing import Callable
 
 from worldfm_ros.ros.isolation import add_domain_argument
 from worldfm_ros.runtime import add_threads_argument
+from worldfm_ros.sim.cli_config import add_config_arguments
 
 HELP = "measure the node's pose-stamp → image latency, sustained rate and per-stage ms"
 
+#: this command's flags and the SimConfig fields they set (beside the common ones; --rate is per session)
+CONFIG_FLAGS: dict[str, str] = {}
 #: what the consumer processes read, by --consumers name
 CONSUMER_TOPICS = {"image": "camera/image_raw", "depth": "camera/depth/image_raw"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scene", default="", help="scene ('' = bundled default room)")
-    parser.add_argument("--backend", default="anchor", help="frame backend")
-    parser.add_argument("--model", default="", help="checkpoint for neural backends")
-    parser.add_argument("--size", type=int, nargs=2, default=(640, 480), metavar=("W", "H"), help="camera size, px")
+    add_config_arguments(parser)
     parser.add_argument("--rate", type=float, nargs="+", default=[10.0, 30.0], help="camera rates to try, Hz")
     parser.add_argument("--seconds", type=float, default=10.0, help="measurement time per rate")
     parser.add_argument("--soak", type=int, default=0, metavar="N",
@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="leave Fast DDS at its defaults instead of the node's camera profile (to compare)")
     parser.add_argument("--json", default="", metavar="FILE", help="also write the figures to FILE")
     add_domain_argument(parser)
-    add_threads_argument(parser)
+    add_threads_argument(parser, default=None, default_text="torch_threads of the configuration, 1")
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -66,6 +66,11 @@ class _Consumers:
         for topic, proc in self.procs.items():
             if proc.stdout.readline().strip() != "ready":
                 raise RuntimeError(f"bench consumer for {topic} did not start (exit code {proc.poll()})")
+
+    def kill(self) -> None:
+        for proc in self.procs.values():
+            proc.kill()
+            proc.wait()
 
     def results(self) -> dict[str, dict]:
         import json
@@ -92,17 +97,22 @@ class _Session:
         from worldfm_ros.ros.dds import use_camera_profile
         from worldfm_ros.ros.isolation import domain_id
         from worldfm_ros.ros.node import SimNode
+        from worldfm_ros.sim.cli_config import changed_fields, sim_config_from_args
 
+        params = {**changed_fields(sim_config_from_args(args, CONFIG_FLAGS)), "rate_hz": float(rate_hz)}
         if not args.fastdds_defaults:
             use_camera_profile()  # as ros.node.main does
         domain = domain_id(args)
         self.consumers = _Consumers([CONSUMER_TOPICS[c] for c in args.consumers], domain)
         self.context = rclpy.context.Context()
         rclpy.init(context=self.context, domain_id=domain)
-        params = {"scene": args.scene, "backend.name": args.backend, "backend.model": args.model,
-                  "rate_hz": float(rate_hz), "camera.width": int(args.size[0]), "camera.height": int(args.size[1]),
-                  "torch_threads": args.threads}
-        self.sim = SimNode(context=self.context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+        try:
+            self.sim = SimNode(context=self.context,
+                               parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+        except BaseException:
+            self.consumers.kill()
+            rclpy.shutdown(context=self.context)
+            raise
         self.probe = rclpy.create_node("bench_probe", context=self.context)
         self.window_start_ns = 0
         self.stages: dict[str, list[float]] = {}
@@ -215,11 +225,14 @@ def soak(rate_hz: float, frames: int, args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     import platform
 
-    w, h = args.size
+    from worldfm_ros.sim.cli_config import sim_config_from_args
+
+    config = sim_config_from_args(args, CONFIG_FLAGS)
+    w, h, backend, threads = config.camera.width, config.camera.height, config.backend.name, config.torch_threads
     machine = platform.processor() or platform.machine()
     if args.soak > 0:
         r = soak(args.rate[0], args.soak, args)
-        print(f"node soak: {w}x{h}, backend {args.backend}, {args.rate[0]:g} Hz target, {machine}")
+        print(f"node soak: {w}x{h}, backend {backend}, {args.rate[0]:g} Hz target, {machine}")
         print("| frames published | received | lost | skipped | seconds | received Hz | RSS start MB | RSS end MB |")
         print("|---:|---:|---:|---:|---:|---:|---:|---:|")
         print(f"| {r['published']} | {r['received']} | {r['lost']} | {r['skipped']} | {r['seconds']:.0f} | "
@@ -227,8 +240,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     rows = [measure(r, args) for r in args.rate]
     names = args.consumers
-    print(f"node benchmark: {w}x{h}, backend {args.backend}, {args.seconds:g} s per rate, consumers "
-          f"{' + '.join(names)} in their own processes, torch {args.threads} thread(s), {machine}")
+    print(f"node benchmark: {w}x{h}, backend {backend}, {args.seconds:g} s per rate, consumers "
+          f"{' + '.join(names)} in their own processes, torch {threads} thread(s), {machine}")
     print("| target Hz | " + " | ".join(f"{n} Hz" for n in names) + " | published | skipped | "
           + " | ".join(f"{n} lost" for n in names) + " | latency p50 ms | "
           + " | ".join(f"{n} p95 ms" for n in names) + " | render ms | select ms | backend ms | publish ms |")
@@ -242,5 +255,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         import json
 
-        Path(args.json).write_text(json.dumps({"size": [w, h], "backend": args.backend, "rates": rows}, indent=1))
+        Path(args.json).write_text(json.dumps({"size": [w, h], "backend": backend, "rates": rows}, indent=1))
     return 0

@@ -27,9 +27,10 @@ def _message_class(name: str) -> type:
 
 
 def _bytes_field(arr: np.ndarray) -> array.array:
-    # array.array skips the per-element check rclpy applies to other sequences.
+    # array.array skips the per-element check rclpy applies to other sequences; frombytes reads
+    # the array's buffer directly, so this is the one copy.
     out = array.array(arr.dtype.char)
-    out.frombytes(np.ascontiguousarray(arr).tobytes())
+    out.frombytes(memoryview(np.ascontiguousarray(arr)).cast("B"))
     return out
 
 

@@ -20,6 +20,10 @@ from pathlib import Path
 from worldfm_ros.ros.isolation import add_domain_argument
 from worldfm_ros.viz import add_view_arguments, targets_from_args
 from worldfm_ros.runtime import add_threads_argument
+from worldfm_ros.sim.cli_config import add_config_arguments
+
+#: this command's flags and the SimConfig fields they set (beside the common ones)
+CONFIG_FLAGS = {"rate": "rate_hz"}
 
 HELP = "run the simulator on the bundled scene with a scripted drive; write a bag, a contact sheet and an MP4"
 
@@ -49,22 +53,20 @@ def scene_script(scene: str) -> tuple[tuple[tuple[float, float, float, float], .
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scene", default="", help="scene anchor ('' = the bundled ICL-NUIM living room)")
+    add_config_arguments(parser)  # --scene here defaults to the bundled ICL-NUIM living room
     parser.add_argument("--procedural", action="store_true",
                         help="drive through the bundled procedural room instead of the living room")
-    parser.add_argument("--backend", default="torch", help="frame backend (default torch: the bundled model)")
-    parser.add_argument("--model", default="", help="frame-model checkpoint ('' = the bundled model)")
     parser.add_argument("--output", "-o", default="outputs/demo", help="output directory (replaced)")
-    parser.add_argument("--rate", type=float, default=10.0, help="camera rate, Hz")
+    parser.add_argument("--rate", type=float, default=None, help="camera rate, Hz (default: rate_hz, 10)")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = the whole script)")
-    parser.add_argument("--size", type=int, nargs=2, metavar=("W", "H"), default=(640, 480), help="camera size, px")
     parser.add_argument("--no-compress", action="store_true", help="write the bag's MCAP chunks uncompressed")
     add_domain_argument(parser)
     add_view_arguments(parser)
-    add_threads_argument(parser)
+    add_threads_argument(parser, default=None, default_text="torch_threads of the configuration, 1")
 
 
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
     import shutil
 
     import rclpy
@@ -78,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from worldfm_ros.ros.isolation import domain_id
     from worldfm_ros.ros.node import SimNode
     from worldfm_ros.ros.recorder import BagRecorder, simulator_topics
+    from worldfm_ros.sim.cli_config import changed_fields, sim_config_from_args
 
     targets = targets_from_args(args)
     out = Path(args.output)
@@ -87,13 +90,13 @@ def run(args: argparse.Namespace) -> int:
     domain = domain_id(args)
     use_camera_profile()  # as ros.node.main does
     rclpy.init(domain_id=domain)
-    scene = args.scene or ("" if args.procedural else str(demo_scene_path()))
-    script, drive_overrides = scene_script(scene)
-    overrides = drive_overrides + [Parameter("scene", value=scene), Parameter("backend.name", value=args.backend),
-                 Parameter("backend.model", value=args.model), Parameter("rate_hz", value=float(args.rate)),
-                 Parameter("camera.width", value=int(args.size[0])), Parameter("camera.height", value=int(args.size[1])),
-                 Parameter("rerun", value=",".join(targets)),
-                 Parameter("torch_threads", value=args.threads)]
+    config = sim_config_from_args(args, CONFIG_FLAGS)
+    if not config.scene and not args.procedural:
+        config = dataclasses.replace(config, scene=str(demo_scene_path()))
+    script, drive_overrides = scene_script(config.scene)
+    # The recording's drive sets the base, mount and start pose it was planned for: it wins.
+    fields = {**changed_fields(config), "rerun": ",".join(targets)}
+    overrides = [Parameter(k, value=v) for k, v in fields.items()] + drive_overrides
     sim = SimNode(parameter_overrides=overrides)
     driver = rclpy.create_node("worldfm_demo_driver")
     cmd_pub = driver.create_publisher(Twist, "cmd_vel", 10)

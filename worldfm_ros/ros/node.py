@@ -117,6 +117,8 @@ class SimNode(Node):
                             if cfg.input_mode == "tf" else None)
 
         self._state: RobotState | None = None  # the last kinematic tick, whose odom was published
+        # The camera does not change while the node runs: one CameraInfo, restamped per frame.
+        self._camera_info = conv.camera_info_msg(self.rig.camera, 0, cfg.frames.optical)
         self._publish_static_tf()
 
         # Inputs.
@@ -346,7 +348,8 @@ class SimNode(Node):
         t_publish = time.perf_counter()
         image = conv.rgb_image_msg(frame.rgb, stamp, f.optical)
         depth = conv.depth_image_msg(frame.depth, stamp, f.optical)
-        info = conv.camera_info_msg(self.rig.camera, stamp, f.optical)
+        info = self._camera_info
+        info.header.stamp = conv.time_msg(stamp)
         self.pub_image.publish(image)
         self.pub_info.publish(info)
         self.pub_depth.publish(depth)

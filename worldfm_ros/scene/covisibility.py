@@ -197,6 +197,7 @@ class KeyframeSelector:
         self._renderer = renderer
         self._depths: dict[int, np.ndarray] = {}
         self._grids: dict[tuple[int, int], np.ndarray] = {}
+        self._last: tuple[tuple, KeyframeChoice] | None = None  # (view, choice) of the last call
 
     def keyframe_depth(self, index: int) -> np.ndarray:
         """(H, W) float32 z-depth of keyframe ``index`` in metres, 0 = no data (cached)."""
@@ -221,12 +222,21 @@ class KeyframeSelector:
         depth = np.asarray(depth)
         if depth.shape != (camera.height, camera.width):
             raise CameraError(f"depth shape {depth.shape} does not match camera size {(camera.height, camera.width)}")
-        rules = self.rules
         key = (camera.width, camera.height)
         if key not in self._grids:
-            self._grids[key] = rules.samples(camera.width, camera.height)
+            self._grids[key] = self.rules.samples(camera.width, camera.height)
         uv = self._grids[key]
         d = depth[uv[:, 1], uv[:, 0]].astype(np.float64)
+        # The choice depends on the sampled depths, the pose and the camera only: a robot standing
+        # still asks again for the view it asked for last.
+        view = (d.tobytes(), c2w.tobytes(), camera.K.tobytes())
+        if self._last is None or self._last[0] != view:
+            self._last = (view, self._select(d, uv, camera, c2w))
+        return self._last[1]
+
+    def _select(self, d: np.ndarray, uv: np.ndarray, camera: PinholeCamera, c2w: np.ndarray) -> KeyframeChoice:
+        """The choice from depths ``d`` (S,) metres sampled at pixels ``uv`` (S, 2)."""
+        rules = self.rules
         ok = d > 0
         keyframes = self.anchor.keyframes
         distances = [float(np.linalg.norm(kf.c2w[:3, 3] - c2w[:3, 3])) for kf in keyframes]
