@@ -77,6 +77,23 @@ def test_rendered_keyframe_depth_is_cached():
     assert np.median(selector.keyframe_depth(0)[selector.keyframe_depth(0) > 0]) == pytest.approx(5.0)
 
 
+def test_the_same_view_asked_again_reuses_the_choice_and_a_changed_one_is_scored_anew(monkeypatch):
+    from worldfm_ros.scene import covisibility
+
+    keyframes = [keyframe(pose(180.0)), keyframe(pose(0.0, (0.4, 0.1, 0.3)))]
+    anchor = anchor_with(keyframes)
+    selector = KeyframeSelector(anchor)
+    scored = []
+    count = covisibility.covisibility_counts
+    monkeypatch.setattr(covisibility, "covisibility_counts", lambda *a, **k: scored.append(1) or count(*a, **k))
+    depth = target_depth(anchor, pose())
+    first = selector.select(depth, CAM, pose())
+    assert selector.select(depth.copy(), CAM, pose()) is first and len(scored) == len(keyframes)
+    moved = pose(0.0, (0.0, 0.0, 0.01))
+    assert selector.select(target_depth(anchor, moved), CAM, moved).index == first.index
+    assert len(scored) == 2 * len(keyframes)
+
+
 def test_equal_scores_go_to_the_lowest_index():
     keyframes = [keyframe(pose(180.0)), keyframe(pose(0.0, (0.2, 0, 0))), keyframe(pose(0.0, (0.2, 0, 0)))]
     anchor = anchor_with(keyframes)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from worldfm_ros.config import flatten, load_config, read_yaml, unflatten
+from worldfm_ros.config import flatten, flatten_mapping, load_config, read_yaml, unflatten
 from worldfm_ros.launch_args import BUILTIN_PARAMETERS, LAUNCH_ARGUMENTS
 from worldfm_ros.sim.config import SimConfig
 
@@ -28,25 +28,15 @@ def test_parameter_file_loads_into_the_sim_config(path):
 
 def test_sim_yaml_sets_every_parameter_of_the_node():
     params = flatten(load_config(SimConfig, ros_parameters(ROOT / "config" / "sim.yaml")))
-    given = set(flatten_dict(ros_parameters(ROOT / "config" / "sim.yaml")))
+    given = set(flatten_mapping(ros_parameters(ROOT / "config" / "sim.yaml")))
     assert given == set(params) - {"camera.width", "camera.height", "camera.hfov_deg", "camera.camera_info_url"}
 
 
 def test_sim_yaml_restates_the_config_defaults_so_ros2_launch_and_ros2_run_agree():
     # ros2 run uses the dataclass defaults, ros2 launch this file: one source of truth.
-    given = flatten_dict(ros_parameters(ROOT / "config" / "sim.yaml"))
+    given = flatten_mapping(ros_parameters(ROOT / "config" / "sim.yaml"))
     defaults = flatten(SimConfig())
     assert {k: v for k, v in given.items() if v != defaults[k]} == {}
-
-
-def flatten_dict(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(flatten_dict(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def test_every_launch_argument_maps_to_a_declared_parameter():

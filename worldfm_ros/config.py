@@ -114,6 +114,17 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def flatten_mapping(data: dict, prefix: str = "") -> dict[str, Any]:
+    """Nested (or already dotted) mapping → {"dotted.key": value}, e.g. a ROS parameter file's."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(flatten_mapping(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def unflatten(flat: dict[str, Any]) -> dict:
     """{"a.b": 1} → {"a": {"b": 1}}."""
     out: dict = {}

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from worldfm_ros.config import flatten, load_config, read_yaml, unflatten
+from worldfm_ros.config import flatten, flatten_mapping, load_config, read_yaml, unflatten
 from worldfm_ros.errors import ConfigError
 from worldfm_ros.sim.config import SimConfig
 
@@ -73,20 +73,9 @@ def config_file_fields(path: str) -> dict:
     return nested[0] if nested else data
 
 
-def _flat_fields(data: dict, prefix: str = "") -> dict[str, Any]:
-    """Nested or dotted mapping -> dotted keys."""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out.update(_flat_fields(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def sim_config_from_args(args: argparse.Namespace, flags: Flags | None = None) -> SimConfig:
     """The SimConfig of a command line (see the module docstring for the order)."""
-    fields = _flat_fields(config_file_fields(args.config)) if args.config else {}
+    fields = flatten_mapping(config_file_fields(args.config)) if args.config else {}
     for dest, target in {**COMMON_FLAGS, **(flags or {})}.items():
         value = getattr(args, dest, None)
         if value is None:

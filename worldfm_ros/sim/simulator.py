@@ -227,7 +227,9 @@ class Simulator:
         before = self.model.pose.copy()
         self.model.step(dt, now_s)
         self.collided = False
-        if self.collision is not None and self.config.collision.enabled:
+        # Turning on the spot cannot block (the robot is a vertical cylinder), so it asks nothing.
+        moved = not np.array_equal(before[:3, 3], self.model.pose[:3, 3])
+        if moved and self.collision is not None and self.config.collision.enabled:
             was = self.collision.min_distance(self.map_T_odom @ before)
             now = self.collision.min_distance(self.map_T_base)
             # Blocked when entering the robot's radius; moving away from an obstacle is always allowed.

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,7 +30,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from worldfm_ros.model.codec import make_codec
 from worldfm_ros.model.checkpoint import load_model, save_model
@@ -41,8 +39,8 @@ from worldfm_ros.model.schedule import NoiseSchedule
 from worldfm_ros.runtime import apply_torch_threads
 from worldfm_ros.train.config import DistillConfig
 from worldfm_ros.train.data import AnchorMasking, SampleSet, make_batch, sample_seed
-from worldfm_ros.train.stage2 import (LOG_FILE, MODEL_FILE, STATE_FILE, conditions, load_training_state,
-                                      save_training_state)
+from worldfm_ros.train.loop import MODEL_FILE, STATE_FILE, run_steps
+from worldfm_ros.train.stage2 import conditions, load_training_state, save_training_state
 
 
 def dm_gradient(x0: torch.Tensor, real_x0: torch.Tensor, fake_x0: torch.Tensor) -> torch.Tensor:
@@ -239,24 +237,9 @@ def distill(cfg: DistillConfig, samples: SampleSet | None = None, stop_at: int |
     if (out / STATE_FILE).is_file():
         trainer.load_state_dict(load_training_state(out / STATE_FILE))
     end = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
-    bar = tqdm(total=end, initial=trainer.step, desc=f"DMD {cfg.num_steps}-step", disable=not progress)
-    sums: dict[str, float] = {}
-    count, started = 0, time.perf_counter()
-    while trainer.step < end:
-        for k, v in trainer.train_step().items():
-            sums[k] = sums.get(k, 0.0) + v
-        count += 1
-        bar.update(1)
-        if trainer.step % cfg.log_every == 0 or trainer.step == end:
-            record = {"step": trainer.step, **{k: v / count for k, v in sums.items()},
-                      "seconds": round(time.perf_counter() - started, 2)}
-            bar.set_postfix(dm=f"{record['dm']:.3f}", reg=f"{record['regression']:.4f}")
-            with open(out / LOG_FILE, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
-            sums, count = {}, 0
-        if trainer.step % cfg.checkpoint_every == 0 or trainer.step == end:
-            save_training_state(trainer.state_dict(), out / STATE_FILE)
-    bar.close()
+    run_steps(trainer, end, out, log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every,
+              save=lambda: save_training_state(trainer.state_dict(), out / STATE_FILE),
+              desc=f"DMD {cfg.num_steps}-step", progress=progress)
     path = out / MODEL_FILE
     if trainer.step >= cfg.steps:
         trainer.export(path)

@@ -19,14 +19,12 @@ from __future__ import annotations
 import copy
 import json
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from worldfm_ros.model.codec import make_codec
 from worldfm_ros.errors import CheckpointError
@@ -38,10 +36,8 @@ from worldfm_ros.runtime import apply_torch_threads
 from worldfm_ros.train.config import Stage2Config
 from worldfm_ros.train.data import AnchorMasking, Batch, SampleSet, latent_mask, make_batch, sample_seed
 from worldfm_ros.train.ddp import DistributedContext, cleanup_distributed, setup_distributed
+from worldfm_ros.train.loop import MODEL_FILE, STATE_FILE, run_steps
 
-STATE_FILE = "state.pt"
-LOG_FILE = "log.jsonl"
-MODEL_FILE = "model.safetensors"
 
 
 def draw_timestep_and_noise(seed: int, shape: tuple[int, ...], sampling: str = "logit_normal",
@@ -286,25 +282,9 @@ def train_stage2(cfg: Stage2Config, samples: SampleSet | None = None, stop_at: i
         if (out / STATE_FILE).is_file():
             trainer.load_checkpoint(out / STATE_FILE)
         end = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
-        bar = tqdm(total=end, initial=trainer.step, desc="stage II", disable=not (progress and ctx.is_main))
-        running, count, started = 0.0, 0, time.perf_counter()
-        while trainer.step < end:
-            running += trainer.train_step()
-            count += 1
-            bar.update(1)
-            step = trainer.step
-            if step % cfg.log_every == 0 or step == end:
-                loss = ctx.mean(running / count)
-                if ctx.is_main:
-                    bar.set_postfix(loss=f"{loss:.4f}")
-                    record = {"step": step, "loss": loss, "lr": trainer.optimizer.param_groups[0]["lr"],
-                              "seconds": round(time.perf_counter() - started, 2)}
-                    with open(out / LOG_FILE, "a", encoding="utf-8") as f:
-                        f.write(json.dumps(record) + "\n")
-                running, count = 0.0, 0
-            if ctx.is_main and (step % cfg.checkpoint_every == 0 or step == end):
-                trainer.save_checkpoint(out / STATE_FILE)
-        bar.close()
+        run_steps(trainer, end, out, log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every,
+                  save=lambda: trainer.save_checkpoint(out / STATE_FILE), desc="stage II", progress=progress,
+                  is_main=ctx.is_main, reduce=ctx.mean, extra=lambda: {"lr": trainer.optimizer.param_groups[0]["lr"]})
         model_path = out / MODEL_FILE
         if ctx.is_main and trainer.step >= cfg.steps:
             trainer.export(model_path)
