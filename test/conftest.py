@@ -11,6 +11,14 @@ from pathlib import Path
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(1, 100)))
 
+# Nodes made in this process get the DDS set-up the node's main() gives a real node: with
+# Fast DDS's 512 KiB shared-memory segment, a 640x480 frame crowds out the camera_info sent
+# after it, and reliable subscribers in other processes lose it. Tests of the processes that
+# apply it themselves (launch, bench-node) take the variable out of their children's environment.
+from worldfm_ros.ros.dds import use_camera_profile  # noqa: E402
+
+use_camera_profile()
+
 import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

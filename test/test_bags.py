@@ -125,9 +125,8 @@ def stamp_of(msg) -> int:
     return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
 
 
-# Known open defect: about one run in three, the camera_info of the window's last frame does not
-# reach the bag (its image, depth and FrameStats do). Reruns keep CI meaningful until it is found.
-@pytest.mark.flaky(reruns=2)
+# This test lost a camera_info about one run in two while the in-process node used Fast DDS's
+# 512 KiB shared-memory segment (the node's main() and conftest now apply the 16 MiB profile).
 def test_a_640x480_recording_keeps_every_message_the_node_published(ros_context, tmp_path):
     from worldfm_ros.ros.node import SimNode
 

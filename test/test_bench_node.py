@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+from worldfm_ros.ros.dds import PROFILE_VARIABLE
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def bench_node(tmp_path: Path, *args: str) -> dict:
     out = tmp_path / "bench.json"
+    env = {k: v for k, v in os.environ.items() if k != PROFILE_VARIABLE}  # bench-node sets it up itself
     done = subprocess.run([sys.executable, "-m", "worldfm_ros.cli", "bench-node", "--json", str(out), *args],
-                          capture_output=True, text=True, timeout=240, cwd=ROOT)
+                          capture_output=True, text=True, timeout=240, cwd=ROOT, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "| target Hz | image Hz |" in done.stdout
     return json.loads(out.read_text())

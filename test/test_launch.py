@@ -84,8 +84,12 @@ class Probe:
 
 @pytest.fixture(autouse=True)
 def own_domain(monkeypatch):
-    """Each launch in a ROS domain of its own, so nodes other tests left running are not seen."""
+    """Each launch in a ROS domain of its own, so nodes other tests left running are not seen; the
+    launched node sets up its DDS transport itself (conftest set it for this process only)."""
+    from worldfm_ros.ros.dds import PROFILE_VARIABLE
+
     monkeypatch.setenv("ROS_DOMAIN_ID", str(fresh_domain_id()))
+    monkeypatch.delenv(PROFILE_VARIABLE, raising=False)
 
 
 @pytest.fixture
