@@ -21,7 +21,7 @@ from worldfm_ros.profiles import get_profile
 from worldfm_ros.render.pointcloud import PointCloudRenderer
 from worldfm_ros.render.release import ReleaseRenderer, fp16_colours
 from worldfm_ros.scene.anchor import Keyframe, SceneAnchor
-from worldfm_ros.scene.covisibility import KeyframeSelector, SelectionRules, covisibility_counts, release_sample_grid
+from worldfm_ros.reference import KeyframeSelector, SelectionRules, covisibility_counts, release_sample_grid
 from worldfm_ros.backends.config import BackendConfig
 
 CAM = PinholeCamera(8, 8, 100.0, 100.0, 4.0, 4.0)

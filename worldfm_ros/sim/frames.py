@@ -19,7 +19,7 @@ from worldfm_ros.render.density import closing_radius
 from worldfm_ros.render.pointcloud import PointCloudRenderer, RenderResult, footprint_splat
 from worldfm_ros.render.release import ReleaseRenderer
 from worldfm_ros.scene.anchor import Keyframe, SceneAnchor
-from worldfm_ros.scene.covisibility import KeyframeSelector
+from worldfm_ros.reference import KeyframeSelector
 from worldfm_ros.sim.rig import CameraRig
 
 

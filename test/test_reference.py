@@ -10,7 +10,7 @@ from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.errors import ConfigError
 from worldfm_ros.render.pointcloud import PointCloudRenderer
 from worldfm_ros.scene.anchor import Keyframe, SceneAnchor
-from worldfm_ros.scene.covisibility import KeyframeSelector, sample_grid
+from worldfm_ros.reference import KeyframeSelector, sample_grid
 
 CAM = PinholeCamera(64, 48, fx=40.0, fy=40.0, cx=31.5, cy=23.5)
 
@@ -78,14 +78,14 @@ def test_rendered_keyframe_depth_is_cached():
 
 
 def test_the_same_view_asked_again_reuses_the_choice_and_a_changed_one_is_scored_anew(monkeypatch):
-    from worldfm_ros.scene import covisibility
+    from worldfm_ros import reference
 
     keyframes = [keyframe(pose(180.0)), keyframe(pose(0.0, (0.4, 0.1, 0.3)))]
     anchor = anchor_with(keyframes)
     selector = KeyframeSelector(anchor)
     scored = []
-    count = covisibility.covisibility_counts
-    monkeypatch.setattr(covisibility, "covisibility_counts", lambda *a, **k: scored.append(1) or count(*a, **k))
+    count = reference.covisibility_counts
+    monkeypatch.setattr(reference, "covisibility_counts", lambda *a, **k: scored.append(1) or count(*a, **k))
     depth = target_depth(anchor, pose())
     first = selector.select(depth, CAM, pose())
     assert selector.select(depth.copy(), CAM, pose()) is first and len(scored) == len(keyframes)
