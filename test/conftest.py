@@ -19,7 +19,14 @@ from worldfm_ros.ros.dds import use_camera_profile  # noqa: E402
 
 use_camera_profile()
 
+import signal  # noqa: E402
+
 import pytest  # noqa: E402
+
+# A suite started in the background (`cmd &` in a script, nohup) inherits SIGINT ignored, and
+# so would every process it starts: `ros2 launch` and `rerun` would never stop on Ctrl-C.
+# A handled signal is reset to the default in the child at exec.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
