@@ -72,6 +72,12 @@ NO_CLOCK_AFTER_S = 2.0
 RATE_CHECK_FRAMES = 6
 
 
+def frame_cost_ms(stage_ms: dict[str, float]) -> float:
+    """What one frame costs the node, ms: render, select and backend run in one thread and
+    publish in another, so the slower of the two sets the pace."""
+    return max(sum(stage_ms.get(k, 0.0) for k in ("render", "select", "backend")), stage_ms.get("publish", 0.0))
+
+
 class SimNode(Node):
     """The worldfm_ros camera simulator (see module docstring for its interface)."""
 
@@ -383,9 +389,7 @@ class SimNode(Node):
         cost = {k: float(np.median(self._stage_ms[k])) for k in ("render", "select", "backend", "publish")
                 if k in self._stage_ms}
         period_ms = 1e3 / self.cfg.rate_hz
-        # render, select and backend run in one thread, publish in another: the slower one sets the pace
-        frame_ms = max(cost.get("render", 0.0) + cost.get("select", 0.0) + cost.get("backend", 0.0),
-                       cost.get("publish", 0.0))
+        frame_ms = frame_cost_ms(cost)
         if frame_ms > period_ms:
             stages = ", ".join(f"{k} {v:.0f} ms" for k, v in cost.items())
             self.get_logger().warning(
@@ -508,7 +512,7 @@ class SimNode(Node):
         elif recent:
             status.level, status.message = DiagnosticStatus.WARN, recent[-1]
         elif skipped := sum(1 for t in self._skips if now - t < 5.0):
-            frame_ms = stages.get("render", 0.0) + stages.get("select", 0.0) + stages.get("backend", 0.0)
+            frame_ms = frame_cost_ms(stages)
             status.level = DiagnosticStatus.WARN
             status.message = (f"skipped {skipped} frames in 5 s: a frame takes {frame_ms:.0f} ms, "
                               f"the period is {1e3 / self.cfg.rate_hz:.0f} ms ({rate:.1f} Hz achieved)")
