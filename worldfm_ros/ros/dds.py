@@ -38,6 +38,15 @@ def use_camera_profile(shm_dir: str = "/dev/shm") -> str:
         return f"RMW_IMPLEMENTATION is {rmw}"
     if os.environ.get(PROFILE_VARIABLE):
         return f"{PROFILE_VARIABLE} is set to {os.environ[PROFILE_VARIABLE]}"
+    shortage = shm_shortage(shm_dir)
+    if shortage:
+        return shortage
+    os.environ[PROFILE_VARIABLE] = str(camera_profile_path())
+    return ""
+
+
+def shm_shortage(shm_dir: str = "/dev/shm") -> str:
+    """Why ``shm_dir`` cannot hold a few camera segments ('' when it can)."""
     try:
         stat = os.statvfs(shm_dir)
         free = stat.f_bavail * stat.f_frsize
@@ -45,5 +54,4 @@ def use_camera_profile(shm_dir: str = "/dev/shm") -> str:
         return f"{shm_dir}: {exc.strerror}"
     if free < 4 * SEGMENT_BYTES:
         return f"{shm_dir} has {free / 2**20:.0f} MiB free, less than {4 * SEGMENT_BYTES / 2**20:.0f} MiB"
-    os.environ[PROFILE_VARIABLE] = str(camera_profile_path())
     return ""
