@@ -114,15 +114,16 @@ class KinematicModel:
             _approach(self.velocity.linear, target.linear, self.config.max_linear_accel * dt),
             _approach(self.velocity.angular, target.angular, self.config.max_angular_accel * dt),
         )
-        self.pose = self.pose @ _exp_se3(self.velocity.linear * dt, self.velocity.angular * dt)
+        self.pose = self.pose @ exp_se3(self.velocity.linear * dt, self.velocity.angular * dt)
 
 
 def _approach(current: np.ndarray, target: np.ndarray, max_delta: float) -> np.ndarray:
     return current + np.clip(target - current, -max_delta, max_delta)
 
 
-def _exp_se3(v: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Exponential map of a constant body twist applied for one step (exact arc motion)."""
+def exp_se3(v: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """(4, 4) motion of a body under the constant body twist (v: (3,) metres, w: (3,) radians, both
+    already multiplied by the duration) — the exponential map of se(3), exact arc motion."""
     T = np.eye(4)
     theta = float(np.linalg.norm(w))
     T[:3, :3] = Rotation.from_rotvec(w).as_matrix()
