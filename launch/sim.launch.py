@@ -1,4 +1,4 @@
-"""ros2 launch worldfm_ros sim.launch.py [scene:=...] [backend:=...] [camera:=...] [record:=bag_dir] ...
+"""ros2 launch worldfm_ros sim.launch.py [scene:=...] [backend:=...] [camera:=...] [rig:=...] [record:=bag_dir] ...
 
 Arguments and the parameters they set: worldfm_ros/launch_args.py.
 """
@@ -26,6 +26,7 @@ def _node(context):
                  for a in LAUNCH_ARGUMENTS if a.parameter}
     overrides["scene"] = ParameterValue(LaunchConfiguration("scene"), value_type=str)
     overrides["backend.model"] = ParameterValue(LaunchConfiguration("model"), value_type=str)
+    overrides["rig"] = ParameterValue(LaunchConfiguration("rig"), value_type=str)
     files = [str(config / "sim.yaml"), str(camera)]
     if extra := LaunchConfiguration("params_file").perform(context):
         if not Path(extra).expanduser().is_file():
@@ -43,7 +44,7 @@ def generate_launch_description() -> LaunchDescription:
             for a in LAUNCH_ARGUMENTS]
     record = ExecuteProcess(
         cmd=["worldfm", "record", "--output", LaunchConfiguration("record"),
-             "--namespace", LaunchConfiguration("namespace")],
+             "--namespace", LaunchConfiguration("namespace"), "--rig", LaunchConfiguration("rig")],
         condition=IfCondition(PythonExpression(["'", LaunchConfiguration("record"), "' != ''"])),
         output="screen",
     )

@@ -135,7 +135,8 @@ def test_a_640x480_recording_keeps_every_message_the_node_published(ros_context,
     params = {"backend.name": "anchor", "camera.width": 640, "camera.height": 480, "rate_hz": 10.0}
     sim = SimNode(context=ros_context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
     spinner = Spinner(ros_context, sim)
-    publishers = (sim.pub_image, sim.pub_depth, sim.pub_info, sim.pub_stats)
+    out = sim.outputs[0]
+    publishers = (out.image, out.depth, out.info, out.stats)
     wait_for(lambda: all(p.get_subscription_count() > 0 for p in publishers) and sim.frames_published >= 3,
              timeout_s=60, what="the recorder subscribed to every camera topic and a few frames")
     start = sim.frames_published

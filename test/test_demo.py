@@ -124,3 +124,44 @@ def test_demo_rrd_logs_every_frame_the_bag_recorded_at_its_stamp(demo_output):
     assert bag_stamps <= set(rrd_stamps)
     # (the recorder may miss the very first frame while it discovers the camera topic)
     assert len(rrd_stamps) - len(bag_stamps) <= 1
+
+
+@pytest.fixture(scope="module")
+def stereo_imu_demo(tmp_path_factory):
+    """The demo with the bundled stereo_imu rig (at 160x120 to keep the bag small), anchor backend."""
+    import yaml
+
+    from worldfm_ros.sim.sensor_rig import rig_path
+
+    base = tmp_path_factory.mktemp("stereo_demo")
+    rig = yaml.safe_load(rig_path("stereo_imu").read_text())
+    rig["stereo"]["template"]["camera"].update(width=160, height=120)
+    (base / "rig.yaml").write_text(yaml.safe_dump(rig))
+    parser = argparse.ArgumentParser()
+    demo.add_arguments(parser)
+    args = parser.parse_args(["-o", str(base / "out"), "--duration", "3", "--backend", "anchor",
+                              "--rig", str(base / "rig.yaml")])
+    assert demo.run(args) == 0
+    return base / "out"
+
+
+def test_stereo_imu_demo_bag_holds_both_eyes_the_imu_and_tf_with_consistent_stamps(stereo_imu_demo):
+    types, msgs = read_bag(stereo_imu_demo / "bag")
+    for eye in ("left", "right"):
+        assert types[f"/stereo/{eye}/image_raw"] == "sensor_msgs/msg/Image"
+        assert types[f"/stereo/{eye}/camera_info"] == "sensor_msgs/msg/CameraInfo"
+    assert types["/imu/data"] == "sensor_msgs/msg/Imu" and "/camera/image_raw" not in types
+    left = [stamp(m) for m in msgs["/stereo/left/image_raw"]]
+    right = {stamp(m) for m in msgs["/stereo/right/image_raw"]}
+    assert len(left) >= 5 and sum(s in right for s in left) >= len(left) - 1  # one stamp per pair
+    odom = {stamp(m) for m in msgs["/odom"]}
+    assert all(s in odom for s in left[1:]), "every pair is stamped with a published pose time"
+    imu = [stamp(m) for m in msgs["/imu/data"]]
+    assert imu == sorted(imu) and all(s % 5_000_000 == 0 for s in imu)  # 200 Hz, on the IMU's own clock
+    assert imu[0] <= left[1] and imu[-1] >= left[-2]  # the IMU covers the images
+    assert len(imu) >= 150 * (left[-1] - left[0]) * 1e-9
+    statics = {t.child_frame_id: t.header.frame_id for m in msgs["/tf_static"] for t in m.transforms}
+    assert statics["stereo_left_link"] == statics["imu_link"] == "base_link"
+    assert statics["stereo_right_optical_frame"] == "stereo_right_link"
+    info = msgs["/stereo/right/camera_info"][-1]
+    assert info.p[3] == pytest.approx(-info.k[0] * 0.12)

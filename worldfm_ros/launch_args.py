@@ -35,6 +35,7 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
     LaunchArgument("use_sim_time", "false", "stamp with /clock time published by someone else", "use_sim_time"),
     LaunchArgument("camera", "default",
                    "camera preset (a name in config/cameras/) or the path of a parameter file like them"),
+    LaunchArgument("rig", "", "sensor rig: stereo, stereo_imu (config/rigs/) or a rig YAML ('' = one camera)", "rig"),
     LaunchArgument("namespace", "", "ROS namespace of the node and its relative topics"),
     LaunchArgument("record", "", "if set, record the camera, odom, TF and clock topics to this MCAP bag"),
     LaunchArgument("params_file", "", "extra node parameter file, applied after config/sim.yaml and the camera"),

@@ -6,8 +6,11 @@ through a ``MessageBuilder`` that is told how to find a message class by its ROS
 to hold an unbounded array field. Every field is given (rosbags' classes have no defaults).
 
 Images follow REP-118 / sensor_msgs conventions: rgb8 colour, 32FC1 depth in metres with NaN
-where there is no data. CameraInfo uses plumb_bob with zero distortion, R = I and P = [K | 0]
-(a monocular camera). Odometry carries the pose of base in odom and the twist in the base
+where there is no data. CameraInfo carries the camera's lens model (plumb_bob with zero
+distortion for an ideal camera), R = I and P = [K | t] with t = (Tx, 0, 0), Tx = -fx·B for the
+right eye of a rectified stereo pair and 0 otherwise. Imu carries specific force and angular
+rate in the IMU's frame with the noise model's variances (orientation_covariance[0] = -1 when
+no orientation is reported, as sensor_msgs/Imu asks). Odometry carries the pose of base in odom and the twist in the base
 frame (REP-105).
 """
 
@@ -61,15 +64,39 @@ class MessageBuilder:
         """sensor_msgs/Image 32FC1 in metres from (H, W) float z-depth; 0 (no data) becomes NaN."""
         return self.image(np.where(depth > 0, depth, np.nan).astype("<f4", copy=False), "32FC1", stamp_ns, frame_id)
 
-    def camera_info(self, camera: PinholeCamera, stamp_ns: int, frame_id: str) -> Any:
-        """sensor_msgs/CameraInfo of an undistorted pinhole camera."""
+    def camera_info(self, camera: PinholeCamera, stamp_ns: int, frame_id: str, distortion_model: str = "plumb_bob",
+                    D: list[float] | None = None, tx: float = 0.0) -> Any:
+        """sensor_msgs/CameraInfo: K of ``camera``; the lens as ``distortion_model`` and ``D``
+        (default: plumb_bob, zeros); P = [K | (tx, 0, 0)] with tx in pixels·metres (-fx·B for a
+        stereo right eye)."""
         t = self.types
         K = camera.K
+        P = np.hstack([K, [[tx], [0.0], [0.0]]])
+        d = np.zeros(5) if D is None else np.asarray(D, dtype=np.float64)
         roi = t("sensor_msgs/msg/RegionOfInterest")(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
         return t("sensor_msgs/msg/CameraInfo")(
             header=self.header(stamp_ns, frame_id), height=camera.height, width=camera.width,
-            distortion_model="plumb_bob", d=self.sequence(np.zeros(5)), k=K.ravel(), r=np.eye(3).ravel(),
-            p=np.hstack([K, np.zeros((3, 1))]).ravel(), binning_x=0, binning_y=0, roi=roi)
+            distortion_model=distortion_model, d=self.sequence(d), k=K.ravel(), r=np.eye(3).ravel(),
+            p=P.ravel(), binning_x=0, binning_y=0, roi=roi)
+
+    def imu(self, stamp_ns: int, frame_id: str, angular_velocity: np.ndarray, linear_acceleration: np.ndarray,
+            orientation_xyzw: np.ndarray | None, angular_velocity_covariance: np.ndarray,
+            linear_acceleration_covariance: np.ndarray, orientation_covariance: np.ndarray) -> Any:
+        """sensor_msgs/Imu: rates (3,) rad/s and specific force (3,) m/s² in ``frame_id``; the
+        orientation as (x, y, z, w) or None (then orientation_covariance[0] = -1); (3, 3) covariances."""
+        t = self.types
+        q = (0.0, 0.0, 0.0, 1.0) if orientation_xyzw is None else (float(c) for c in orientation_xyzw)
+        x, y, z, w = q
+        ocov = np.asarray(orientation_covariance, dtype=np.float64).ravel().copy()
+        if orientation_xyzw is None:
+            ocov[:] = 0.0
+            ocov[0] = -1.0
+        return t("sensor_msgs/msg/Imu")(
+            header=self.header(stamp_ns, frame_id), orientation=t("geometry_msgs/msg/Quaternion")(x=x, y=y, z=z, w=w),
+            orientation_covariance=ocov, angular_velocity=self.vector3(angular_velocity),
+            angular_velocity_covariance=np.asarray(angular_velocity_covariance, dtype=np.float64).ravel(),
+            linear_acceleration=self.vector3(linear_acceleration),
+            linear_acceleration_covariance=np.asarray(linear_acceleration_covariance, dtype=np.float64).ravel())
 
     def vector3(self, v: np.ndarray) -> Any:
         x, y, z = (float(c) for c in v)

@@ -26,9 +26,19 @@ from worldfm_ros.sim.cli_config import add_config_arguments
 HELP = "measure the node's pose-stamp → image latency, sustained rate and per-stage ms"
 
 #: this command's flags and the SimConfig fields they set (beside the common ones; --rate is per session)
-CONFIG_FLAGS: dict[str, str] = {}
-#: what the consumer processes read, by --consumers name
+CONFIG_FLAGS: dict[str, str] = {"rig": "rig"}
+#: what the consumer processes read, by --consumers name; any other name with a '/' is a topic
 CONSUMER_TOPICS = {"image": "camera/image_raw", "depth": "camera/depth/image_raw"}
+
+
+def consumer_topic(name: str) -> str:
+    """The topic of a --consumers entry: a CONSUMER_TOPICS name, or an image topic itself."""
+    if name in CONSUMER_TOPICS:
+        return CONSUMER_TOPICS[name]
+    if "/" in name:
+        return name
+    raise ValueError(f"--consumers {name!r}: expected one of {sorted(CONSUMER_TOPICS)} or an image topic "
+                     "(e.g. stereo/right/image_raw)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,13 +47,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="measurement time per rate")
     parser.add_argument("--soak", type=int, default=0, metavar="N",
                         help="soak instead: run the first --rate until N frames are published; report RSS and losses")
-    parser.add_argument("--consumers", nargs="+", choices=sorted(CONSUMER_TOPICS), default=["image", "depth"],
-                        help="topics read by consumer processes (the first gives the rate and latency columns)")
+    parser.add_argument("--consumers", nargs="+", type=_consumer, default=["image", "depth"],
+                        help="topics read by consumer processes: image, depth or an image topic such as "
+                             "stereo/right/image_raw (the first gives the rate and latency columns)")
+    parser.add_argument("--rig", default=None, help="sensor rig: stereo | stereo_imu | a rig YAML (default: one camera)")
+    parser.add_argument("--stats-camera", default="camera",
+                        help="the camera whose frame_stats give the stage and skip columns (stereo/left for the rigs)")
     parser.add_argument("--fastdds-defaults", action="store_true",
                         help="leave Fast DDS at its defaults instead of the node's camera profile (to compare)")
     parser.add_argument("--json", default="", metavar="FILE", help="also write the figures to FILE")
     add_domain_argument(parser)
     add_threads_argument(parser, default=None, default_text="torch_threads of the configuration, 1")
+
+
+def _consumer(name: str) -> str:
+    try:
+        consumer_topic(name)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return name
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -103,7 +125,7 @@ class _Session:
         if not args.fastdds_defaults:
             use_camera_profile()  # as ros.node.main does
         domain = domain_id(args)
-        self.consumers = _Consumers([CONSUMER_TOPICS[c] for c in args.consumers], domain)
+        self.consumers = _Consumers([consumer_topic(c) for c in args.consumers], domain)
         self.context = rclpy.context.Context()
         rclpy.init(context=self.context, domain_id=domain)
         try:
@@ -123,7 +145,7 @@ class _Session:
             for name, ms in zip(msg.stage_names, msg.stage_ms):
                 self.stages.setdefault(name, []).append(ms)
 
-        self.probe.create_subscription(FrameStats, "camera/frame_stats", on_stats, 100)
+        self.probe.create_subscription(FrameStats, f"{args.stats_camera}/frame_stats", on_stats, 100)
         cmd = self.probe.create_publisher(Twist, "cmd_vel", 10)
         twist = Twist()
         twist.angular.z = 0.3
@@ -182,7 +204,7 @@ def measure(rate_hz: float, args: argparse.Namespace) -> dict:
     stages = {k: _percentile(v, 50) for k, v in s.stages.items()}
     window = {s.frame_stamps.get(i) for i in range(published0, published1)} - {None}
     records = s.close()
-    topics = {name: records[CONSUMER_TOPICS[name]] for name in args.consumers}
+    topics = {name: records[consumer_topic(name)] for name in args.consumers}
     first = topics[args.consumers[0]]
     latencies = _latencies_ms(first)
     return {"target_hz": rate_hz, "rate_hz": _rate(first["receipt_ns"]), "published": len(window),
@@ -207,12 +229,12 @@ def soak(rate_hz: float, frames: int, args: argparse.Namespace) -> dict:
     t0 = time.monotonic()
     s.spin_until(lambda: s.sim.frames_published - published0 >= frames)
     elapsed = time.monotonic() - t0
-    s.sim._frame_timer.cancel()  # no new frames; deliver what is in flight
+    s.sim.stop_frames()  # no new frames; deliver what is in flight
     s.spin_for(1.0)
     rss_end = process.memory_info().rss / 1e6
     skipped = s.sim.frames_skipped - skipped0
     frame_stamps = dict(s.frame_stamps)
-    first = s.close()[CONSUMER_TOPICS[args.consumers[0]]]
+    first = s.close()[consumer_topic(args.consumers[0])]
     # The window's frames by index (camera/frame_stats is reliable): an image counts when its
     # stamp is one of theirs, so frames from before the window or in flight are not miscounted.
     window = {frame_stamps.get(i) for i in range(published0, published0 + frames)} - {None}

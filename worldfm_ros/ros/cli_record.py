@@ -10,6 +10,8 @@ HELP = "record the simulator topics (camera, odom, TF, clock) to a rosbag2 MCAP 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", required=True, help="bag directory to create")
     parser.add_argument("--namespace", default="", help="namespace of the simulator node")
+    parser.add_argument("--rig", default="", help="the node's sensor rig (stereo | stereo_imu | a rig YAML; '' = one "
+                                                  "camera): its cameras and IMU are recorded")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = until signal)")
     parser.add_argument("--no-compress", action="store_true", help="write the MCAP chunks uncompressed (default zstd)")
 
@@ -23,9 +25,16 @@ def run(args: argparse.Namespace) -> int:
 
     from worldfm_ros.ros.recorder import BagRecorder, simulator_topics
 
+    cameras, imu = ("camera",), False
+    if args.rig:
+        from worldfm_ros.sim.sensor_rig import build_rig, load_rig
+
+        rig = build_rig(load_rig(args.rig), 10.0, where=args.rig)
+        cameras, imu = tuple(c.name for c in rig.cameras), rig.imu.enabled
     rclpy.init(signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
     node = rclpy.create_node("worldfm_recorder")
-    recorder = BagRecorder(node, args.output, simulator_topics(args.namespace), compress=not args.no_compress)
+    recorder = BagRecorder(node, args.output, simulator_topics(args.namespace, cameras, imu),
+                           compress=not args.no_compress)
     stop = {"flag": False}
 
     def on_signal(signum, _frame) -> None:

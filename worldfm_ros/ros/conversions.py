@@ -45,6 +45,7 @@ transform_msg = MESSAGES.transform
 transform_stamped_msg = MESSAGES.transform_stamped
 pose_msg = MESSAGES.pose
 odometry_msg = MESSAGES.odometry
+imu_msg = MESSAGES.imu
 
 
 def time_ns(msg: Time) -> int:

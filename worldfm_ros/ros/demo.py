@@ -23,7 +23,7 @@ from worldfm_ros.runtime import add_threads_argument
 from worldfm_ros.sim.cli_config import add_config_arguments
 
 #: this command's flags and the SimConfig fields they set (beside the common ones)
-CONFIG_FLAGS = {"rate": "rate_hz"}
+CONFIG_FLAGS = {"rate": "rate_hz", "rig": "rig"}
 
 HELP = "run the simulator on the bundled scene with a scripted drive; write a bag, a contact sheet and an MP4"
 
@@ -52,12 +52,31 @@ def scene_script(scene: str) -> tuple[tuple[tuple[float, float, float, float], .
     return tuple(tuple(float(v) for v in row) for row in drive.segments), overrides
 
 
+def remounted_rig(rig: str, drive_overrides: list, path: Path) -> str:
+    """Write ``rig`` moved so that its first camera sits at the recording's mount (the drive's
+    ``mount.xyz`` / ``mount.rpy`` overrides) to ``path``; return the path."""
+    import dataclasses
+
+    import yaml
+
+    from worldfm_ros.sim.rig import MountConfig
+    from worldfm_ros.sim.sensor_rig import load_rig, remount
+
+    values = {p.name: p.value for p in drive_overrides}
+    mount = MountConfig(list(values["mount.xyz"]), list(values["mount.rpy"]))
+    path.write_text(yaml.safe_dump(dataclasses.asdict(remount(load_rig(rig), mount.matrix())), sort_keys=False))
+    return str(path)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)  # --scene here defaults to the bundled ICL-NUIM living room
     parser.add_argument("--procedural", action="store_true",
                         help="drive through the bundled procedural room instead of the living room")
     parser.add_argument("--output", "-o", default="outputs/demo", help="output directory (replaced)")
     parser.add_argument("--rate", type=float, default=None, help="camera rate, Hz (default: rate_hz, 10)")
+    parser.add_argument("--rig", default=None,
+                        help="sensor rig: stereo | stereo_imu | a rig YAML (default: one camera); the bag holds every "
+                             "camera and the IMU")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = the whole script)")
     parser.add_argument("--no-compress", action="store_true", help="write the bag's MCAP chunks uncompressed")
     add_domain_argument(parser)
@@ -94,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
     if not config.scene and not args.procedural:
         config = dataclasses.replace(config, scene=str(demo_scene_path()))
     script, drive_overrides = scene_script(config.scene)
+    if config.rig and drive_overrides:
+        config = dataclasses.replace(config, rig=remounted_rig(config.rig, drive_overrides, out / "rig.yaml"))
     # The recording's drive sets the base, mount and start pose it was planned for: it wins.
     fields = {**changed_fields(config), "rerun": ",".join(targets)}
     overrides = [Parameter(k, value=v) for k, v in fields.items()] + drive_overrides
@@ -101,7 +122,9 @@ def run(args: argparse.Namespace) -> int:
     driver = rclpy.create_node("worldfm_demo_driver")
     cmd_pub = driver.create_publisher(Twist, "cmd_vel", 10)
     rec_node = rclpy.create_node("worldfm_demo_recorder")
-    recorder = BagRecorder(rec_node, out / "bag", simulator_topics(), compress=not args.no_compress)
+    cameras = tuple(cam.name for cam in sim.sensors.cameras)
+    recorder = BagRecorder(rec_node, out / "bag", simulator_topics(cameras=cameras, imu=sim.sim.imu is not None),
+                           compress=not args.no_compress)
     # Single-threaded: the node renders in its own worker thread, and a multi-threaded executor's
     # spin_once loop would hold the GIL busy-polling.
     executor = SingleThreadedExecutor()
@@ -143,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     if intruders:
         raise WorldFMError(f"ROS domain {domain}: {', '.join(intruders)} also subscribe to {cmd_pub.topic_name}; "
                            "stopped driving (pick another --domain-id)")
-    frames = write_media(out / "bag", out)
+    frames = write_media(out / "bag", out, camera=cameras[0])
     print(f"demo: {frames} frames from scene {sim.scene_path} with backend {sim.backend.name}, ROS domain {domain}")
     print(f"  bag:           {out / 'bag'}  ({recorder.report()})")
     print(f"  contact sheet: {out / 'contact_sheet.png'}")
@@ -153,8 +176,8 @@ def run(args: argparse.Namespace) -> int:
     return 0 if frames else 1
 
 
-def write_media(bag: Path, out: Path, columns: int = 4, tiles: int = 12) -> int:
-    """Read camera/image_raw back from the bag with rosbags; write contact_sheet.png and frames.mp4."""
+def write_media(bag: Path, out: Path, columns: int = 4, tiles: int = 12, camera: str = "camera") -> int:
+    """Read ``<camera>/image_raw`` back from the bag with rosbags; write contact_sheet.png and frames.mp4."""
     import cv2
     import numpy as np
     from rosbags.highlevel import AnyReader
@@ -162,7 +185,7 @@ def write_media(bag: Path, out: Path, columns: int = 4, tiles: int = 12) -> int:
 
     images = []
     with AnyReader([bag], default_typestore=get_typestore(Stores.ROS2_JAZZY)) as reader:
-        conns = [c for c in reader.connections if c.topic.endswith("camera/image_raw")]
+        conns = [c for c in reader.connections if c.topic.endswith(f"/{camera}/image_raw")]
         for conn, _, raw in reader.messages(connections=conns):
             msg = reader.deserialize(raw, conn.msgtype)
             images.append(np.asarray(msg.data, dtype=np.uint8).reshape(msg.height, msg.width, 3))

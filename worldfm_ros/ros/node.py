@@ -1,11 +1,13 @@
 """The simulator node: a thin ROS 2 adapter over :mod:`worldfm_ros.sim`.
 
 Inputs: ``cmd_vel`` (Twist, or TwistStamped) integrated by a kinematic model, or a
-pose followed from /tf. Outputs (relative names, so a namespace applies):
-``camera/image_raw`` (rgb8), ``camera/camera_info``, ``camera/depth/image_raw``
-(32FC1 metres, NaN = no data), ``camera/points`` (optional), ``camera/frame_stats``,
-``odom``, /tf, /tf_static, /diagnostics and /clock (when it runs its own time).
-Every image carries the stamp of the pose it was rendered at.
+pose followed from /tf. Outputs (relative names, so a namespace applies), for each camera
+``<name>`` of the sensor rig (one camera named ``camera`` by default):
+``<name>/image_raw`` (rgb8), ``<name>/camera_info``, ``<name>/depth/image_raw``
+(32FC1 metres, NaN = no data), ``<name>/points`` (optional), ``<name>/frame_stats``;
+``imu/data`` when the rig has an IMU; ``odom``, /tf, /tf_static, /diagnostics and /clock
+(when it runs its own time). Every image carries the stamp of the pose it was rendered at;
+the cameras of one rate render from one pose and share its stamp.
 
 Faults never stop the node: every callback catches what it raises, reports it on
 /diagnostics and keeps serving. Diagnostics run on the steady clock, so they also say why
@@ -37,7 +39,8 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import CameraInfo, Image, LaserScan, PointCloud2
+from scipy.spatial.transform import Rotation
+from sensor_msgs.msg import CameraInfo, Image, Imu, LaserScan, PointCloud2
 
 from worldfm_ros.config import flatten, load_config, unflatten
 from worldfm_ros.errors import ConfigError, WorldFMError
@@ -52,6 +55,7 @@ from worldfm_ros.sim.frames import Frame
 from worldfm_ros.sim.scan import depth_to_scan
 from worldfm_ros.scene.backproject import backproject_pixels
 from worldfm_ros.scene.store import resolve_in_dirs, scene_folder
+from worldfm_ros.sim.sensor_rig import RigCamera
 from worldfm_ros.sim.simulator import RobotState, Simulator
 from worldfm_ros.ros.tf_tree import TransformLookupError
 from worldfm_ros.srv import LoadScene, Reset, Step
@@ -61,6 +65,9 @@ from worldfm_ros.viz import open_log
 # Camera streams: reliable, depth 10, as camera drivers publish (image_transport's default), so a
 # recorder loses no frame; best-effort (sensor-data) subscribers still match.
 CAMERA_QOS = QoSProfile(depth=10)
+
+# IMU samples come in bursts of a few per kinematic tick; a VIO consumer must lose none.
+IMU_QOS = QoSProfile(depth=400)
 
 # Service request/response queues: an RL client may send a burst of ~/step calls; rclpy's default
 # depth of 10 silently drops the rest. Requests queue here and are answered in order.
@@ -76,6 +83,29 @@ def frame_cost_ms(stage_ms: dict[str, float]) -> float:
     """What one frame costs the node, ms: render, select and backend run in one thread and
     publish in another, so the slower of the two sets the pace."""
     return max(sum(stage_ms.get(k, 0.0) for k in ("render", "select", "backend")), stage_ms.get("publish", 0.0))
+
+
+class CameraOutputs:
+    """The publishers of one rig camera (relative names under ``<name>/``) and its CameraInfo,
+    built once and restamped per frame (the camera does not change while the node runs)."""
+
+    def __init__(self, node: Node, camera: RigCamera) -> None:
+        ns = camera.name
+        self.camera = camera
+        self.image = node.create_publisher(Image, f"{ns}/image_raw", CAMERA_QOS)
+        self.info = node.create_publisher(CameraInfo, f"{ns}/camera_info", CAMERA_QOS)
+        self.depth = node.create_publisher(Image, f"{ns}/depth/image_raw", CAMERA_QOS) if camera.config.publish_depth else None
+        # Depth is registered to the colour camera; image_transport consumers look for the info here.
+        self.depth_info = (node.create_publisher(CameraInfo, f"{ns}/depth/camera_info", CAMERA_QOS)
+                           if camera.config.publish_depth else None)
+        self.points = node.create_publisher(PointCloud2, f"{ns}/points", qos_profile_sensor_data)
+        self.stats = node.create_publisher(FrameStats, f"{ns}/frame_stats", 10)
+        self.camera_info = self.info_msg(0)
+
+    def info_msg(self, stamp_ns: int) -> CameraInfo:
+        cam = self.camera
+        return conv.camera_info_msg(cam.camera, stamp_ns, cam.optical_frame, cam.lens.distortion_model, cam.lens.D,
+                                    cam.projection_tx())
 
 
 class SimNode(Node):
@@ -94,12 +124,11 @@ class SimNode(Node):
         self.frames_published = 0
         self.frames_skipped = 0
         self._skips: deque[float] = deque(maxlen=1000)
-        self._last_rendered_stamp: int | None = None
         self._steady = RosClock(clock_type=ClockType.STEADY_TIME)
         self._ros_time_seen = (self.get_clock().now().nanoseconds, time.monotonic())
 
         self.sim = Simulator.from_config(cfg, self._report)
-        self.rig, self.backend = self.sim.rig, self.sim.backend
+        self.rig, self.backend, self.sensors = self.sim.rig, self.sim.backend, self.sim.sensors
         self.viz = open_log(cfg.rerun, self.rig.camera, self._report, application_id=self.get_name())
         try:
             self.load_scene(cfg.scene)
@@ -107,14 +136,9 @@ class SimNode(Node):
             self._report(f"no scene loaded: {exc}")
 
         # Outputs.
-        self.pub_image = self.create_publisher(Image, "camera/image_raw", CAMERA_QOS)
-        self.pub_info = self.create_publisher(CameraInfo, "camera/camera_info", CAMERA_QOS)
-        self.pub_depth = self.create_publisher(Image, "camera/depth/image_raw", CAMERA_QOS)
-        # Depth is registered to the colour camera; image_transport consumers look for the info here.
-        self.pub_depth_info = self.create_publisher(CameraInfo, "camera/depth/camera_info", CAMERA_QOS)
-        self.pub_points = self.create_publisher(PointCloud2, "camera/points", qos_profile_sensor_data)
+        self.outputs = [CameraOutputs(self, cam) for cam in self.sensors.cameras]
+        self.pub_imu = self.create_publisher(Imu, "imu/data", IMU_QOS) if self.sim.imu is not None else None
         self.pub_scan = self.create_publisher(LaserScan, "scan", qos_profile_sensor_data)
-        self.pub_stats = self.create_publisher(FrameStats, "camera/frame_stats", 10)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.pub_odom = self.create_publisher(Odometry, "odom", 10)
         self.pub_clock = self.create_publisher(Clock, "/clock", 10) if (cfg.publish_clock or cfg.lockstep) else None
@@ -123,8 +147,7 @@ class SimNode(Node):
                             if cfg.input_mode == "tf" else None)
 
         self._state: RobotState | None = None  # the last kinematic tick, whose odom was published
-        # The camera does not change while the node runs: one CameraInfo, restamped per frame.
-        self._camera_info = conv.camera_info_msg(self.rig.camera, 0, cfg.frames.optical)
+        self._followed: tuple[np.ndarray, int] | None = None  # the last /tf pose (tf mode), for its velocity
         self._publish_static_tf()
 
         # Inputs.
@@ -140,25 +163,32 @@ class SimNode(Node):
             self.create_timer(1.0 / cfg.sim_rate_hz, guard("kinematics tick", self._on_sim_tick))
         self.create_service(LoadScene, "~/load_scene", self._served("load_scene", self._on_load_scene),
                             qos_profile=SERVICE_QOS)
-        self._frame_timer = None if cfg.lockstep else self._create_frame_timer(cfg.rate_hz)
+        self._frame_timers: list = []
+        self._groups: list[tuple[float, list[int]]] = []
+        if not cfg.lockstep:
+            self._create_frame_timers()
         # Steady clock: diagnostics keep coming when ROS time stands still.
         self.create_timer(1.0, guard("diagnostics", self._publish_diagnostics), clock=self._steady)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self._work = threading.Condition()
-        self._job: tuple[np.ndarray, int, float] | None = None  # the next pose to render, at most one
+        # The next pose to render per camera group (at most one each), in arrival order:
+        # group -> (map_T_base, stamp_ns, t_trigger, (linear, angular)).
+        self._jobs: dict[int, tuple[np.ndarray, int, float, tuple[np.ndarray, np.ndarray] | None]] = {}
+        self._last_rendered_stamp: dict[int, int] = {}
         self._running = True
         # Two stages, one thread each: frame n is converted and published while frame n + 1
         # renders. One queue between them keeps the order; holding at most two frames, it holds
         # the renderer back (and frames are then skipped) when publishing falls behind.
-        self._outbox: queue.Queue[tuple[Frame, np.ndarray, float] | None] = queue.Queue(maxsize=2)
+        self._outbox: queue.Queue[tuple[list[Frame], list[int], np.ndarray, float] | None] = queue.Queue(maxsize=2)
         self._worker = threading.Thread(target=self._work_loop, name="worldfm_frames", daemon=True)
         self._publisher = threading.Thread(target=self._publish_loop, name="worldfm_publish", daemon=True)
         self._worker.start()
         self._publisher.start()
-        self.get_logger().info(
-            f"worldfm_sim: {cfg.input_mode} mode, {self.rig.camera.width}x{self.rig.camera.height} at "
-            f"{cfg.rate_hz:g} Hz, backend {self.backend.name}, scene {self.scene_path or 'none'}")
+        cams = ", ".join(f"{c.name} {c.camera.width}x{c.camera.height} at {c.rate_hz:g} Hz" for c in self.sensors.cameras)
+        imu = f", imu at {self.sensors.imu.rate_hz:g} Hz" if self.sim.imu is not None else ""
+        self.get_logger().info(f"worldfm_sim: {cfg.input_mode} mode, {cams}{imu}, backend {self.backend.name}, "
+                               f"scene {self.scene_path or 'none'}")
 
     # ----------------------------------------------------------------- set-up
     def _guarded(self, what: str, callback: Callable) -> Callable:
@@ -183,8 +213,22 @@ class SimNode(Node):
                 return response
         return run
 
-    def _create_frame_timer(self, rate_hz: float):
-        return self.create_timer(1.0 / rate_hz, self._guarded("frame tick", self._on_frame_tick))
+    def _create_frame_timers(self) -> None:
+        """One frame timer per camera rate (cameras with rate_hz 0 follow the node's rate_hz)."""
+        for timer in self._frame_timers:
+            timer.cancel()
+            self.destroy_timer(timer)
+        groups: dict[float, list[int]] = {}
+        for i, cam in enumerate(self.sensors.cameras):
+            groups.setdefault(cam.config.rate_hz or self.cfg.rate_hz, []).append(i)
+        self._groups = list(groups.items())
+        self._frame_timers = [self.create_timer(1.0 / rate, self._guarded("frame tick", lambda g=g: self._on_frame_tick(g)))
+                              for g, (rate, _) in enumerate(self._groups)]
+
+    def stop_frames(self) -> None:
+        """Stop triggering frames (the ones already triggered are still published)."""
+        for timer in self._frame_timers:
+            timer.cancel()
 
     def _declare_config(self) -> SimConfig:
         defaults = flatten(SimConfig())
@@ -203,7 +247,7 @@ class SimNode(Node):
         f = self.cfg.frames
         statics = []
         if not (self.cfg.input_mode == "tf" and self.cfg.tf_source == "optical"):
-            statics += self.rig.static_transforms(f.base, f.camera, f.optical)
+            statics += self.sensors.static_transforms(f.base)
         if self.cfg.input_mode == "cmd_vel" and self.cfg.publish_map_to_odom:
             statics.append((self.sim.map_T_odom, f.map, f.odom))
         if statics:
@@ -261,6 +305,7 @@ class SimNode(Node):
         """Integrate the kinematics, then publish /clock (own time), odom and odom→base_link."""
         with self._lock:
             state = self._state = self.sim.tick(None if self.cfg.owns_time else self.now_ns())
+            imu = self.sim.take_imu_samples()
         now, f = state.stamp_ns, self.cfg.frames
         if self.cfg.publish_clock:
             self.pub_clock.publish(Clock(clock=conv.time_msg(now)))
@@ -268,6 +313,19 @@ class SimNode(Node):
             self._report("motion blocked: the robot would collide with the scene")
         self.pub_odom.publish(conv.odometry_msg(state.odom_T_base, state.linear, state.angular, now, f.odom, f.base))
         self.tf.send([(state.odom_T_base, now, f.odom, f.base)])
+        self._publish_imu(imu)
+
+    def _publish_imu(self, samples: list) -> list[Imu]:
+        """Publish IMU samples on imu/data; return the messages."""
+        if self.pub_imu is None:
+            return []
+        model, frame = self.sim.imu, self.sensors.imu.frame_id
+        msgs = [conv.imu_msg(s.stamp_ns, frame, s.angular_velocity, s.linear_acceleration, s.orientation_xyzw,
+                             model.angular_velocity_covariance, model.linear_acceleration_covariance,
+                             model.orientation_covariance) for s in samples]
+        for msg in msgs:
+            self.pub_imu.publish(msg)
+        return msgs
 
     def _pose_from_tf(self) -> tuple[np.ndarray, int] | None:
         f = self.cfg.frames
@@ -288,53 +346,71 @@ class SimNode(Node):
         return T, stamp
 
     # ----------------------------------------------------------------- frames
-    def _on_frame_tick(self) -> None:
+    def _followed_twist(self, pose: tuple[np.ndarray, int]) -> tuple[np.ndarray, np.ndarray] | None:
+        """Body twist (linear, angular) of base_link between the last two followed /tf poses (None
+        for the first): the velocity the motion effects need in tf mode."""
+        last, self._followed = self._followed, pose
+        if last is None or pose[1] <= last[1]:
+            return None
+        dt = (pose[1] - last[1]) * 1e-9
+        prev_T_now = np.linalg.inv(last[0]) @ pose[0]
+        return prev_T_now[:3, 3] / dt, Rotation.from_matrix(prev_T_now[:3, :3]).as_rotvec() / dt
+
+    def _on_frame_tick(self, group: int = 0) -> None:
         if self.sim.anchor is None:
             return
+        twist = None
         if self.cfg.input_mode == "tf":
             pose = self._pose_from_tf()
+            if pose is not None and pose[1] != self._last_rendered_stamp.get(group):
+                twist = self._followed_twist(pose)
         else:
             with self._lock:
                 state = self._state
-            if state is not None and state.stamp_ns == self._last_rendered_stamp and not self.cfg.owns_time:
+            if state is not None and state.stamp_ns == self._last_rendered_stamp.get(group) and not self.cfg.owns_time:
                 # A camera faster than the kinematics: integrate to now rather than repeat a pose.
                 self._on_sim_tick()
                 with self._lock:
                     state = self._state
             pose = None if state is None else (state.map_T_base, state.stamp_ns)
-        if pose is None or pose[1] == self._last_rendered_stamp:
+            if state is not None:
+                twist = (state.linear, state.angular)
+        if pose is None or pose[1] == self._last_rendered_stamp.get(group):
             return
         with self._work:
-            if self._job is not None:
+            if self._jobs.pop(group, None) is not None:
                 # The renderer has not taken the last pose yet: the newest pose replaces it, so a
                 # slow frame costs one frame, never a queue of stale ones.
                 self.frames_skipped += 1
                 self._skips.append(time.monotonic())
-            self._job = (pose[0], pose[1], time.perf_counter())
-            self._last_rendered_stamp = pose[1]
+            self._jobs[group] = (pose[0], pose[1], time.perf_counter(), twist)
+            self._last_rendered_stamp[group] = pose[1]
             self._work.notify()
 
     def _work_loop(self) -> None:
         while True:
             with self._work:
-                while self._job is None and self._running:
+                while not self._jobs and self._running:
                     self._work.wait()
                 if not self._running:
                     return
-                map_T_base, stamp, t_trigger = self._job
-                self._job = None
+                group = next(iter(self._jobs))
+                map_T_base, stamp, t_trigger, twist = self._jobs.pop(group)
+                indices = self._groups[group][1]
             try:
                 # Noise seeding (fixed or fresh per frame) is the backend's, from backend.seed/reuse_noise.
-                self._outbox.put((self.sim.render(map_T_base, stamp), map_T_base, t_trigger))
+                frames = self.sim.render_cameras(map_T_base, stamp, indices, twist=twist)
+                self._outbox.put((frames, indices, map_T_base, t_trigger))
             except Exception as exc:  # keep serving: a bad frame must not kill the camera
                 self._report(f"frame failed: {type(exc).__name__}: {exc}")
 
     def _publish_loop(self) -> None:
         while (item := self._outbox.get()) is not None:
-            frame, map_T_base, t_trigger = item
+            frames, indices, map_T_base, t_trigger = item
             try:
-                self._publish_frame(frame, t_trigger)
-                self._check_blank(frame, map_T_base)
+                for frame, i in zip(frames, indices):
+                    self._publish_frame(frame, t_trigger, i)
+                self._check_blank(frames[0], map_T_base)
             except Exception as exc:
                 self._report(f"frame failed: {type(exc).__name__}: {exc}")
 
@@ -347,38 +423,44 @@ class SimNode(Node):
                  else "base_link is inside the scene's extent, looking at no point")
         self._report(f"blank frame: the camera sees no scene point ({where})")
 
-    def _publish_frame(self, frame: Frame, t_trigger: float) -> tuple[Image, Image]:
-        """Publish a frame's image, camera_info, depth (+ points, stats); return (image, depth) messages."""
-        f = self.cfg.frames
+    def _publish_frame(self, frame: Frame, t_trigger: float, camera: int = 0) -> tuple[Image, Image]:
+        """Publish camera ``camera``'s frame: image, camera_info, depth (+ points, stats; the scan
+        from the primary camera); return (image, depth) messages."""
+        out = self.outputs[camera]
+        optical = out.camera.optical_frame
         stamp = frame.stamp_ns
         t_publish = time.perf_counter()
-        image = conv.rgb_image_msg(frame.rgb, stamp, f.optical)
-        depth = conv.depth_image_msg(frame.depth, stamp, f.optical)
-        info = self._camera_info
+        image = conv.rgb_image_msg(frame.rgb, stamp, optical)
+        depth = conv.depth_image_msg(frame.depth, stamp, optical)
+        info = out.camera_info
         info.header.stamp = conv.time_msg(stamp)
-        self.pub_image.publish(image)
-        self.pub_info.publish(info)
-        self.pub_depth.publish(depth)
-        self.pub_depth_info.publish(info)
+        out.image.publish(image)
+        out.info.publish(info)
+        if out.depth is not None:
+            out.depth.publish(depth)
+            out.depth_info.publish(info)
         if self.cfg.publish_points:
-            self.pub_points.publish(self._points_msg(frame))
-        if self.cfg.publish_scan:
+            out.points.publish(self._points_msg(frame, out.camera))
+        if self.cfg.publish_scan and camera == 0:
             self.pub_scan.publish(self._scan_msg(frame))
         frame.timings_ms["publish"] = (time.perf_counter() - t_publish) * 1e3
         frame.timings_ms["trigger_to_publish"] = (time.perf_counter() - t_trigger) * 1e3
         latency_ms = (self.now_ns() - stamp) * 1e-6  # pose stamp -> publish, as FrameStats defines it
-        stats = FrameStats(header=conv.header(stamp, f.optical), frame_index=self.frames_published,
+        stats = FrameStats(header=conv.header(stamp, optical), frame_index=self.frames_published,
                            backend=self.backend.name, reference_keyframe=frame.reference_index,
                            reference_score=float(frame.reference_score), render_coverage=frame.coverage,
                            latency_ms=latency_ms, skipped_frames=self.frames_skipped,
                            stage_names=list(frame.timings_ms), stage_ms=[float(v) for v in frame.timings_ms.values()])
-        self.pub_stats.publish(stats)
+        out.stats.publish(stats)
+        if camera != 0:
+            return image, depth
+        # Rates, stage costs and the viewer follow the primary camera.
         with self._lock:
             self.frames_published += 1
             self._published.append(time.monotonic())
             for name, ms in frame.timings_ms.items():
                 self._stage_ms.setdefault(name, deque(maxlen=50)).append(ms)
-            if self.frames_published == RATE_CHECK_FRAMES and self._frame_timer is not None:
+            if self.frames_published == RATE_CHECK_FRAMES and self._frame_timers:
                 self._check_rate()
         if self.viz is not None:
             self.viz.log_frame(frame)
@@ -405,10 +487,10 @@ class SimNode(Node):
                          angle_increment=sc.angle_increment, time_increment=0.0, scan_time=1.0 / self.cfg.rate_hz,
                          range_min=sc.range_min, range_max=sc.range_max, ranges=ranges.astype(float).tolist())
 
-    def _points_msg(self, frame: Frame) -> PointCloud2:
-        v, u = np.nonzero(frame.valid)
-        points = backproject_pixels(u, v, frame.depth[v, u], self.rig.camera.K)
-        return conv.point_cloud_msg(points, frame.rgb[v, u], frame.stamp_ns, self.cfg.frames.optical)
+    def _points_msg(self, frame: Frame, camera: RigCamera) -> PointCloud2:
+        v, u = np.nonzero(frame.valid & (frame.depth > 0))
+        points = backproject_pixels(u, v, frame.depth[v, u], camera.camera.K)
+        return conv.point_cloud_msg(points, frame.rgb[v, u], frame.stamp_ns, camera.optical_frame)
 
     # ----------------------------------------------------------------- lockstep (RL)
     def _on_reset(self, request: Reset.Request, response: Reset.Response) -> Reset.Response:
@@ -447,9 +529,16 @@ class SimNode(Node):
         self.pub_odom.publish(odom)
         self.tf.send([(obs.odom_T_base, stamp, f.odom, f.base)])
         response.odometry = odom
-        response.camera_info = conv.camera_info_msg(self.rig.camera, stamp, f.optical)
-        if obs.frame is not None:
-            response.image, response.depth = self._publish_frame(obs.frame, time.perf_counter())
+        response.camera_info = self.outputs[0].info_msg(stamp)
+        if hasattr(response, "imu"):
+            response.imu = self._publish_imu(obs.imu)
+        t_trigger = time.perf_counter()
+        for i, cam in enumerate(self.sensors.cameras):
+            frame = obs.frames.get(cam.name)
+            if frame is not None:
+                messages = self._publish_frame(frame, t_trigger, i)
+                if i == 0:
+                    response.image, response.depth = messages
 
     # ----------------------------------------------------------------- services, parameters
     def scene_dirs(self) -> list[str]:
@@ -486,10 +575,10 @@ class SimNode(Node):
         except ConfigError as exc:
             self._report(f"parameter change rejected: {exc}")
             return SetParametersResult(successful=False, reason=str(exc))
-        if self.cfg.rate_hz != old_rate and self._frame_timer is not None:
-            self._frame_timer.cancel()
-            self.destroy_timer(self._frame_timer)
-            self._frame_timer = self._create_frame_timer(self.cfg.rate_hz)
+        if self.cfg.rate_hz != old_rate and self._frame_timers:
+            with self._work:
+                self._jobs.clear()  # the groups are renumbered
+                self._create_frame_timers()
         return SetParametersResult(successful=True)
 
     # ----------------------------------------------------------------- diagnostics

@@ -141,23 +141,26 @@ class BagRecorder:
                 self._writer.close()
 
 
-def simulator_topics(namespace: str = "") -> list[Topic]:
-    """The simulator's camera, odometry, TF, diagnostics and clock topics."""
+def simulator_topics(namespace: str = "", cameras: tuple[str, ...] = ("camera",), imu: bool = False) -> list[Topic]:
+    """The simulator's topics: per camera (rig names, e.g. ``stereo/left``) image, camera_info,
+    depth and frame stats; ``imu/data`` when ``imu``; odometry, TF, diagnostics and clock."""
     from diagnostic_msgs.msg import DiagnosticArray
     from nav_msgs.msg import Odometry
     from rosgraph_msgs.msg import Clock
-    from sensor_msgs.msg import CameraInfo, Image
+    from sensor_msgs.msg import CameraInfo, Image, Imu
     from tf2_msgs.msg import TFMessage
 
     from worldfm_ros.msg import FrameStats
 
     ns = namespace.strip("/")
     prefix = f"/{ns}/" if ns else "/"
-    return [
-        Topic(prefix + "camera/image_raw", Image),
-        Topic(prefix + "camera/camera_info", CameraInfo),
-        Topic(prefix + "camera/depth/image_raw", Image),
-        Topic(prefix + "camera/frame_stats", FrameStats),
+    topics = []
+    for cam in cameras:
+        topics += [Topic(f"{prefix}{cam}/image_raw", Image), Topic(f"{prefix}{cam}/camera_info", CameraInfo),
+                   Topic(f"{prefix}{cam}/depth/image_raw", Image), Topic(f"{prefix}{cam}/frame_stats", FrameStats)]
+    if imu:
+        topics.append(Topic(prefix + "imu/data", Imu))
+    return topics + [
         Topic(prefix + "odom", Odometry),
         Topic("/tf", TFMessage),
         Topic("/tf_static", TFMessage),

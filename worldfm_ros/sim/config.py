@@ -73,6 +73,8 @@ class SimConfig:
     rerun: log the frames, poses and scene to Rerun ('' = off): comma-separated targets, each
         'spawn' (a viewer here), a rerun+http://HOST:PORT/proxy URL or a path ending in '.rrd'
         (see worldfm_ros.viz).
+    rig: the sensor rig: a rig file (``worldfm_ros.sim.sensor_rig``) or a preset ('stereo',
+        'stereo_imu' in config/rigs); '' = one ideal camera from ``camera``, ``mount`` and ``frames``.
     torch_threads: torch CPU threads of the process (0 = one per core, torch's default; more
         threads are slower on a busy machine); applied by :func:`worldfm_ros.runtime.apply_torch_threads`.
     """
@@ -94,6 +96,7 @@ class SimConfig:
     publish_scan: bool = False
     point_radius: int = 1
     rerun: str = ""
+    rig: str = ""
     torch_threads: int = DEFAULT_TORCH_THREADS
     camera: CameraConfig = field(default_factory=CameraConfig)
     mount: MountConfig = field(default_factory=MountConfig)
@@ -116,6 +119,9 @@ class SimConfig:
         if self.publish_clock and self.input_mode != "cmd_vel":
             raise ConfigError("publish_clock: our own simulated time needs input_mode 'cmd_vel' "
                               "(in tf mode the pose source owns time; use use_sim_time with its /clock)")
+        if self.rig and self.input_mode == "tf" and self.tf_source == "optical":
+            raise ConfigError("rig: in input_mode 'tf' a rig follows map -> base_link (tf_source 'base'): its "
+                              "cameras and IMU hang off base_link")
         if self.tf_source not in ("optical", "base"):
             raise ConfigError(f"tf_source: expected 'optical' or 'base', got {self.tf_source!r}")
         for name in ("rate_hz", "sim_rate_hz", "tf_max_age_s", "tf_future_tolerance_s"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -21,6 +22,9 @@ from worldfm_ros.render.release import ReleaseRenderer
 from worldfm_ros.scene.anchor import Keyframe, SceneAnchor
 from worldfm_ros.reference import KeyframeSelector
 from worldfm_ros.sim.rig import CameraRig
+
+if TYPE_CHECKING:
+    from worldfm_ros.sim.sensor_rig import RigCamera
 
 
 #: keyframe poses (evenly picked) the closing splat radius of a model canvas is measured at
@@ -94,18 +98,18 @@ class FramePipeline:
         self.selector = (KeyframeSelector(anchor, self.model_renderer, self.profile.selection)
                          if anchor.keyframes else None)
         self._canvas_radii: dict[tuple, int] = {}
-        self._references: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._references: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
 
-    def _reference(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Keyframe ``index`` resized to the camera size, with its K (cached)."""
-        if index not in self._references:
+    def _reference(self, index: int, cam: PinholeCamera) -> tuple[np.ndarray, np.ndarray]:
+        """Keyframe ``index`` resized to ``cam``'s size, with its K (cached per size)."""
+        key = (index, cam.width, cam.height)
+        if key not in self._references:
             kf = self.anchor.keyframes[index]
-            cam = self.rig.camera
             image = kf.image
             if image.shape[:2] != (cam.height, cam.width):
                 image = cv2.resize(image, (cam.width, cam.height), interpolation=cv2.INTER_AREA)
-            self._references[index] = (image, kf.camera.scaled(cam.width, cam.height).K)
-        return self._references[index]
+            self._references[key] = (image, kf.camera.scaled(cam.width, cam.height).K)
+        return self._references[key]
 
     def canvas_radius(self, camera: PinholeCamera, c2w: np.ndarray) -> int:
         """Splat radius (pixels) of a model canvas rendered with ``camera``: one pixel per point
@@ -123,34 +127,54 @@ class FramePipeline:
                 lambda r: [self.model_renderer.render(camera, pose, point_radius=r).valid for pose in poses])
         return self._canvas_radii[key]
 
-    def render(self, map_T_base: np.ndarray, stamp_ns: int, seed: int | None = None) -> Frame:
-        """Produce the frame seen from base pose ``map_T_base`` (4, 4, map frame) at ``stamp_ns``."""
+    def render(self, map_T_base: np.ndarray, stamp_ns: int, seed: int | None = None,
+               camera: "RigCamera | None" = None, reference_index: int | None = None,
+               twist: tuple[np.ndarray, np.ndarray] | None = None,
+               rng: np.random.Generator | None = None) -> Frame:
+        """Produce the frame seen from base pose ``map_T_base`` (4, 4, map frame) at ``stamp_ns``.
+
+        camera: a camera of a sensor rig (its mount, lens and effects); None = ``self.rig``, ideal.
+        reference_index: use this keyframe instead of choosing one (a stereo pair's right eye
+        takes its left eye's choice). twist: (linear (3,) m/s, angular (3,) rad/s) base_link body
+        velocity at the stamp, for the motion effects (None = at rest). rng: draws the sensor
+        noise (None = seeded from ``seed`` and the stamp)."""
+        mounted = self.rig if camera is None else camera.mounted
+        cam = mounted.camera if camera is None else camera.lens.render_camera
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        c2w = self.rig.optical_in_scene(map_T_base, self.anchor.map_T_scene)
+        c2w = mounted.optical_in_scene(map_T_base, self.anchor.map_T_scene)
         if self.footprint_spacing:
-            result = footprint_splat(self.renderer.render(self.rig.camera, c2w), self.rig.camera.fx,
-                                     self.footprint_spacing)
+            result = footprint_splat(self.renderer.render(cam, c2w), cam.fx, self.footprint_spacing)
         else:
-            result = self.renderer.render(self.rig.camera, c2w, point_radius=self.point_radius)
+            result = self.renderer.render(cam, c2w, point_radius=self.point_radius)
         t1 = time.perf_counter()
         timings["render"] = (t1 - t0) * 1e3
 
         index, score = -1, 0.0
         reference = reference_K = reference_c2w = keyframe = None
         if self.selector is not None:
-            choice = self.selector.select(result.depth, self.rig.camera, c2w)
-            index, score = choice.index, choice.score
-            reference, reference_K = self._reference(index)
+            if reference_index is None:
+                choice = self.selector.select(result.depth, cam, c2w)
+                index, score = choice.index, choice.score
+            else:
+                index = reference_index
+            reference, reference_K = self._reference(index, cam)
             keyframe = self.anchor.keyframes[index]
             reference_c2w = keyframe.c2w
         t2 = time.perf_counter()
         timings["select"] = (t2 - t1) * 1e3
 
-        request = FrameRequest(result.rgb, result.depth, result.valid, self.rig.camera.K, c2w,
+        request = FrameRequest(result.rgb, result.depth, result.valid, cam.K, c2w,
                                reference, reference_K, reference_c2w, index, seed, _PoseView(self, c2w, keyframe))
         rgb = self.backend.generate(request)
-        timings["backend"] = (time.perf_counter() - t2) * 1e3
+        t3 = time.perf_counter()
+        timings["backend"] = (t3 - t2) * 1e3
         timings.update({f"backend.{k}": v for k, v in self.backend.stage_timings_ms().items()})
-        return Frame(stamp_ns, rgb, result.depth, result.valid, result.rgb,
-                     self.rig.optical_in_map(map_T_base), index, score, timings)
+        depth, valid, render_rgb = result.depth, result.valid, result.rgb
+        if camera is not None and camera.effects.enabled:
+            if rng is None:
+                rng = np.random.default_rng([0 if seed is None else seed, stamp_ns])
+            linear, angular = twist if twist is not None else (np.zeros(3), np.zeros(3))
+            rgb, depth, valid, render_rgb = camera.effects.apply(rgb, depth, valid, render_rgb, linear, angular, rng)
+            timings["sensor"] = (time.perf_counter() - t3) * 1e3
+        return Frame(stamp_ns, rgb, depth, valid, render_rgb, mounted.optical_in_map(map_T_base), index, score, timings)

@@ -12,7 +12,7 @@ Nothing here knows about ROS.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -32,7 +32,8 @@ from worldfm_ros.backends.config import BackendConfig
 from worldfm_ros.sim.config import LIVE_FIELDS, MAX_STEP_SUBSTEPS, SimConfig
 from worldfm_ros.sim.kinematics import KinematicModel, Twist
 from worldfm_ros.sim.frames import Frame, FramePipeline
-from worldfm_ros.sim.rig import CameraRig
+from worldfm_ros.sensors.imu import ImuModel, ImuSample
+from worldfm_ros.sim.sensor_rig import SensorRig, build_rig, load_rig, single_camera_rig
 
 
 def planar_pose(x: float, y: float, z: float, yaw: float) -> np.ndarray:
@@ -88,7 +89,8 @@ class RobotState:
 class Observation:
     """What the robot senses after a reset or step.
 
-    frame: the camera frame (None when no scene is loaded).
+    frame: the primary camera's frame (None when no scene is loaded); frames: every camera's, by
+    name, rendered from the same pose. imu: the IMU samples since the previous observation.
     map_T_base / odom_T_base: (4, 4) robot pose, metres. linear/angular: body velocity (3,) each.
     stamp_ns: simulated time. collision: the last motion was blocked by the anchor's geometry.
     min_obstacle_distance: metres from base_link to the nearest obstacle point (inf if none).
@@ -104,16 +106,30 @@ class Observation:
     collision: bool
     min_obstacle_distance: float
     done: bool
+    frames: dict[str, Frame] = field(default_factory=dict)
+    imu: list[ImuSample] = field(default_factory=list)
+
+
+def sensor_rig(config: SimConfig) -> SensorRig:
+    """The configured rig: ``config.rig``'s file or preset, or the single camera of ``camera``,
+    ``mount`` and ``frames``."""
+    if config.rig:
+        return build_rig(load_rig(config.rig), config.rate_hz, where=config.rig)
+    f = config.frames
+    return single_camera_rig(config.camera, config.mount, f.camera, f.optical, config.rate_hz)
 
 
 class Simulator:
-    """One robot with one camera in one scene. ``backend`` defaults to the fill backend
-    ('anchor'); ``device`` is the renderer's torch device."""
+    """One robot with a sensor rig (cameras, IMU) in one scene. ``backend`` defaults to the fill
+    backend ('anchor'); ``device`` is the renderer's torch device."""
 
     def __init__(self, config: SimConfig, backend: FrameBackend | None = None, device: str = "cpu") -> None:
         self.config = config
         self.device = device
-        self.rig = CameraRig(config.camera.build(), config.mount.matrix())
+        self.sensors = sensor_rig(config)
+        self.rig = self.sensors.cameras[0].mounted
+        self.imu = ImuModel(self.sensors.imu) if self.sensors.imu.enabled else None
+        self._imu_samples: list[ImuSample] = []
         self.backend = backend or FillBackend.from_config(config.backend)
         self.model = KinematicModel(config.kinematics)
         self.map_T_odom = planar_pose(*config.initial_pose)
@@ -179,10 +195,35 @@ class Simulator:
     def render(self, map_T_base: np.ndarray, stamp_ns: int, seed: int | None = None) -> Frame:
         """The camera frame at base pose ``map_T_base`` (4, 4, map frame) stamped ``stamp_ns``;
         WorldFMError without a scene. Safe to call from another thread than ``tick``."""
+        return self.render_cameras(map_T_base, stamp_ns, [0], seed=seed)[0]
+
+    def render_cameras(self, map_T_base: np.ndarray, stamp_ns: int, indices: list[int], seed: int | None = None,
+                       twist: tuple[np.ndarray, np.ndarray] | None = None) -> list[Frame]:
+        """The frames of rig cameras ``indices`` (``sensors.cameras``), all from base pose
+        ``map_T_base`` at ``stamp_ns``; twist: base_link body velocity (linear, angular) for the
+        motion effects (None = the kinematic model's). A right eye whose left eye renders in the
+        same call takes the left eye's keyframe and noise seed. WorldFMError without a scene."""
         pipeline = self.pipeline
         if pipeline is None:
             raise WorldFMError("render: no scene loaded")
-        return pipeline.render(map_T_base, stamp_ns, seed=seed)
+        if twist is None:
+            v = self.model.velocity
+            twist = (v.linear.copy(), v.angular.copy())
+        noise_seed = self.config.backend.seed if seed is None else seed
+        frames: dict[int, Frame] = {}
+        for i in indices:
+            cam = self.sensors.cameras[i]
+            left = frames.get(cam.stereo_left) if cam.stereo_left is not None else None
+            rng = np.random.default_rng([noise_seed % 2**63, stamp_ns, i])
+            frames[i] = pipeline.render(map_T_base, stamp_ns, seed=seed, camera=cam, twist=twist, rng=rng,
+                                        reference_index=None if left is None or left.reference_index < 0
+                                        else left.reference_index)
+        return [frames[i] for i in indices]
+
+    def take_imu_samples(self) -> list[ImuSample]:
+        """The IMU samples made since the last call (oldest first), and forget them."""
+        out, self._imu_samples = self._imu_samples, []
+        return out
 
     # ------------------------------------------------------------------ state
     @property
@@ -197,6 +238,8 @@ class Simulator:
         """Teleport the robot (at rest) to a base pose in the map frame."""
         self.model.reset(invert_pose(self.map_T_odom) @ map_T_base)
         self.collided = False
+        if self.imu is not None:
+            self.imu.reset(self.time_ns, self.map_T_base, np.zeros(3), np.zeros(3))
 
     def state(self) -> RobotState:
         """The robot now (copies)."""
@@ -219,11 +262,12 @@ class Simulator:
         else:
             dt = period if self._last_tick_ns is None else (now_ns - self._last_tick_ns) * 1e-9
         self._last_tick_ns = self.time_ns = int(now_ns)
-        self.advance(dt, now_ns * 1e-9)
+        self.advance(dt, now_ns * 1e-9, int(now_ns))
         return self.state()
 
-    def advance(self, dt: float, now_s: float) -> None:
-        """Integrate ``dt`` seconds ending at ``now_s``; motion into an obstacle is blocked."""
+    def advance(self, dt: float, now_s: float, now_ns: int | None = None) -> None:
+        """Integrate ``dt`` seconds ending at ``now_s`` (``now_ns``, the same instant in integer
+        nanoseconds, stamps the IMU samples); motion into an obstacle is blocked."""
         before = self.model.pose.copy()
         self.model.step(dt, now_s)
         self.collided = False
@@ -237,12 +281,17 @@ class Simulator:
                 self.model.pose = before
                 self.model.velocity = Twist()
                 self.collided = True
+        if self.imu is not None:
+            v = self.model.velocity
+            stamp = int(round(now_s * 1e9)) if now_ns is None else now_ns
+            self._imu_samples += self.imu.update(stamp, self.map_T_base, v.linear, v.angular)
 
     # ------------------------------------------------------------------ lockstep
     def reset(self, map_T_base: np.ndarray | None = None, seed: int | None = None) -> Observation:
         """Start an episode at ``map_T_base`` (default: the configured initial pose) with time 0."""
-        self.set_map_pose(self.map_T_odom if map_T_base is None else map_T_base)
         self.time_ns = 0
+        self.set_map_pose(self.map_T_odom if map_T_base is None else map_T_base)
+        self._imu_samples = []
         self._steps = 0
         if seed is not None:
             self._episode_seed = int(seed)
@@ -266,7 +315,7 @@ class Simulator:
         for i in range(n):
             t0 = self.time_ns * 1e-9 + dt * i / n
             self.model.set_command(twist, t0)
-            self.advance(dt / n, t0 + dt / n)
+            self.advance(dt / n, t0 + dt / n, self.time_ns + int(round(dt * 1e9 * (i + 1) / n)))
             blocked |= self.collided
         self.collided = blocked
         self.time_ns += int(round(dt * 1e9))
@@ -276,11 +325,16 @@ class Simulator:
     def observe(self) -> Observation:
         """Render the camera at the current pose and time."""
         seed = None if self._episode_seed is None else (self._episode_seed * 1_000_003 + self._steps) % 2**31
-        frame = self.render(self.map_T_base, self.time_ns, seed=seed) if self.pipeline else None
+        frames: dict[str, Frame] = {}
+        if self.pipeline:
+            indices = list(range(len(self.sensors.cameras)))
+            rendered = self.render_cameras(self.map_T_base, self.time_ns, indices, seed=seed)
+            frames = {self.sensors.cameras[i].name: f for i, f in zip(indices, rendered)}
         distance = self.collision.min_distance(self.map_T_base) if self.collision else float("inf")
-        return Observation(frame, self.map_T_base, self.odom_T_base.copy(), self.model.velocity.linear.copy(),
-                           self.model.velocity.angular.copy(), self.time_ns, self.collided, distance,
-                           self.collided or not self.inside_scene())
+        return Observation(next(iter(frames.values()), None), self.map_T_base, self.odom_T_base.copy(),
+                           self.model.velocity.linear.copy(), self.model.velocity.angular.copy(), self.time_ns,
+                           self.collided, distance, self.collided or not self.inside_scene(), frames,
+                           self.take_imu_samples())
 
     def random_free_pose(self, rng: np.random.Generator, clearance: float = 0.2, tries: int = 1000) -> np.ndarray:
         """(4, 4) map→base_link at the ground height of the configured initial pose, drawn uniformly
