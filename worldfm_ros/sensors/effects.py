@@ -43,7 +43,7 @@ class CameraEffects:
         if self.motion.enabled:
             rgb, depth, valid = self.motion.apply(rgb, depth, valid, linear, angular)
         if self.distorts:
-            render_rgb = self.lens.apply(render_rgb, depth, valid)[0]
+            render_rgb = self.lens.apply_rgb(render_rgb)
             rgb, depth, valid = self.lens.apply(rgb, depth, valid)
         if self.photometric.enabled:
             rgb = apply_photometric(rgb, self.photometric, rng)

@@ -180,8 +180,13 @@ class Lens:
         border = dict(borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         out_valid = cv2.remap(valid.view(np.uint8), *self._nearest, cv2.INTER_NEAREST, **border).view(bool)
         out_depth = cv2.remap(depth, *self._nearest, cv2.INTER_NEAREST, **border)
-        out_rgb = cv2.remap(rgb, *self._linear, cv2.INTER_LINEAR, **border)
-        return out_rgb, out_depth, out_valid
+        return self.apply_rgb(rgb), out_depth, out_valid
+
+    def apply_rgb(self, rgb: np.ndarray) -> np.ndarray:
+        """Only the colour image of ``apply`` (canvas (Hr, Wr, 3) uint8 -> output (H, W, 3))."""
+        if self._linear is None:
+            return rgb
+        return cv2.remap(rgb, *self._linear, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
 def load_calibration(path: str | Path) -> tuple[PinholeCamera, LensConfig]:

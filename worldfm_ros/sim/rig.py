@@ -16,8 +16,8 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from worldfm_ros.camera import LINK_T_OPTICAL, PinholeCamera, check_image_size, check_pose, invert_pose
-from worldfm_ros.config import read_yaml
 from worldfm_ros.errors import ConfigError
+from worldfm_ros.sensors.lens import load_calibration
 
 
 @dataclass
@@ -63,22 +63,14 @@ class MountConfig:
 
 
 def load_camera_info_yaml(path: str | Path) -> PinholeCamera:
-    """Read a ROS camera_calibration_parsers YAML (camera_matrix, image_width, image_height).
-
-    Only undistorted pinhole models are rendered: non-zero distortion raises ConfigError.
-    """
-    path = Path(str(path).removeprefix("file://"))
-    data = read_yaml(path)
-    try:
-        w, h = int(data["image_width"]), int(data["image_height"])
-        K = np.array(data["camera_matrix"]["data"], dtype=np.float64).reshape(3, 3)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: expected image_width, image_height and camera_matrix.data (9 numbers)") from None
-    check_image_size(w, h, f"{path}: image_width/image_height", ConfigError)
-    dist = data.get("distortion_coefficients", {}) or {}
-    if any(abs(float(x)) > 0 for x in (dist.get("data") or [])):
-        raise ConfigError(f"{path}: distortion_coefficients must be zero (the simulator renders ideal pinhole images)")
-    return PinholeCamera.from_K(K, w, h)
+    """Read a ROS camera_calibration_parsers YAML (camera_matrix, image_width, image_height) of an
+    ideal camera: non-zero distortion raises ConfigError (a rig camera takes it, as its lens:
+    ``worldfm_ros.sensors.lens.load_calibration``)."""
+    camera, lens = load_calibration(path)
+    if lens.model != "none":
+        raise ConfigError(f"{path}: distortion_coefficients must be zero here (the simulator renders ideal pinhole "
+                          "images for this camera; a rig camera's lens renders distortion)")
+    return camera
 
 
 class CameraRig:

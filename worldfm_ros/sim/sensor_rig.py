@@ -241,9 +241,11 @@ def build_rig(cfg: RigConfig, default_rate_hz: float, where: str = "rig") -> Sen
 
 def single_camera_rig(camera: CameraConfig, mount: MountConfig, link_frame: str, optical_frame: str,
                       rate_hz: float) -> SensorRig:
-    """The default rig: one ideal camera named 'camera' with the node's own frame ids."""
+    """The default rig: one camera named 'camera' with the node's own frame ids (a calibration
+    file's distortion becomes its lens)."""
     cfg = RigCameraConfig(name="camera", mount=mount, camera=camera)
-    return SensorRig([_rig_camera(cfg, camera.build(), LensConfig(), link_frame, optical_frame, rate_hz)], ImuConfig())
+    model, lens = load_calibration(camera.camera_info_url) if camera.camera_info_url else (camera.build(), LensConfig())
+    return SensorRig([_rig_camera(cfg, model, lens, link_frame, optical_frame, rate_hz)], ImuConfig())
 
 
 def _rig_camera(c: RigCameraConfig, model: PinholeCamera, lens_cfg: LensConfig, link_frame: str,

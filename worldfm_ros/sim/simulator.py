@@ -214,7 +214,7 @@ class Simulator:
         for i in indices:
             cam = self.sensors.cameras[i]
             left = frames.get(cam.stereo_left) if cam.stereo_left is not None else None
-            rng = np.random.default_rng([noise_seed % 2**63, stamp_ns, i])
+            rng = np.random.default_rng([noise_seed % 2**63, stamp_ns, i]) if cam.effects.enabled else None
             frames[i] = pipeline.render(map_T_base, stamp_ns, seed=seed, camera=cam, twist=twist, rng=rng,
                                         reference_index=None if left is None or left.reference_index < 0
                                         else left.reference_index)
