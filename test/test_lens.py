@@ -98,7 +98,8 @@ def measured_centres(grey: np.ndarray) -> np.ndarray:
 
 @functools.cache
 def distorted_blobs(name: str):
-    """Render the blob scene on ``name``'s canvas and distort it (once per lens; callers only read) -> (lens, centres (N, 3), rgb, depth, valid)."""
+    """Render the blob scene on ``name``'s canvas and distort it (once per lens; callers only read)
+    -> (lens, centres (N, 3), rgb, depth, valid)."""
     camera, config = LENSES[name]
     lens = Lens(camera, config)
     centres = blob_centres(camera, config)
@@ -166,7 +167,8 @@ def test_canvas_holds_every_ray_within_its_size_bound() -> None:
         else:
             rays = cv2.undistortPoints(pixels, camera.K, D, criteria=criteria).reshape(-1, 2)
         cu, cv = canvas.fx * rays[:, 0] + canvas.cx, canvas.fy * rays[:, 1] + canvas.cy
-        assert cu.min() >= 0.5 and cv.min() >= 0.5 and cu.max() <= canvas.width - 1.5 and cv.max() <= canvas.height - 1.5
+        assert cu.min() >= 0.5 and cv.min() >= 0.5
+        assert cu.max() <= canvas.width - 1.5 and cv.max() <= canvas.height - 1.5
 
 
 def test_model_none_is_the_identity() -> None:
@@ -229,7 +231,8 @@ def test_calibration_yaml_reads_back_into_the_same_lens(tmp_path, name: str) -> 
     rng = np.random.default_rng(5)
     canvas = original.render_camera
     frame = (rng.integers(0, 256, (canvas.height, canvas.width, 3), dtype=np.uint8),
-             rng.random((canvas.height, canvas.width), dtype=np.float32), rng.random((canvas.height, canvas.width)) > 0.5)
+             rng.random((canvas.height, canvas.width), dtype=np.float32),
+             rng.random((canvas.height, canvas.width)) > 0.5)
     for a, b in zip(original.apply(*frame), again.apply(*frame)):
         assert np.array_equal(a, b)
 

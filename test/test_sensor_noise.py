@@ -43,7 +43,8 @@ def test_disabled_configs_are_the_identity() -> None:
 
 
 # Levels at least 4 sigma above black: the clip at 0 would otherwise cut the variance.
-@pytest.mark.parametrize("full_well, read_noise, codes", [(1000.0, 1.0, [32, 60, 120, 200]), (400.0, 6.0, [90, 120, 200])])
+@pytest.mark.parametrize("full_well, read_noise, codes",
+                         [(1000.0, 1.0, [32, 60, 120, 200]), (400.0, 6.0, [90, 120, 200])])
 def test_shot_and_read_noise_have_the_predicted_variance_in_linear_light(full_well: float, read_noise: float,
                                                                          codes: list[int]) -> None:
     # 32 at 1000 e is 14.6 e: drawn as an exact Poisson count
@@ -147,10 +148,10 @@ def test_depths_outside_the_range_are_missing_and_missing_stays_missing() -> Non
 def test_edge_dropout_only_near_discontinuities_at_the_configured_rate(edge_px: int) -> None:
     h, w, step = 400, 200, 100
     depth = np.empty((h, w), np.float32)
-    depth[:, :step] = 1.0
-    depth[:, step:] = 2.0
-    # a slanted plane: 1 % deeper each column, below the 5 % jump, is no discontinuity
+    # left, a slanted plane 1 % deeper each column (below the 5 % jump: no discontinuity) reaching
+    # 2.68 m; right, a wall at 2 m: one step, 34 %
     depth[:, :step] = 1.0 * 1.01 ** np.arange(step)
+    depth[:, step:] = 2.0
     config = DepthNoiseConfig(preset="custom", subpixel=0.001, focal_px=500.0, edge_dropout=0.3, edge_px=edge_px)
     out = apply_depth_noise(depth, 500.0, config, np.random.default_rng(9))
     near = np.zeros((h, w), bool)

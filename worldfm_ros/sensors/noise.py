@@ -212,16 +212,19 @@ def apply_photometric(rgb: np.ndarray, config: PhotometricConfig, rng: np.random
     if not config.enabled:
         return rgb
     full_well = np.float32(config.full_well_electrons)
-    mean = cv2.LUT(rgb, SRGB_TO_LINEAR)  # (H, W, 3) linear light, then mean electrons
+    mean = cv2.LUT(np.ascontiguousarray(rgb), SRGB_TO_LINEAR)  # (H, W, 3) linear light, then mean electrons
     mean *= np.float32(config.gain) * full_well
     if config.vignetting > 0:
         mean *= vignetting_gain(rgb.shape[1], rgb.shape[0], float(config.vignetting))[..., None]
     read_var = np.float32(config.read_noise_electrons) ** 2
     normal = standard_normal(rng, mean.shape)
-    electrons = np.sqrt(mean + read_var)
+    electrons = np.add(mean, read_var)
+    np.sqrt(electrons, out=electrons)
     electrons *= normal
     electrons += mean
-    exact = np.flatnonzero((mean > 0) & (mean < POISSON_EXACT_BELOW))
+    low = mean < POISSON_EXACT_BELOW
+    low &= mean > 0
+    exact = np.flatnonzero(low)
     if exact.size:
         electrons.reshape(-1)[exact] = (rng.poisson(mean.reshape(-1)[exact])
                                         + np.float32(config.read_noise_electrons) * normal.reshape(-1)[exact])
