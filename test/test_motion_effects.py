@@ -72,10 +72,10 @@ def test_rolling_shutter_skews_an_edge_by_the_yaw_during_readout(wall):
     # the camera's y axis keeps it vertical) is at u = cx + fx tan(w t_v) in that row.
     t_v = np.arange(CAMERA.height) * readout / CAMERA.height
     expected = CAMERA.cx + CAMERA.fx * np.tan(rate * t_v)
-    assert np.abs(edge - expected).max() < 0.05  # px; measured 0.03 (OpenCV's 1/32 px bilinear grid)
+    assert np.abs(edge - expected).max() < 0.02  # px; measured 0.002
     slope = np.polyfit(np.arange(CAMERA.height), edge, 1)[0]
     analytic = CAMERA.fx * rate * readout / CAMERA.height  # px per row, small-angle skew
-    assert slope == pytest.approx(analytic, rel=0.01)  # measured 0.05 %
+    assert slope == pytest.approx(analytic, rel=0.005)  # measured +0.02 %
 
 
 def test_rolling_shutter_skews_an_edge_by_the_lateral_parallax(wall):
@@ -86,9 +86,10 @@ def test_rolling_shutter_skews_an_edge_by_the_lateral_parallax(wall):
     t_v = np.arange(CAMERA.height) * readout / CAMERA.height
     expected = CAMERA.cx + CAMERA.fx * speed * t_v / WALL_Z
     edge = edge_per_row(out)
-    assert np.abs(edge - expected).max() < 0.05  # px; measured 0.03
+    assert np.abs(edge - expected).max() < 0.02  # px; measured 0.002
     slope = np.polyfit(np.arange(CAMERA.height), edge, 1)[0]
-    assert slope == pytest.approx(CAMERA.fx * speed * readout / CAMERA.height / WALL_Z, rel=0.01)
+    analytic = CAMERA.fx * speed * readout / CAMERA.height / WALL_Z  # px per row
+    assert slope == pytest.approx(analytic, rel=0.005)  # measured 0.002 %
     # moving parallel to the wall keeps it at the same depth
     assert np.allclose(out_depth[:, 2:-2], WALL_Z, rtol=1e-5)
 
@@ -167,7 +168,7 @@ def test_motion_blur_spreads_a_line_over_the_exposures_sweep():
     mean = (profile * u).sum(axis=1, keepdims=True) / weight
     var = (profile * (u - mean) ** 2).sum(axis=1) / weight[:, 0]
     # A continuous exposure sweeps the line uniformly over L = fx w E pixels (small angle): a box of
-    # variance L^2 / 12. Measured width sqrt(12 var) is within 0.3 % of it.
+    # variance L^2 / 12. The width sqrt(12 var) measures 0.5 % under it (8 samples: sqrt(63 / 64)).
     sweep = CAMERA.fx * rate * exposure
     assert np.sqrt(12 * var) == pytest.approx(np.full(CAMERA.height, sweep), rel=0.03)
     # its extent: the sweep, give or take the bilinear footprint of the extreme samples
@@ -175,8 +176,8 @@ def test_motion_blur_spreads_a_line_over_the_exposures_sweep():
     assert sweep - sweep / samples - 1 <= lit[-1] - lit[0] <= sweep + 2
     # centred on the line's position at the row time (the stamp: global shutter)
     assert np.allclose(mean[:, 0], 160.0, atol=0.1)
-    # light is spread, not lost: total intensity within 0.5 % (uint8 rounding per pixel)
-    assert out.astype(np.int64).sum() == pytest.approx(rgb.astype(np.int64).sum(), rel=0.005)
+    # light is spread, not lost: total intensity within 1 % (uint8 rounding per pixel; measured +0.4 %)
+    assert out.astype(np.int64).sum() == pytest.approx(rgb.astype(np.int64).sum(), rel=0.01)
     # depth and valid stay those of the row time
     assert np.array_equal(out_depth, depth) and np.array_equal(out_valid, valid)
     # a camera at rest records the frame as rendered

@@ -4,15 +4,17 @@ Both effects are one mechanism, :class:`Reprojection`: an output pixel of row v 
 camera sees at the pose of that row's time, sampled from the frame rendered at the stamp's pose
 through the frame's z-depth. They therefore apply to any backend's output (model or anchor) the
 same way. For a pure rotation of the optical frame the warp does not depend on depth and is
-exact; with translation it is exact up to what the moved camera sees that the rendered one does
-not (surfaces hidden at the stamp's pose, or outside its image).
+exact. With translation the parallax comes from the depth at the source pixel (found by a fixed
+number of lookups); it misses what the moved camera would see that the rendered one does not:
+surfaces hidden at the stamp's pose, or outside its image.
 
 Times follow the rolling-shutter models of Kalibr and VINS-Mono (a line delay of
 ``readout_s / height``): row v (0 = top) is exposed at ``stamp + v * readout_s / height``, row 0
-at the stamp itself, the last row at ``stamp + readout_s * (height - 1) / height``. Each row's exposure is ``exposure_s`` long and
-centred on its row time; motion blur is the mean of ``samples`` sub-exposure images at the
-centres of equal slices of that interval. During the frame the robot keeps the body twist it
-has at the stamp (exact arc motion, as :func:`worldfm_ros.sim.kinematics.exp_se3`).
+at the stamp itself, the last row at ``stamp + readout_s * (height - 1) / height``. Each row's
+exposure is ``exposure_s`` long and centred on its row time; motion blur is the mean of
+``samples`` sub-exposure images at the centres of equal slices of that interval. During the
+frame the robot keeps the body twist it has at the stamp (exact arc motion, as
+:func:`worldfm_ros.sim.kinematics.exp_se3`).
 
 Outputs: rgb is interpolated bilinearly (image borders replicated: what lies outside the
 rendered frame is unknown, and a black wedge would be a worse guess); depth and valid take the
