@@ -22,7 +22,7 @@ drawn independently per eye, as two real imagers have it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -200,12 +200,10 @@ def expand_stereo(cfg: RigConfig) -> tuple[list[RigCameraConfig], list[StereoPai
     cameras, pairs = list(cfg.cameras), list(cfg.stereo_pairs)
     st = cfg.stereo
     if st.baseline_m > 0:
-        import dataclasses
-
-        left = dataclasses.replace(st.template, name=f"{st.name}/left")
+        left = replace(st.template, name=f"{st.name}/left")
         right_T = st.template.mount.matrix() @ _translation(0.0, -st.baseline_m, 0.0)
         right_mount = MountConfig(right_T[:3, 3].tolist(), list(st.template.mount.rpy))
-        right = dataclasses.replace(st.template, name=f"{st.name}/right", mount=right_mount)
+        right = replace(st.template, name=f"{st.name}/right", mount=right_mount)
         cameras += [left, right]
         pairs.append(StereoPairConfig(left.name, right.name))
     return cameras, pairs
@@ -285,8 +283,6 @@ def remount(cfg: RigConfig, base_T_primary: np.ndarray) -> RigConfig:
     """The rig moved rigidly on the robot so that its first camera's link sits at ``base_T_primary``
     (4, 4); every other camera and the IMU keep their pose relative to it. The stereo preset is
     written out as cameras and a pair."""
-    import dataclasses
-
     from scipy.spatial.transform import Rotation
 
     cameras, pairs = expand_stereo(cfg)
@@ -298,5 +294,5 @@ def remount(cfg: RigConfig, base_T_primary: np.ndarray) -> RigConfig:
         T = move @ mount.matrix()
         return MountConfig(T[:3, 3].tolist(), Rotation.from_matrix(T[:3, :3]).as_euler("xyz").tolist())
 
-    return RigConfig([dataclasses.replace(c, mount=moved(c.mount)) for c in cameras], pairs, StereoPresetConfig(),
-                     dataclasses.replace(cfg.imu, mount=moved(cfg.imu.mount)))
+    return RigConfig([replace(c, mount=moved(c.mount)) for c in cameras], pairs, StereoPresetConfig(),
+                     replace(cfg.imu, mount=moved(cfg.imu.mount)))
