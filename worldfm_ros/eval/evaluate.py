@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from worldfm_ros.runtime import add_threads_argument
+from worldfm_ros.scene.cli_build import add_depth_registration_argument
 
 HELP = "compare frame backends on held-out views: PSNR/SSIM (all, holes), consistency, flicker"
 
@@ -169,7 +170,8 @@ def heldout_samples(args: argparse.Namespace):
     if args.rgbd:
         from worldfm_ros.train.loaders import rgbd_clips
 
-        clips = rgbd_clips(args.rgbd, args.frames_per_clip, args.frame_step, max_clips=args.clips)
+        clips = rgbd_clips(args.rgbd, args.frames_per_clip, args.frame_step, max_clips=args.clips,
+                           depth_registration=args.depth_registration)
         return SampleSet.concatenate([build_samples(c, args.image_size, np.random.default_rng([k, 3]), 4, clip_index=k)
                                       for k, c in enumerate(clips)])
     cfg = DataConfig(num_clips=args.clips, first_seed=args.first_seed, frames_per_clip=args.frames_per_clip,
@@ -190,6 +192,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hfov", type=float, default=75.0, help="procedural camera field of view, degrees")
     parser.add_argument("--rgbd", help="evaluate on a posed RGB-D folder instead of procedural rooms")
     parser.add_argument("--frame-step", type=int, default=1, help="with --rgbd --split clips: use every N-th frame")
+    add_depth_registration_argument(parser)
     parser.add_argument("--split", choices=("first", "interleave", "clips"), default="first",
                         help="with --rgbd: anchor from the first part of the frames and score the rest (first, "
                              "default), from every --every-th frame and score those between (interleave), or "
@@ -251,7 +254,8 @@ def run_split(args: argparse.Namespace, backends: dict) -> int:
 
     results, views, outputs, anchor = evaluate_split(
         args.rgbd, backends, args.split, args.fraction, args.every, args.heldout_step, tuple(args.size),
-        args.point_radius, seed=args.seed, footprint=args.splat == "footprint")
+        args.point_radius, build_options={"depth_registration": args.depth_registration}, seed=args.seed,
+        footprint=args.splat == "footprint")
     print(f"{args.rgbd}: split {args.split}, anchor of {len(anchor.points)} points, {len(views.frames)} held-out "
           f"views (frames {views.frames[0]}..{views.frames[-1]}), {views.camera.width}x{views.camera.height} px")
     print(format_split_table(results))

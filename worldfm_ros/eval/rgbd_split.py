@@ -91,12 +91,13 @@ class HeldOutViews:
     frames: np.ndarray
 
 
-def load_views(root: str | Path, indices: list[int], size: tuple[int, int]) -> HeldOutViews:
-    """The recording's frames ``indices`` resized to ``size`` (W, H) (area filter; depth nearest)."""
+def load_views(root: str | Path, indices: list[int], size: tuple[int, int],
+               depth_registration: str = "auto") -> HeldOutViews:
+    """The recording's frames ``indices`` resized to ``size`` (W, H) (area filter; depth nearest),
+    depth registered to the colour camera (``depth_registration``: see ``read_sequence``)."""
     from worldfm_ros.scene.build_rgbd import read_sequence
-    from worldfm_ros.scene.io import read_depth, read_image
 
-    seq = read_sequence(root)
+    seq = read_sequence(root, depth_registration=depth_registration)
     if seq.K is None:
         raise ConfigError(f"{root}: no intrinsics in the folder ({seq.layout})")
     w, h = size
@@ -104,11 +105,11 @@ def load_views(root: str | Path, indices: list[int], size: tuple[int, int]) -> H
     camera = None
     for i in indices:
         f = seq.frames[i]
-        image = read_image(f.color)
+        image, depth = seq.load(f)
         if camera is None:
             camera = PinholeCamera.from_K(seq.K, image.shape[1], image.shape[0]).scaled(w, h)
         images.append(cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA))
-        depths.append(cv2.resize(read_depth(f.depth, seq.depth_scale), (w, h), interpolation=cv2.INTER_NEAREST))
+        depths.append(cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST))
         poses.append(f.c2w)
     return HeldOutViews(np.stack(images), np.stack(depths).astype(np.float32), np.stack(poses), camera,
                         np.asarray(indices))
@@ -202,11 +203,12 @@ def evaluate_split(root: str | Path, backends: dict, split: str = "first", fract
     from worldfm_ros.render.pointcloud import point_spacing
     from worldfm_ros.scene.build_rgbd import build_rgbd, read_sequence
 
+    build_options = dict(build_options or {})
     n = len(read_sequence(root).frames)
     anchor_idx, heldout_idx = split_indices(n, split, fraction, every, heldout_step)
     log.info("%s: anchor from %d frames, %d held-out views", root, len(anchor_idx), len(heldout_idx))
-    anchor = build_rgbd(root, frames=anchor_idx, **(build_options or {}))
-    views = load_views(root, heldout_idx, size)
+    anchor = build_rgbd(root, frames=anchor_idx, **build_options)
+    views = load_views(root, heldout_idx, size, build_options.get("depth_registration", "auto"))
     spacing = point_spacing(anchor.points) if footprint else None
     results, outputs = {}, {"recorded": views.images}
     for label, backend in backends.items():

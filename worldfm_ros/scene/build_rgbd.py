@@ -26,6 +26,12 @@ Simple folder format (also reads 7-Scenes and Open3D/ICL-NUIM folders as they ar
   Depth PNGs hold millimetres unless ``depth_scale`` says otherwise (0 and 65535 = no
   data); .npy depth holds metres.
 
+  Raw depth from a separate depth camera (``worldfm_ros.scene.registration``) is registered
+  into the colour camera on reading: when the folder holds ``color-intrinsics.txt`` (then the
+  main intrinsics and the poses are the depth camera's, ``color_T_depth.txt`` optional), and
+  for 7-Scenes, recognised by its layout and documented intrinsics (those of the Kinect's depth
+  camera), with the Kinect v1 colour calibration.
+
 Frames ``frame_step`` apart (at most ``max_frames``) are cleaned of flying pixels at depth
 edges, back-projected every ``pixel_stride`` pixels with a confidence per observation (range,
 viewing angle, distance to a depth edge), and fused per ``fuse_voxel`` cell with robust colours
@@ -48,6 +54,8 @@ from worldfm_ros.scene.anchor import Keyframe, SceneAnchor
 from worldfm_ros.scene.assemble import DEFAULT_MAX_POINTS, finish_scene, pick_keyframes
 from worldfm_ros.scene.checks import check_K_for_size, orthonormalize_pose
 from worldfm_ros.scene.io import read_depth, read_image, read_intrinsics, require_file
+from worldfm_ros.scene.registration import (KINECT_V1_COLOR_K, KINECT_V1_COLOR_T_DEPTH, SEVEN_SCENES_DEPTH_K,
+                                            DepthCamera, register_depth)
 from worldfm_ros.scene.rgbd_fusion import (DEFAULT_FUSE_VOXEL, DEFAULT_MAX_JUMP, frame_observations,
                                            fuse_observations)
 
@@ -75,36 +83,99 @@ class RGBDFrame:
 class RGBDSequence:
     """Frames plus what the folder says about intrinsics (K may be None for TUM) and depth units.
 
+    K: (3, 3) colour-camera intrinsics, pixels (None: the folder gives none).
     depth_scale: metres per stored depth unit (None = the reader's default, mm for integer maps).
+    depth_camera: the depth camera of unregistered depth maps (None: depth is registered to the
+        colour images); :meth:`load` registers them, and the frames' c2w are the colour camera's.
     """
 
     frames: list[RGBDFrame]
     K: np.ndarray | None
     depth_scale: float | None
     layout: str
+    depth_camera: DepthCamera | None = None
+
+    def load(self, frame: RGBDFrame, depth_scale: float | None = None,
+             K: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(image (H, W, 3) uint8 RGB, z-depth (H, W) float32 metres in the colour camera, 0 = none).
+
+        depth_scale / K override the sequence's (K: the colour camera's, (3, 3) pixels).
+        """
+        image = read_image(frame.color)
+        h, w = image.shape[:2]
+        K = self.K if K is None else K
+        depth = read_depth(frame.depth, self.depth_scale if depth_scale is None else depth_scale)
+        if self.depth_camera is not None:
+            depth = register_depth(depth, self.depth_camera, K, (w, h))
+        elif depth.shape != (h, w):
+            raise SceneError(f"{frame.depth}: depth is {depth.shape[1]}x{depth.shape[0]}, image {frame.color.name} "
+                             f"is {w}x{h}")
+        return image, depth
 
 
-def read_sequence(root: str | os.PathLike, max_dt: float = 0.02) -> RGBDSequence:
-    """Discover the frames of a TUM or simple-folder RGB-D sequence (see the module docstring)."""
+DEPTH_REGISTRATIONS = ("auto", "registered", "kinect_v1")
+
+
+def read_sequence(root: str | os.PathLike, max_dt: float = 0.02, depth_registration: str = "auto") -> RGBDSequence:
+    """Discover the frames of a TUM or simple-folder RGB-D sequence (see the module docstring).
+
+    depth_registration: 'registered' (depth maps are aligned with the colour images),
+    'kinect_v1' (raw Kinect v1 depth: the folder's intrinsics are the depth camera's, the colour
+    camera is :data:`~worldfm_ros.scene.registration.KINECT_V1_COLOR_K`) or 'auto' (the folder's
+    own calibration files, else 'kinect_v1' for the 7-Scenes layout and intrinsics, else
+    'registered').
+    """
     root = Path(root)
+    if depth_registration not in DEPTH_REGISTRATIONS:
+        raise SceneError(f"depth_registration: expected one of {DEPTH_REGISTRATIONS}, got {depth_registration!r}")
     if not root.is_dir():
         raise SceneError(f"{root}: RGB-D sequence folder not found")
     if all((root / f).is_file() for f in ("rgb.txt", "depth.txt", "groundtruth.txt")):
         return RGBDSequence(_read_tum(root, max_dt), None, TUM_DEPTH_SCALE, "tum")
-    K = _folder_intrinsics(root)
+    K, intrinsics_file = _folder_intrinsics(root)
     frames = _read_seven_scenes(root)
     layout = "per-frame files"
     if not frames:
         frames = _read_image_depth_dirs(root)
         layout = "image/ + depth/ folders"
-    return RGBDSequence(frames, K, None, layout)
+    K, depth_camera = _depth_camera(root, K, intrinsics_file, layout, depth_registration)
+    if depth_camera is not None:
+        depth_T_color = np.linalg.inv(depth_camera.color_T_depth)
+        frames = [RGBDFrame(f.name, f.color, f.depth, f.c2w @ depth_T_color) for f in frames]
+    return RGBDSequence(frames, K, None, layout, depth_camera)
 
 
-def _folder_intrinsics(root: Path) -> np.ndarray | None:
+def _folder_intrinsics(root: Path) -> tuple[np.ndarray | None, str | None]:
     for name in ("intrinsics.txt", "camera-intrinsics.txt", "intrinsics.json", "camera_intrinsics.json"):
         if (root / name).is_file():
-            return read_intrinsics(root / name)[0]
-    return None
+            return read_intrinsics(root / name)[0], name
+    return None, None
+
+
+def _depth_camera(root: Path, K: np.ndarray | None, intrinsics_file: str | None, layout: str,
+                  mode: str) -> tuple[np.ndarray | None, DepthCamera | None]:
+    """(colour K, depth camera or None) of a folder; its intrinsics file is the depth camera's when unregistered.
+
+    A folder with ``color-intrinsics.txt`` (3x3 or fx fy cx cy) holds raw depth: the main
+    intrinsics file is the depth camera's, ``color_T_depth.txt`` (4x4, metres; identity when
+    absent) places the depth camera in the colour camera's frame, and the poses are the depth
+    camera's (as a depth tracker such as KinectFusion estimates them).
+    """
+    if mode == "registered" or K is None:
+        return K, None
+    color_file = root / "color-intrinsics.txt"
+    if mode == "auto" and color_file.is_file():
+        extrinsic = root / "color_T_depth.txt"
+        color_T_depth = _read_matrix_file(extrinsic) if extrinsic.is_file() else np.eye(4)
+        log.info("%s: depth is registered to the colour camera of %s", root, color_file.name)
+        return read_intrinsics(color_file)[0], DepthCamera(K, color_T_depth)
+    seven_scenes = (layout == "per-frame files" and intrinsics_file == "camera-intrinsics.txt"
+                    and np.allclose(K, SEVEN_SCENES_DEPTH_K))
+    if mode == "kinect_v1" or seven_scenes:
+        log.info("%s: raw Kinect v1 depth (the 7-Scenes calibration is the depth camera's); registering it to "
+                 "the Kinect v1 colour camera (f = %.0f px)", root, KINECT_V1_COLOR_K[0, 0])
+        return KINECT_V1_COLOR_K.copy(), DepthCamera(K, KINECT_V1_COLOR_T_DEPTH.copy())
+    return K, None
 
 
 def _read_tum_list(path: Path, columns: int) -> list[tuple[float, list[str]]]:
@@ -265,13 +336,15 @@ def build_rgbd(
     frames: list[int] | None = None,
     max_jump: float = DEFAULT_MAX_JUMP,
     fuse_voxel: float = DEFAULT_FUSE_VOXEL,
+    depth_registration: str = "auto",
 ) -> SceneAnchor:
     """Fuse a posed RGB-D sequence into a scene anchor (layouts: module docstring).
 
     frames: indices into the sequence's frames (in file order) to build from, before
         ``frame_step`` / ``max_frames`` apply (None = all; e.g. an evaluation's anchor split).
 
-    K: (3, 3) intrinsics in pixels, overriding the folder's (required for TUM).
+    K: (3, 3) colour intrinsics in pixels, overriding the folder's (required for TUM).
+    depth_registration: how depth maps relate to the colour images (:func:`read_sequence`).
     depth_scale: metres per stored depth unit, overriding the layout's default.
     frame_step / max_frames: use every ``frame_step``-th frame, at most ``max_frames``.
     pixel_stride: back-project every ``pixel_stride``-th pixel of each used frame.
@@ -282,7 +355,7 @@ def build_rgbd(
         (``up`` "auto" = the cameras' average up refined by the floor plane).
     """
     root = Path(root)
-    seq = read_sequence(root, max_dt)
+    seq = read_sequence(root, max_dt, depth_registration)
     if frame_step < 1 or pixel_stride < 1:
         raise SceneError(f"frame_step and pixel_stride must be >= 1, got {frame_step}, {pixel_stride}")
     chosen_frames = seq.frames
@@ -301,12 +374,8 @@ def build_rgbd(
     chosen = set(pick_keyframes(len(frames), num_keyframes, keyframe_every))
     points, colors, weights, keyframes = [], [], [], []
     for i, frame in enumerate(frames):
-        image = read_image(frame.color)
-        h, w = image.shape[:2]
-        check_K_for_size(K, w, h, f"{frame.color}: intrinsics K")
-        depth = read_depth(frame.depth, scale)
-        if depth.shape != (h, w):
-            raise SceneError(f"{frame.depth}: depth is {depth.shape[1]}x{depth.shape[0]}, image {frame.color.name} is {w}x{h}")
+        image, depth = seq.load(frame, scale, K)
+        check_K_for_size(K, image.shape[1], image.shape[0], f"{frame.color}: intrinsics K")
         p, c, w_obs = frame_observations(depth, K, frame.c2w, image, pixel_stride, max_jump, max_depth)
         weights.append(w_obs)
         points.append(p)

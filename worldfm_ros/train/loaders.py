@@ -37,8 +37,12 @@ GL_TO_CV = np.diag([1.0, -1.0, -1.0, 1.0])
 
 def _clip_from_files(colors: list[Path], depths: list[Path], poses: list[np.ndarray], K: np.ndarray,
                      depth_scale: float | None, name: str) -> Clip:
-    images = [read_image(c) for c in colors]
-    maps = [read_depth(d, depth_scale) for d in depths]
+    return _clip_from_arrays(colors, [read_image(c) for c in colors], depths,
+                             [read_depth(d, depth_scale) for d in depths], poses, K, name)
+
+
+def _clip_from_arrays(colors: list[Path], images: list[np.ndarray], depths: list[Path], maps: list[np.ndarray],
+                      poses: list[np.ndarray], K: np.ndarray, name: str) -> Clip:
     h, w = images[0].shape[:2]
     for c, im, d, dm in zip(colors, images, depths, maps):
         if im.shape[:2] != (h, w):
@@ -49,15 +53,16 @@ def _clip_from_files(colors: list[Path], depths: list[Path], poses: list[np.ndar
 
 
 def rgbd_clips(root: str | Path, frames_per_clip: int = 16, frame_step: int = 1, K: np.ndarray | None = None,
-               max_clips: int | None = None, max_frame: int | None = None) -> Iterator[Clip]:
+               max_clips: int | None = None, max_frame: int | None = None,
+               depth_registration: str = "auto") -> Iterator[Clip]:
     """Consecutive clips of ``frames_per_clip`` frames, ``frame_step`` apart, of a posed RGB-D folder.
 
     K: (3, 3) intrinsics, required for TUM folders (they carry none). max_frame: use only the
-    frames with index < max_frame (file order), e.g. to keep the rest for validation. Clips are
-    read lazily.
+    frames with index < max_frame (file order), e.g. to keep the rest for validation.
+    depth_registration: see ``read_sequence``. Clips are read lazily.
     """
     root = Path(root)
-    seq = read_sequence(root)
+    seq = read_sequence(root, depth_registration=depth_registration)
     K = K if K is not None else seq.K
     if K is None:
         raise SceneError(f"{root}: no intrinsics in the folder ({seq.layout}); pass K")
@@ -68,8 +73,9 @@ def rgbd_clips(root: str | Path, frames_per_clip: int = 16, frame_step: int = 1,
                          f"{frames_per_clip}")
     for k in range(count if max_clips is None else min(count, max_clips)):
         part = frames[k * frames_per_clip:(k + 1) * frames_per_clip]
-        yield _clip_from_files([f.color for f in part], [f.depth for f in part], [f.c2w for f in part], K,
-                               seq.depth_scale, f"{root.name}_{k:03d}")
+        loaded = [seq.load(f, K=K) for f in part]  # depth registered to the colour camera
+        yield _clip_from_arrays([f.color for f in part], [im for im, _ in loaded], [f.depth for f in part],
+                                [d for _, d in loaded], [f.c2w for f in part], K, f"{root.name}_{k:03d}")
 
 
 def nerf_clip(path: str | Path, depth_scale: float | None = None, max_frames: int | None = None) -> Clip:
