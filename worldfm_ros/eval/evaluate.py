@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from worldfm_ros.runtime import add_threads_argument
-from worldfm_ros.scene.cli_build import add_depth_registration_argument
+from worldfm_ros.scene.cli_build import add_rgbd_fusion_arguments
 
 HELP = "compare frame backends on held-out views: PSNR/SSIM (all, holes), consistency, flicker"
 
@@ -192,7 +192,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hfov", type=float, default=75.0, help="procedural camera field of view, degrees")
     parser.add_argument("--rgbd", help="evaluate on a posed RGB-D folder instead of procedural rooms")
     parser.add_argument("--frame-step", type=int, default=1, help="with --rgbd --split clips: use every N-th frame")
-    add_depth_registration_argument(parser)
+    add_rgbd_fusion_arguments(parser)
     parser.add_argument("--split", choices=("first", "interleave", "clips"), default="first",
                         help="with --rgbd: anchor from the first part of the frames and score the rest (first, "
                              "default), from every --every-th frame and score those between (interleave), or "
@@ -254,7 +254,8 @@ def run_split(args: argparse.Namespace, backends: dict) -> int:
 
     results, views, outputs, anchor = evaluate_split(
         args.rgbd, backends, args.split, args.fraction, args.every, args.heldout_step, tuple(args.size),
-        args.point_radius, build_options={"depth_registration": args.depth_registration}, seed=args.seed,
+        args.point_radius, build_options={"depth_registration": args.depth_registration,
+                                          "fuse_voxel": args.fuse_voxel}, seed=args.seed,
         footprint=args.splat == "footprint")
     print(f"{args.rgbd}: split {args.split}, anchor of {len(anchor.points)} points, {len(views.frames)} held-out "
           f"views (frames {views.frames[0]}..{views.frames[-1]}), {views.camera.width}x{views.camera.height} px")

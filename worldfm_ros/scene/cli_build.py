@@ -30,15 +30,19 @@ def _floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
-def add_depth_registration_argument(p: argparse.ArgumentParser) -> None:
-    """``--depth-registration``: how an RGB-D folder's depth maps relate to its colour images."""
+def add_rgbd_fusion_arguments(p: argparse.ArgumentParser) -> None:
+    """``--depth-registration`` (how an RGB-D folder's depth maps relate to its colour images) and
+    ``--fuse-voxel``."""
     from worldfm_ros.scene.build_rgbd import DEPTH_REGISTRATIONS
+    from worldfm_ros.scene.rgbd_fusion import DEFAULT_FUSE_VOXEL
 
     p.add_argument("--depth-registration", choices=DEPTH_REGISTRATIONS, default="auto",
                    help="auto (default): register raw depth to the colour camera when the folder has "
                         "color-intrinsics.txt (+ color_T_depth.txt) or is 7-Scenes (Kinect v1); registered: depth "
                         "is already aligned with the colour images; kinect_v1: the folder's intrinsics are a "
                         "Kinect v1 depth camera's")
+    p.add_argument("--fuse-voxel", type=float, default=DEFAULT_FUSE_VOXEL, metavar="M",
+                   help=f"RGB-D fusion cell edge in metres (default {DEFAULT_FUSE_VOXEL}; 0 keeps every point)")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -74,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--pixel-stride", type=int, default=2, help="back-project every N-th pixel (default 2)")
     p.add_argument("--max-depth", type=float, metavar="M", help="ignore depth beyond this many metres")
     p.add_argument("--max-dt", type=float, default=0.02, metavar="S", help="TUM association tolerance in seconds (default 0.02)")
-    add_depth_registration_argument(p)
+    add_rgbd_fusion_arguments(p)
     _common(p)
 
     p = kinds.add_parser("image", help="one RGB image + its depth map, at the identity pose")
@@ -157,7 +161,7 @@ def _build(args: argparse.Namespace):
         return build_rgbd(args.folder, K=_K(args.K), depth_scale=args.depth_scale, frame_step=args.frame_step,
                           max_frames=args.max_frames, num_keyframes=args.keyframes, keyframe_every=args.keyframe_every,
                           pixel_stride=args.pixel_stride, max_depth=args.max_depth, max_dt=args.max_dt,
-                          depth_registration=args.depth_registration, **common)
+                          depth_registration=args.depth_registration, fuse_voxel=args.fuse_voxel, **common)
     if args.kind == "image":
         from worldfm_ros.scene.build_image import build_image
 
