@@ -119,3 +119,21 @@ def test_seven_scenes_is_recognised_as_raw_kinect_depth(shared_data: Path) -> No
     assert seq.depth_camera is not None
     assert seq.K[0, 0] == pytest.approx(525.0)
     assert read_sequence(shared_data / "icl_livingroom").depth_camera is None
+
+
+def test_scene_build_rgbd_takes_the_registration_and_the_fusion_cell_from_the_command_line(tmp_path: Path) -> None:
+    from worldfm_ros.cli import main
+    from worldfm_ros.scene.store import load_scene
+
+    _, frames = rig_frames(2)
+    write_unregistered(tmp_path / "seq", frames)
+    counts = {}
+    for mode in ("auto", "registered"):
+        out = tmp_path / f"scene_{mode}"
+        assert main(["scene-build", "rgbd", str(tmp_path / "seq"), "--depth-registration", mode,
+                     "--fuse-voxel", "0", "--pixel-stride", "1", "--up", "+z", "-o", str(out)]) == 0
+        counts[mode] = len(load_scene(out).points)
+    # Unfused, every pixel off a depth edge is a point: the raw depth map is full, its registration
+    # covers ~0.73 of the colour image.
+    assert counts["registered"] > 0.9 * 2 * 80 * 60
+    assert 0.65 * counts["registered"] < counts["auto"] < 0.8 * counts["registered"]
