@@ -370,11 +370,10 @@ def build_rgbd(
     K = K if K is not None else seq.K
     if K is None:
         raise SceneError(f"{root}: no intrinsics in the folder ({seq.layout}); pass K (fx fy cx cy)")
-    scale = depth_scale if depth_scale is not None else seq.depth_scale
     chosen = set(pick_keyframes(len(frames), num_keyframes, keyframe_every))
     points, colors, weights, keyframes = [], [], [], []
     for i, frame in enumerate(frames):
-        image, depth = seq.load(frame, scale, K)
+        image, depth = seq.load(frame, depth_scale, K)
         check_K_for_size(K, image.shape[1], image.shape[0], f"{frame.color}: intrinsics K")
         p, c, w_obs = frame_observations(depth, K, frame.c2w, image, pixel_stride, max_jump, max_depth)
         weights.append(w_obs)
