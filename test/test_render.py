@@ -26,18 +26,25 @@ def pose(rotvec_deg=(0.0, 0.0, 0.0), t=(0.0, 0.0, 0.0)) -> np.ndarray:
     return c2w
 
 
-def reference_render(points, colors, camera, c2w, near=1e-3):
-    """Brute force in numpy: every point, float32 ops in the documented order, sort-based z-test."""
+def reference_render(points, colors, camera, c2w, near=1e-3, point_radius=0):
+    """Brute force in numpy: every point, float32 ops in the documented order, sort-based z-test;
+    with point_radius r, each point is drawn at every pixel of the (2r + 1)² square around its own."""
     w2c = np.linalg.inv(c2w).astype(np.float32)
     x, y, z = (np.asarray(points, np.float32)[:, i] for i in range(3))
     xc, yc, zc = (((x * w2c[i, 0] + y * w2c[i, 1]) + z * w2c[i, 2]) + w2c[i, 3] for i in range(3))
     with np.errstate(divide="ignore", invalid="ignore"):
         u = np.rint(xc * np.float32(camera.fx) / zc + np.float32(camera.cx))
         v = np.rint(yc * np.float32(camera.fy) / zc + np.float32(camera.cy))
+    offsets = [(du, dv) for dv in range(-point_radius, point_radius + 1) for du in range(-point_radius, point_radius + 1)]
+    n = len(zc)
+    u = np.concatenate([u + du for du, _ in offsets])
+    v = np.concatenate([v + dv for _, dv in offsets])
+    zc = np.tile(zc, len(offsets))
+    colors = np.tile(np.asarray(colors), (len(offsets), 1))
     ok = (zc > np.float32(near)) & (u >= 0) & (u < camera.width) & (v >= 0) & (v < camera.height)
     idx = np.flatnonzero(ok)
     pix = v[ok].astype(np.int64) * camera.width + u[ok].astype(np.int64)
-    order = np.lexsort((idx, zc[ok], pix))  # by pixel, then depth, then point index
+    order = np.lexsort((idx % n, zc[ok], pix))  # by pixel, then depth, then point index
     first = np.ones(len(order), bool)
     first[1:] = pix[order][1:] != pix[order][:-1]
     win = order[first]
@@ -172,6 +179,22 @@ def test_matches_brute_force_reference_over_random_views():
         assert np.array_equal(out.depth, depth)
         assert np.array_equal(out.rgb, rgb)
         assert np.array_equal(out.valid, depth > 0)
+
+
+@pytest.mark.parametrize("point_radius", [1, 2, 3])
+def test_splats_match_brute_force_reference_over_random_views(point_radius):
+    rng = np.random.default_rng(4)
+    cam = PinholeCamera(40, 28, fx=26.0, fy=27.0, cx=19.6, cy=13.1)
+    points = rng.uniform(-3, 3, (8000, 3)).astype(np.float32)
+    points[:100] = np.round(points[:100], 1)  # exact depth ties
+    colors = rng.integers(0, 256, (len(points), 3), dtype=np.uint8)
+    renderer = PointCloudRenderer(points, colors)
+    for i in range(6):
+        c2w = pose(rng.uniform(-180, 180, 3), rng.uniform(-1, 1, 3))
+        out = renderer.render(cam, c2w, point_radius=point_radius)
+        rgb, depth = reference_render(points, colors, cam, c2w, point_radius=point_radius)
+        assert np.array_equal(out.depth, depth)
+        assert np.array_equal(out.rgb, rgb)
 
 
 def test_block_culling_keeps_points_at_the_frustum_edges_and_near_plane():

