@@ -67,6 +67,18 @@ def test_transform_messages_carry_quaternions_in_tf_transformations_order(tft):
         assert same_rotation_quaternion([r.x, r.y, r.z, r.w], tft.quaternion_from_matrix(T))
 
 
+@pytest.mark.parametrize("rotvec", [(0, 0, 0), (np.pi, 0, 0), (0, np.pi, 0), (0, 0, np.pi), (2.0, -1.0, 0.5),
+                                    (np.pi - 1e-9, 0, 0), (0, 1e-12, 0), (-2.2, 0.1, 2.0)])
+def test_transform_messages_of_half_turns_and_near_identity_carry_tf_transformations_quaternion(tft, rotvec):
+    # Each branch of the closed-form conversion: trace largest, then each diagonal entry largest.
+    T = np.eye(4)
+    T[:3, :3] = Rotation.from_rotvec(rotvec).as_matrix()
+    r = conv.transform_msg(T).rotation
+    q = [r.x, r.y, r.z, r.w]
+    assert r.w >= 0.0 and abs(np.linalg.norm(q) - 1.0) < 1e-12
+    assert same_rotation_quaternion(q, tft.quaternion_from_matrix(T))
+
+
 def test_a_quaternion_from_tf_transformations_reads_back_as_its_matrix(tft):
     from geometry_msgs.msg import Pose
 

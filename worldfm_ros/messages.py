@@ -19,9 +19,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
-from worldfm_ros.camera import PinholeCamera
+from worldfm_ros.camera import PinholeCamera, rotation_to_quaternion
 
 #: variance of each pose and twist component in Odometry: ground truth from the simulator, but
 #: tiny non-zero variances keep filters well-conditioned
@@ -104,7 +103,7 @@ class MessageBuilder:
 
     def quaternion(self, R: np.ndarray) -> Any:
         """geometry_msgs/Quaternion of a (3, 3) rotation."""
-        x, y, z, w = (float(c) for c in Rotation.from_matrix(R).as_quat())
+        x, y, z, w = rotation_to_quaternion(R)
         return self.types("geometry_msgs/msg/Quaternion")(x=x, y=y, z=z, w=w)
 
     def transform(self, T: np.ndarray) -> Any:
