@@ -247,7 +247,25 @@ def test_tf_input_mode_follows_a_pose_published_by_another_launched_process(prob
     assert len(set(images)) == len(images), "each followed pose is rendered once"
 
 
-# ----------------------------------------------------------------------------- threads:=N
+# ----------------------------------------------------------------------------- threads:=N, executor:=
+def reported_on_diagnostics(probe, key: str, also: str = "") -> str:
+    """The first value of ``key`` in the node's camera status on /diagnostics (waits up to 60 s;
+    with ``also``, until that topic has a message too)."""
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    probe.listen(DiagnosticArray, "/diagnostics", qos=10)
+    if also:
+        probe.listen(Image, also)
+
+    def reported() -> list[str]:
+        return [kv.value for msg in probe.received("/diagnostics") for status in msg.status
+                if status.name == "worldfm_sim: camera" for kv in status.values if kv.key == key]
+
+    wait_for(lambda: reported() and (not also or probe.received(also)), timeout_s=60,
+             what=f"the node's diagnostics with {key}" + (f", and {also}" if also else ""))
+    return reported()[0]
+
+
 @launch_pytest.fixture
 def threads_launch():
     return LaunchDescription([sim_launch(backend="anchor", camera="small_256", threads="2"),
@@ -256,16 +274,20 @@ def threads_launch():
 
 @pytest.mark.launch(fixture=threads_launch)
 def test_threads_argument_sets_the_torch_thread_count_the_node_process_reports_on_diagnostics(probe):
-    from diagnostic_msgs.msg import DiagnosticArray
+    # torch.get_num_threads() inside the launched node (default 1)
+    assert reported_on_diagnostics(probe, "torch_threads") == "2"
 
-    probe.listen(DiagnosticArray, "/diagnostics", qos=10)
 
-    def reported() -> list[str]:
-        return [kv.value for msg in probe.received("/diagnostics") for status in msg.status
-                if status.name == "worldfm_sim: camera" for kv in status.values if kv.key == "torch_threads"]
+@launch_pytest.fixture
+def single_executor_launch():
+    return LaunchDescription([sim_launch(backend="anchor", camera="small_256", executor="single"),
+                              launch_pytest.actions.ReadyToTest()])
 
-    wait_for(lambda: reported(), timeout_s=60, what="the node's diagnostics with torch_threads")
-    assert reported()[0] == "2"  # torch.get_num_threads() inside the launched node (default 1)
+
+@pytest.mark.launch(fixture=single_executor_launch)
+def test_executor_argument_chooses_what_spins_the_node_as_diagnostics_report(probe):
+    # The default, events, reports EventsExecutor; the node still serves images with this one.
+    assert reported_on_diagnostics(probe, "executor", also="camera/image_raw") == "SingleThreadedExecutor"
 
 
 # ----------------------------------------------------------------------------- `ros2 launch` itself

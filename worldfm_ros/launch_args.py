@@ -32,6 +32,8 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
     LaunchArgument("rate", "10.0", "camera frame rate, Hz", "rate_hz"),
     LaunchArgument("threads", str(DEFAULT_TORCH_THREADS), "torch CPU threads of the node (0 = one per core)",
                    "torch_threads"),
+    LaunchArgument("executor", "events", "what spins the node: events (rclpy's C++ events executor) or single "
+                   "(rclpy's Python SingleThreadedExecutor)", "executor"),
     LaunchArgument("use_sim_time", "false", "stamp with /clock time published by someone else", "use_sim_time"),
     LaunchArgument("camera", "default",
                    "camera preset (a name in config/cameras/) or the path of a parameter file like them"),

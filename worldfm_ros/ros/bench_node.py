@@ -21,12 +21,13 @@ from typing import Callable
 
 from worldfm_ros.ros.isolation import add_domain_argument
 from worldfm_ros.runtime import add_threads_argument
+from worldfm_ros.sim.config import EXECUTORS
 from worldfm_ros.sim.cli_config import add_config_arguments
 
 HELP = "measure the node's pose-stamp → image latency, sustained rate and per-stage ms"
 
 #: this command's flags and the SimConfig fields they set (beside the common ones; --rate is per session)
-CONFIG_FLAGS: dict[str, str] = {"rig": "rig"}
+CONFIG_FLAGS: dict[str, str] = {"rig": "rig", "executor": "executor"}
 #: what the consumer processes read, by --consumers name; any other name with a '/' is a topic
 CONSUMER_TOPICS = {"image": "camera/image_raw", "depth": "camera/depth/image_raw"}
 
@@ -51,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="topics read by consumer processes: image, depth or an image topic such as "
                              "stereo/right/image_raw (the first gives the rate and latency columns)")
     parser.add_argument("--rig", default=None, help="sensor rig: stereo | stereo_imu | a rig YAML (default: one camera)")
+    parser.add_argument("--executor", choices=EXECUTORS, default=None,
+                        help="what spins the node: events (rclpy's C++ events executor) | single (rclpy's Python "
+                             "SingleThreadedExecutor) (default: the configuration's, events)")
     parser.add_argument("--stats-camera", default="camera",
                         help="the camera whose frame_stats give the stage and skip columns (stereo/left for the rigs)")
     parser.add_argument("--fastdds-defaults", action="store_true",
@@ -111,12 +115,12 @@ class _Session:
     def __init__(self, rate_hz: float, args: argparse.Namespace) -> None:
         import rclpy
         from geometry_msgs.msg import Twist
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.parameter import Parameter
 
         from worldfm_ros.msg import FrameStats
         from worldfm_ros.ros.conversions import time_ns
         from worldfm_ros.ros.dds import use_camera_profile
+        from worldfm_ros.ros.executors import make_executor
         from worldfm_ros.ros.isolation import domain_id
         from worldfm_ros.ros.node import SimNode
         from worldfm_ros.sim.cli_config import changed_fields, sim_config_from_args
@@ -151,7 +155,7 @@ class _Session:
         twist.angular.z = 0.3
         self.probe.create_timer(0.05, lambda: cmd.publish(twist))
         # The node's own executor (ros.node.main); the probe's work in it is one small message per frame.
-        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor, self.executor_kind = make_executor(self.sim.cfg.executor, context=self.context)
         self.executor.add_node(self.sim)
         self.executor.add_node(self.probe)
 
@@ -207,7 +211,7 @@ def measure(rate_hz: float, args: argparse.Namespace) -> dict:
     topics = {name: records[consumer_topic(name)] for name in args.consumers}
     first = topics[args.consumers[0]]
     latencies = _latencies_ms(first)
-    return {"target_hz": rate_hz, "rate_hz": _rate(first["receipt_ns"]), "published": len(window),
+    return {"target_hz": rate_hz, "executor": s.executor_kind, "rate_hz": _rate(first["receipt_ns"]), "published": len(window),
             "frames": len(first["receipt_ns"]), "skipped": skipped,
             "latency_p50": _percentile(latencies, 50), "latency_p95": _percentile(latencies, 95),
             "consumers": {name: {"rate_hz": _rate(r["receipt_ns"]), "frames": len(r["receipt_ns"]),
@@ -263,7 +267,8 @@ def run(args: argparse.Namespace) -> int:
     rows = [measure(r, args) for r in args.rate]
     names = args.consumers
     print(f"node benchmark: {w}x{h}, backend {backend}, {args.seconds:g} s per rate, consumers "
-          f"{' + '.join(names)} in their own processes, torch {threads} thread(s), {machine}")
+          f"{' + '.join(names)} in their own processes, torch {threads} thread(s), {rows[0]['executor']} executor, "
+          f"{machine}")
     print("| target Hz | " + " | ".join(f"{n} Hz" for n in names) + " | published | skipped | "
           + " | ".join(f"{n} lost" for n in names) + " | latency p50 ms | "
           + " | ".join(f"{n} p95 ms" for n in names) + " | render ms | select ms | backend ms | publish ms |")

@@ -90,12 +90,12 @@ def run(args: argparse.Namespace) -> int:
 
     import rclpy
     from geometry_msgs.msg import Twist
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
     from worldfm_ros.errors import WorldFMError
     from worldfm_ros.resources import demo_scene_path
     from worldfm_ros.ros.dds import use_camera_profile
+    from worldfm_ros.ros.executors import make_executor
     from worldfm_ros.ros.isolation import domain_id
     from worldfm_ros.ros.node import SimNode
     from worldfm_ros.ros.recorder import BagRecorder, simulator_topics
@@ -125,9 +125,9 @@ def run(args: argparse.Namespace) -> int:
     cameras = tuple(cam.name for cam in sim.sensors.cameras)
     recorder = BagRecorder(rec_node, out / "bag", simulator_topics(cameras=cameras, imu=sim.sim.imu is not None),
                            compress=not args.no_compress)
-    # Single-threaded: the node renders in its own worker thread, and a multi-threaded executor's
-    # spin_once loop would hold the GIL busy-polling.
-    executor = SingleThreadedExecutor()
+    # One thread dispatches: the node renders in its own worker threads, and a multi-threaded
+    # executor's spin_once loop would hold the GIL busy-polling.
+    executor, _ = make_executor(sim.cfg.executor)
     for n in (sim, driver, rec_node):
         executor.add_node(n)
 

@@ -34,7 +34,6 @@ from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock as RosClock
 from rclpy.clock import ClockType
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
@@ -49,6 +48,7 @@ from worldfm_ros.resources import default_scene_path
 from worldfm_ros.ros import conversions as conv
 from worldfm_ros.ros.tf_io import TfListener, TfPublisher
 from worldfm_ros.ros.dds import use_camera_profile
+from worldfm_ros.ros.executors import make_executor
 from worldfm_ros.runtime import apply_torch_threads
 from worldfm_ros.sim.config import SimConfig
 from worldfm_ros.sim.frames import Frame
@@ -610,7 +610,8 @@ class SimNode(Node):
         values = {"backend": self.backend.name, "scene": self.scene_path, "input_mode": self.cfg.input_mode,
                   "rate_hz": f"{rate:.2f}", "target_rate_hz": f"{self.cfg.rate_hz:g}",
                   "frames_published": str(self.frames_published), "frames_skipped": str(self.frames_skipped),
-                  "torch_threads": str(torch.get_num_threads())}
+                  "torch_threads": str(torch.get_num_threads()),
+                  "executor": type(self.executor).__name__ if self.executor is not None else ""}
         values.update({f"{k}_ms": f"{v:.2f}" for k, v in stages.items()})
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         msg = DiagnosticArray(status=[status])
@@ -666,7 +667,9 @@ def main(args: list[str] | None = None) -> int:
         rclpy.logging.get_logger("worldfm_sim").fatal(f"cannot start: {exc}")
         rclpy.try_shutdown()
         return 2
-    executor = SingleThreadedExecutor()
+    executor, kind = make_executor(node.cfg.executor)
+    if kind != node.cfg.executor:
+        node.get_logger().info(f"executor {node.cfg.executor!r} is not in this rclpy: spinning with {kind!r}")
     executor.add_node(node)
     try:
         while not stop.is_set():

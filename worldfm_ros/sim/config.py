@@ -15,6 +15,8 @@ from worldfm_ros.sim.rig import CameraConfig, MountConfig
 from worldfm_ros.viz import parse_targets
 
 INPUT_MODES = ("cmd_vel", "tf")
+#: what may spin the node (SimConfig.executor; worldfm_ros.ros.executors makes them)
+EXECUTORS = ("events", "single")
 # Upper bounds on the rates: each tick costs a Python callback, so beyond these a core is pinned
 # doing nothing useful (a camera above 1 kHz or kinematics above 10 kHz buys no fidelity).
 MAX_RATE_HZ = 1000.0
@@ -77,6 +79,9 @@ class SimConfig:
         'stereo_imu' in config/rigs); '' = one ideal camera from ``camera``, ``mount`` and ``frames``.
     torch_threads: torch CPU threads of the process (0 = one per core, torch's default; more
         threads are slower on a busy machine); applied by :func:`worldfm_ros.runtime.apply_torch_threads`.
+    executor: what spins the node: 'events' (rclpy's C++ events executor, the default; the Python
+        one where rclpy lacks it) or 'single' (rclpy's Python SingleThreadedExecutor); see
+        :mod:`worldfm_ros.ros.executors`. Read at start-up.
     """
 
     scene: str = ""
@@ -98,6 +103,7 @@ class SimConfig:
     rerun: str = ""
     rig: str = ""
     torch_threads: int = DEFAULT_TORCH_THREADS
+    executor: str = "events"
     camera: CameraConfig = field(default_factory=CameraConfig)
     mount: MountConfig = field(default_factory=MountConfig)
     frames: FramesConfig = field(default_factory=FramesConfig)
@@ -137,3 +143,5 @@ class SimConfig:
             raise ConfigError(f"point_radius: expected 0..8 pixels, got {self.point_radius}")
         parse_targets(self.rerun)
         check_threads(self.torch_threads)
+        if self.executor not in EXECUTORS:
+            raise ConfigError(f"executor: expected one of {EXECUTORS}, got {self.executor!r}")
