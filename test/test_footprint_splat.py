@@ -5,10 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from worldfm_ros.camera import PinholeCamera
-from worldfm_ros.render.pointcloud import PointCloudRenderer, footprint_splat, point_spacing
+import pytest
+
+from worldfm_ros.errors import CameraError
+from worldfm_ros.render.pointcloud import PointCloudRenderer, point_spacing
 
 CAMERA = PinholeCamera.from_fov(96, 72, 70.0)
 SPACING = 0.02
+RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 
 
 def grazing_floor() -> tuple[PointCloudRenderer, np.ndarray, np.ndarray]:
@@ -35,7 +39,7 @@ def test_footprint_splat_closes_a_grazing_plane_and_keeps_each_points_depth() ->
     renderer, c2w, true_z = grazing_floor()
     floor = (true_z > 0) & (true_z < 5.0)
     one_pixel = renderer.render(CAMERA, c2w)
-    splat = footprint_splat(one_pixel, CAMERA.fx, point_spacing(floor_points()))
+    splat = renderer.render(CAMERA, c2w, footprint_spacing=point_spacing(floor_points()))
     assert one_pixel.valid[floor].mean() < 0.7  # one pixel per point: the near floor is see-through
     assert splat.valid[floor].mean() > 0.99
     same = one_pixel.valid
@@ -44,6 +48,25 @@ def test_footprint_splat_closes_a_grazing_plane_and_keeps_each_points_depth() ->
     rel = np.abs(splat.depth[filled] - true_z[filled]) / true_z[filled]
     # filled pixels lie on the plane, up to the depth change over one row at this slant (~7 %)
     assert np.median(rel) < 0.03 and np.percentile(rel, 99) < 0.08
+
+
+def test_a_nearer_footprint_replaces_background_seen_through_a_gap_but_not_a_surface_just_behind() -> None:
+    cam = PinholeCamera(32, 32, fx=40.0, fy=40.0, cx=16.0, cy=16.0)
+    # A point at 1 m standing for 10 cm (footprint 4 px, radius 2) at pixel (16, 16); a far wall
+    # point at 3 m on pixel (17, 16), and a point 10 % behind the near one on pixel (15, 16).
+    points = [[0.0, 0.0, 1.0], [1 / 40 * 3.0, 0.0, 3.0], [-1 / 40 * 1.1, 0.0, 1.1]]
+    renderer = PointCloudRenderer(np.asarray(points, np.float32), np.array([RED, GREEN, BLUE], np.uint8))
+    out = renderer.render(cam, np.eye(4), footprint_spacing=0.1)
+    assert tuple(out.rgb[16, 17]) == RED and out.depth[16, 17] == np.float32(1.0)  # background replaced
+    assert tuple(out.rgb[16, 15]) == BLUE and out.depth[16, 15] == np.float32(1.1)  # within 15 %: kept
+    # The two near points' 5x5 squares (the wall's 3x3 lies inside them).
+    assert out.valid[14:19, 13:19].all() and out.valid.sum() == 30
+
+
+def test_footprint_splat_and_a_point_radius_together_are_a_camera_error() -> None:
+    renderer, c2w, _ = grazing_floor()
+    with pytest.raises(CameraError, match="footprint_spacing 0.02 m and point_radius 1 are exclusive"):
+        renderer.render(CAMERA, c2w, point_radius=1, footprint_spacing=0.02)
 
 
 def test_point_spacing_is_the_grid_step_of_a_regular_cloud() -> None:

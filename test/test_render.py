@@ -269,8 +269,8 @@ def test_render_tensors_match_numpy_render():
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
-@pytest.mark.parametrize("point_radius", [0, 2])
-def test_cpu_and_cuda_renders_are_identical(point_radius):
+@pytest.mark.parametrize("point_radius, footprint_spacing", [(0, 0.0), (2, 0.0), (0, 0.03)])
+def test_cpu_and_cuda_renders_are_identical(point_radius, footprint_spacing):
     rng = np.random.default_rng(5)
     points = rng.uniform(-4, 4, (200_000, 3)).astype(np.float32)
     points[:1000] = np.round(points[:1000], 1)
@@ -280,7 +280,7 @@ def test_cpu_and_cuda_renders_are_identical(point_radius):
     cam = PinholeCamera.from_fov(320, 240, 75.0)
     for _ in range(5):
         c2w = pose(rng.uniform(-180, 180, 3), rng.uniform(-1, 1, 3))
-        a, b = cpu.render(cam, c2w, point_radius), gpu.render(cam, c2w, point_radius)
+        a, b = (r.render(cam, c2w, point_radius, footprint_spacing) for r in (cpu, gpu))
         assert np.array_equal(a.depth, b.depth)
         assert np.array_equal(a.rgb, b.rgb)
         assert np.array_equal(a.valid, b.valid)

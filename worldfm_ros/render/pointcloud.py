@@ -130,22 +130,34 @@ class PointCloudRenderer:
         """Renderer of a SceneAnchor's points and colours (scene frame)."""
         return cls(anchor.points, anchor.colors, device=device, near=near)
 
-    def render(self, camera: PinholeCamera, c2w: np.ndarray, point_radius: int = 0) -> RenderResult:
+    def render(self, camera: PinholeCamera, c2w: np.ndarray, point_radius: int = 0,
+               footprint_spacing: float = 0.0) -> RenderResult:
         """Render at camera-to-world pose c2w; numpy outputs.
 
         camera: intrinsics and image size (W, H). c2w: (4, 4) or (3, 4) camera-to-world,
         OpenCV axes, metres (validated; CameraError if not rigid).
         point_radius: splat half-size in pixels, int >= 0 (0 = one pixel per point).
+        footprint_spacing: > 0 (metres, the side of the surface patch a point stands for, e.g.
+        ``point_spacing(points)``): splat each point by its footprint instead (see
+        :func:`footprint_radius`); point_radius must then be 0.
         """
-        return self.render_tensors(camera, c2w, point_radius).numpy()
+        return self.render_tensors(camera, c2w, point_radius, footprint_spacing).numpy()
 
-    def render_tensors(self, camera: PinholeCamera, c2w: np.ndarray, point_radius: int = 0) -> RenderTensors:
+    def render_tensors(self, camera: PinholeCamera, c2w: np.ndarray, point_radius: int = 0,
+                       footprint_spacing: float = 0.0) -> RenderTensors:
         """Like :meth:`render`, but the outputs stay torch tensors on the renderer's device."""
         if not isinstance(camera, PinholeCamera):
             raise CameraError(f"camera must be a PinholeCamera, got {type(camera).__name__}")
         if isinstance(point_radius, bool) or not isinstance(point_radius, (int, np.integer)) or point_radius < 0:
             raise CameraError(f"point_radius must be an integer >= 0 pixels, got {point_radius!r}")
-        r = int(point_radius)
+        spacing = float(footprint_spacing)
+        if not (np.isfinite(spacing) and spacing >= 0):
+            raise CameraError(f"footprint_spacing must be a finite distance >= 0 m, got {footprint_spacing!r}")
+        if spacing > 0 and point_radius:
+            raise CameraError(f"footprint_spacing {spacing:g} m and point_radius {point_radius} are exclusive "
+                              "(a footprint splat starts from one pixel per point)")
+        # The padding and culling margin are those of the widest splat the footprints may need.
+        r = MAX_FOOTPRINT_RADIUS if spacing > 0 else int(point_radius)
         w2c = invert_pose(check_pose(c2w, "c2w"))
         width, height = camera.width, camera.height
         fx, fy, cx, cy = (float(np.float32(v)) for v in (camera.fx, camera.fy, camera.cx, camera.cy))
@@ -190,7 +202,10 @@ class PointCloudRenderer:
         key = pairs.view(torch.int64).reshape(-1)  # (M,) depth_bits << 32 | index
         zbuf = torch.empty(hp * wp, dtype=torch.int64, device=self.device).fill_(self._empty_key)
         zbuf.scatter_reduce_(0, pix, key, "amin")
-        inner = _square_min(zbuf.view(hp, wp), pad, r, height, width)  # (H, W) int64
+        if spacing > 0:
+            inner = _footprint_min(zbuf.view(hp, wp), pad, r, height, width, fx * spacing, self._empty_key)
+        else:
+            inner = _square_min(zbuf.view(hp, wp), pad, r, height, width)  # (H, W) int64
         halves = inner.view(torch.int32).view(height, width, 2)  # [..., 0] index, [..., 1] depth bits
         depth = torch.nan_to_num(halves[..., 1].view(torch.float32), posinf=0.0)  # (H, W), contiguous
         valid = depth.bool()  # (H, W); bool() is != 0, several times faster than a comparison on CPU
@@ -244,44 +259,55 @@ def point_spacing(points: np.ndarray, sample: int = 20000, seed: int = 0) -> flo
     return float(np.median(dist[:, 1]))
 
 
-def footprint_splat(result: RenderResult, focal_px: float, spacing: float,
-                    max_radius: int = MAX_FOOTPRINT_RADIUS,
-                    tolerance: float = FOOTPRINT_DEPTH_TOLERANCE) -> RenderResult:
-    """Close the gaps between the pixels of a one-pixel render (``point_radius=0``) with each
-    point's footprint.
+def footprint_radius(depth: torch.Tensor, focal_spacing: float, max_radius: int = MAX_FOOTPRINT_RADIUS) -> torch.Tensor:
+    """Footprint splat radius (pixels, int64, 0..max_radius) of points at z-depth ``depth`` (metres,
+    any shape; inf = no point): a point standing for a patch ``spacing`` metres wide covers
+    ``focal_px * spacing / z`` pixels, the square of radius ceil(footprint / 2 - 0.5) around its pixel.
+    focal_spacing: focal_px * spacing, pixel·metres."""
+    radius = torch.ceil(focal_spacing / depth / 2.0 - 0.5)  # inf depth -> ceil(-0.5) = 0
+    return radius.clamp_(0, max_radius).to(torch.int64)
 
-    A point at depth z stands for a patch ``spacing`` metres wide, ``focal_px * spacing / z``
-    pixels on screen; it covers the square of radius ceil(footprint / 2 - 0.5) pixels (at most
-    ``max_radius``) around its pixel. Within that square it fills empty pixels, and replaces
-    covered pixels lying more than ``tolerance`` (relative) behind it: background seen through
-    the gaps of a nearer surface. Pixels of the nearest surface keep their own depth and colour,
-    so the depth there does not change; a filled pixel takes the depth and colour of the nearest
-    point whose footprint reaches it. Returns a new RenderResult (H, W).
+
+def _min3x3(keys: torch.Tensor) -> torch.Tensor:
+    """Each element of (H, W) int64 replaced by the minimum of its 3x3 neighbourhood (within the array)."""
+    across = keys.clone()
+    torch.minimum(across[:, 1:], keys[:, :-1], out=across[:, 1:])
+    torch.minimum(across[:, :-1], keys[:, 1:], out=across[:, :-1])
+    out = across.clone()
+    torch.minimum(out[1:], across[:-1], out=out[1:])
+    torch.minimum(out[:-1], across[1:], out=out[:-1])
+    return out
+
+
+def _footprint_min(zbuf: torch.Tensor, pad: int, reach: int, height: int, width: int, focal_spacing: float,
+                   empty_key: int, tolerance: float = FOOTPRINT_DEPTH_TOLERANCE) -> torch.Tensor:
+    """The (H, W) image inside a padded one-pixel z-buffer (hp, wp) int64 (border ``pad`` >= reach),
+    splatted by footprint.
+
+    Each point covers the square of its :func:`footprint_radius` (at most ``reach``) around its
+    pixel. There it fills empty pixels, and replaces covered pixels lying more than ``tolerance``
+    (relative) behind it: background seen through the gaps of a nearer surface. Pixels of the
+    nearest surface keep their own point, so the depth there does not change; a filled pixel
+    takes the point (depth, colour) of the nearest footprint that reaches it.
+
+    The nearest footprint is min over k of the square minimum of radius k over the points of
+    radius >= k; as square minima compose (radius a then b = radius a + b), that is ``reach``
+    3x3 minima in a cascade from the widest radius down.
     """
-    depth, rgb = result.depth, result.rgb
-    h, w = depth.shape
-    z = np.where(result.valid, depth, np.inf).astype(np.float32)
-    with np.errstate(divide="ignore"):
-        radius = np.ceil(focal_px * spacing / z / 2.0 - 0.5)
-    radius = np.clip(np.nan_to_num(radius, nan=0.0, posinf=0.0), 0, max_radius).astype(np.int32)
-    reach = int(radius.max()) if result.valid.any() else 0
-    pad = reach
-    zp = np.pad(z, pad, constant_values=np.inf)
-    rp = np.pad(radius, pad, constant_values=0)
-    cp = np.pad(rgb, ((pad, pad), (pad, pad), (0, 0)))
-    best_z = np.full((h, w), np.inf, np.float32)
-    best_c = np.zeros_like(rgb)
-    for dv in range(-reach, reach + 1):
-        for du in range(-reach, reach + 1):
-            if du == dv == 0:
-                continue
-            src = (slice(pad + dv, pad + dv + h), slice(pad + du, pad + du + w))
-            zs = zp[src]
-            take = (rp[src] >= max(abs(du), abs(dv))) & (zs < best_z)
-            best_z = np.where(take, zs, best_z)
-            best_c[take] = cp[src][take]
-    replace = np.isfinite(best_z) & (~result.valid | (z > best_z * (1.0 + tolerance)))
-    out_depth = np.where(replace, best_z, depth).astype(np.float32)
-    out_rgb = rgb.copy()
-    out_rgb[replace] = best_c[replace]
-    return RenderResult(out_rgb, out_depth, result.valid | replace)
+    region = zbuf[pad - reach:pad + height + reach, pad - reach:pad + width + reach]  # (H + 2R, W + 2R)
+    depth = region.view(torch.int32)[..., 1::2].view(torch.float32)  # inf where empty
+    radius = footprint_radius(depth, focal_spacing, reach)
+    empty = torch.full_like(region, empty_key)
+    top = int(radius.max())
+    inner = region[reach:reach + height, reach:reach + width]
+    if top == 0:
+        return inner
+    nearest = torch.where(radius >= top, region, empty)
+    for k in range(top - 1, 0, -1):
+        nearest = torch.minimum(_min3x3(nearest), torch.where(radius >= k, region, empty))
+    nearest = _min3x3(nearest)[reach:reach + height, reach:reach + width]
+    own_z = inner.view(torch.int32)[..., 1::2].view(torch.float32)
+    best_z = nearest.view(torch.int32)[..., 1::2].view(torch.float32)
+    # own_z is inf where empty: any finite best replaces it.
+    replace = torch.isfinite(best_z) & (own_z > best_z * (1.0 + tolerance))
+    return torch.where(replace, nearest, inner)

@@ -17,7 +17,7 @@ import numpy as np
 from worldfm_ros.backends.base import FrameBackend, FrameRequest
 from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.render.density import closing_radius
-from worldfm_ros.render.pointcloud import PointCloudRenderer, RenderResult, footprint_splat
+from worldfm_ros.render.pointcloud import PointCloudRenderer, RenderResult
 from worldfm_ros.render.release import ReleaseRenderer
 from worldfm_ros.scene.anchor import Keyframe, SceneAnchor
 from worldfm_ros.reference import KeyframeSelector
@@ -77,7 +77,8 @@ class FramePipeline:
 
     device: torch device of the renderer ('cpu' or 'cuda'); point_radius: splat radius, pixels.
     footprint_spacing: when set (metres, e.g. ``point_spacing(anchor.points)``), the camera view
-    is splatted by each point's footprint (``footprint_splat``) instead of ``point_radius``.
+    is splatted by each point's footprint (``PointCloudRenderer.render(footprint_spacing=)``) instead of
+    ``point_radius``.
     The backend's profile picks the model-canvas renderer (the release's under 'release'), the
     reference-selection rules, and whether a canvas the backend asks for (``FrameRequest.view``)
     is rendered with the radius that closes the cloud (``render.density``, found once per
@@ -144,7 +145,7 @@ class FramePipeline:
         t0 = time.perf_counter()
         c2w = mounted.optical_in_scene(map_T_base, self.anchor.map_T_scene)
         if self.footprint_spacing:
-            result = footprint_splat(self.renderer.render(cam, c2w), cam.fx, self.footprint_spacing)
+            result = self.renderer.render(cam, c2w, footprint_spacing=self.footprint_spacing)
         else:
             result = self.renderer.render(cam, c2w, point_radius=self.point_radius)
         t1 = time.perf_counter()
