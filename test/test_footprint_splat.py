@@ -79,3 +79,71 @@ def floor_points() -> np.ndarray:
     """(N, 3) points of the floor z = 0 on a SPACING grid, metres."""
     xs, ys = np.meshgrid(np.arange(-3, 3, SPACING), np.arange(0.05, 6, SPACING))
     return np.stack([xs.ravel(), ys.ravel(), np.zeros(xs.size)], axis=1)
+
+
+# ------------------------------------------------------------------ the scene's splat, in the node
+def floor_scene(**fields) -> "SceneAnchor":
+    from worldfm_ros.scene.anchor import SceneAnchor
+
+    points = floor_points()
+    return SceneAnchor(points.astype(np.float32), np.full(points.shape, 150, np.uint8), name="floor", **fields)
+
+
+def test_a_scene_file_keeps_the_splat_and_point_spacing_it_asks_for(tmp_path) -> None:
+    from worldfm_ros.scene.store import load_scene, save_scene
+
+    for path in (tmp_path / "dir", tmp_path / "scene.npz"):
+        save_scene(floor_scene(splat="footprint", point_spacing=SPACING), path)
+        back = load_scene(path)
+        assert (back.splat, back.point_spacing) == ("footprint", SPACING)
+    save_scene(floor_scene(), tmp_path / "plain")
+    assert "render" not in (tmp_path / "plain" / "scene.yaml").read_text()  # squares: nothing recorded
+    assert load_scene(tmp_path / "plain").splat == "square"
+
+
+def test_an_unknown_splat_in_a_scene_file_names_the_file_and_field(tmp_path) -> None:
+    from worldfm_ros.errors import SceneError
+    from worldfm_ros.scene.store import load_scene, save_scene
+
+    save_scene(floor_scene(), tmp_path / "s")
+    with open(tmp_path / "s" / "scene.yaml", "a") as f:
+        f.write("render: {splat: disc}\n")
+    with pytest.raises(SceneError, match=r"scene\.yaml: .*render\.splat: expected one of \('square', 'footprint'\)"):
+        load_scene(tmp_path / "s")
+
+
+def test_the_simulator_splats_as_the_scene_asks_unless_told_otherwise() -> None:
+    from worldfm_ros.config import load_config
+    from worldfm_ros.sim.config import SimConfig
+    from worldfm_ros.sim.simulator import Simulator
+
+    spacing = {}
+    for mode in ("auto", "square", "footprint"):
+        sim = Simulator.from_config(load_config(SimConfig, {"backend": {"name": "anchor"}, "splat": mode,
+                                                            "point_radius": 0}), print)
+        sim.load_scene(floor_scene(splat="footprint", point_spacing=SPACING))
+        spacing[mode] = sim.pipeline.footprint_spacing
+    assert spacing == {"auto": SPACING, "square": None, "footprint": SPACING}
+    sim.load_scene(floor_scene())  # no spacing recorded: measured from the cloud
+    assert abs(sim.pipeline.footprint_spacing - SPACING) < 1e-6
+
+
+def test_scene_build_splat_footprint_records_the_measured_spacing(tmp_path) -> None:
+    from worldfm_ros.cli import main
+    from worldfm_ros.scene.store import load_scene
+
+    rgbd = tmp_path / "room"
+    assert main(["scene-build", "image", *image_and_depth(tmp_path), "--hfov", "60", "--splat", "footprint",
+                 "-o", str(rgbd)]) == 0
+    scene = load_scene(rgbd)
+    assert scene.splat == "footprint" and scene.point_spacing == pytest.approx(point_spacing(scene.points))
+
+
+def image_and_depth(tmp_path) -> tuple[str, str]:
+    """A 64x48 RGB image and a depth map of a wall 2 m away: (image path, depth .npy path)."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(tmp_path / "rgb.png"), rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    np.save(tmp_path / "depth.npy", np.full((48, 64), 2.0, np.float32))
+    return str(tmp_path / "rgb.png"), str(tmp_path / "depth.npy")

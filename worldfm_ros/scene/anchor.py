@@ -57,6 +57,10 @@ class Keyframe:
         return PinholeCamera.from_K(self.K, w, h)
 
 
+#: splats a scene may ask for (SceneAnchor.splat)
+SPLATS = ("square", "footprint")
+
+
 @dataclass
 class SceneAnchor:
     """A scene: coloured points in the scene frame, keyframes, and the scene→map transform.
@@ -67,6 +71,11 @@ class SceneAnchor:
         coordinates to map coordinates; stored as ``scene_to_map`` in scene files).
     keyframes: posed reference images in the scene frame.
     name: human-readable label.
+    splat: how the scene is best splatted, one of SPLATS: 'square' (point_radius squares, the
+        default) or 'footprint' (by each point's footprint; a dense fused capture of clean depth).
+        Stored as ``render.splat`` in scene files; the node follows it when its ``splat`` is 'auto'.
+    point_spacing: side of the surface patch a point stands for (metres; the fusion cell of an
+        RGB-D build), what a footprint splat needs; 0 = not recorded (measured when needed).
     """
 
     points: np.ndarray
@@ -74,10 +83,19 @@ class SceneAnchor:
     map_T_scene: np.ndarray = field(default_factory=lambda: np.eye(4))
     keyframes: list[Keyframe] = field(default_factory=list)
     name: str = "scene"
+    splat: str = "square"
+    point_spacing: float = 0.0
 
     def __post_init__(self) -> None:
         self.points, self.colors = check_points(self.points, self.colors, f"scene {self.name!r}")
         self.map_T_scene = check_pose(self.map_T_scene, f"scene {self.name!r}: map_T_scene")
+        if self.splat not in SPLATS:
+            raise SceneError(f"scene {self.name!r}: render.splat: expected one of {SPLATS}, got {self.splat!r}")
+        if not (isinstance(self.point_spacing, (int, float)) and np.isfinite(self.point_spacing)
+                and self.point_spacing >= 0):
+            raise SceneError(f"scene {self.name!r}: render.point_spacing: expected a distance >= 0 m, "
+                             f"got {self.point_spacing!r}")
+        self.point_spacing = float(self.point_spacing)
 
     @property
     def num_points(self) -> int:

@@ -52,6 +52,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--up", type=_up, default="auto", help=_UP_HELP)
     p.add_argument("--plane-threshold", type=float, default=0.02, metavar="M",
                    help="RANSAC floor inlier distance in metres (default 0.02)")
+    p.add_argument("--splat", choices=("square", "footprint"), default="square",
+                   help="how the node splats the scene when its splat parameter is auto (scene.yaml render.splat): "
+                        "square (default; point_radius squares, steady on noisy depth) or footprint (each point by "
+                        "its footprint, the cloud's spacing measured and recorded; dense fusions of clean depth, "
+                        "e.g. ICL-NUIM: benchmarks/RESULTS.md)")
 
 
 def _depth_scale(p: argparse.ArgumentParser, default_text: str) -> None:
@@ -190,12 +195,17 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import time
 
+    import dataclasses
+
+    from worldfm_ros.render.pointcloud import point_spacing
     from worldfm_ros.scene.store import save_scene
     from worldfm_ros.scene.summary import scene_summary
 
     logging.basicConfig(level=logging.INFO, format="  %(message)s")
     start = time.perf_counter()
     anchor = _build(args)
+    if getattr(args, "splat", "square") == "footprint":
+        anchor = dataclasses.replace(anchor, splat="footprint", point_spacing=point_spacing(anchor.points))
     path = save_scene(anchor, args.output)
     print(scene_summary(anchor))
     print(f"saved {path} in {time.perf_counter() - start:.1f} s")

@@ -147,10 +147,38 @@ def _save_dir(anchor: SceneAnchor, root: Path) -> None:
         "points": {"file": POINTS_PLY, "count": anchor.num_points},
         "num_keyframes": len(entries),
         "keyframes": entries,
+        **_render_doc(anchor),
     }
     # scene.yaml last: a directory with a scene.yaml is a complete scene
     with open(root / SCENE_YAML, "w", encoding="utf-8") as f:
         yaml.safe_dump(doc, f, sort_keys=False, default_flow_style=None, width=200)
+
+
+def _render_doc(anchor: SceneAnchor) -> dict:
+    """The optional ``render`` mapping of a scene file: how the scene asks to be splatted."""
+    if anchor.splat == "square" and not anchor.point_spacing:
+        return {}
+    return {"render": {"splat": anchor.splat, "point_spacing": anchor.point_spacing}}
+
+
+def _render_fields(doc: dict, where: str) -> dict:
+    """SceneAnchor's splat and point_spacing from a scene file's optional ``render`` mapping."""
+    if "render" not in doc:
+        return {}
+    render = _field(doc, "render", where, dict)
+    out = {}
+    if "splat" in render:
+        out["splat"] = _field(render, "splat", f"{where}: render", str)
+    if "point_spacing" in render:
+        out["point_spacing"] = _field(render, "point_spacing", f"{where}: render", (int, float))
+    return out
+
+
+def _anchor(where: str, *args: Any, **fields: Any) -> SceneAnchor:
+    try:
+        return SceneAnchor(*args, **fields)
+    except SceneError as exc:
+        raise SceneError(f"{where}: {exc}") from None
 
 
 def _field(doc: Any, key: str, where: str, kind: type | tuple[type, ...]) -> Any:
@@ -239,7 +267,7 @@ def _load_dir(yaml_path: Path) -> SceneAnchor:
     if len(entries) != num:
         raise SceneError(f"{y}: keyframes lists {len(entries)} entries but num_keyframes = {num}")
     keyframes = [_load_keyframe_entry(e, i, root, y) for i, e in enumerate(entries)]
-    return SceneAnchor(points, colors, map_T_scene, keyframes, name)
+    return _anchor(y, points, colors, map_T_scene, keyframes, name, **_render_fields(doc, y))
 
 
 def _load_keyframe_entry(entry: Any, i: int, root: Path, y: str) -> Keyframe:
@@ -280,6 +308,7 @@ def _save_npz(anchor: SceneAnchor, path: Path) -> None:
         "num_keyframes": len(anchor.keyframes),
         "keyframes": [{"name": kf.name, "size": [kf.image.shape[1], kf.image.shape[0]],
                        "depth": kf.depth is not None} for kf in anchor.keyframes],
+        **_render_doc(anchor),
     }
     arrays: dict[str, np.ndarray] = {
         "meta": np.array(json.dumps(meta)),
@@ -380,4 +409,4 @@ def _load_npz(path: Path) -> SceneAnchor:
         if _field(info, "depth", where, bool):
             depth = check_depth(get(f"kf{i:04d}_depth", np.float32, (h, w)), f"{where}.depth", (h, w))
         keyframes.append(_keyframe(image, K, c2w, depth, str(info.get("name", "")), where))
-    return SceneAnchor(points, colors, map_T_scene, keyframes, name)
+    return _anchor(f"{p}: meta", points, colors, map_T_scene, keyframes, name, **_render_fields(meta, f"{p}: meta"))

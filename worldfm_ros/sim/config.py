@@ -15,6 +15,8 @@ from worldfm_ros.sim.rig import CameraConfig, MountConfig
 from worldfm_ros.viz import parse_targets
 
 INPUT_MODES = ("cmd_vel", "tf")
+#: SimConfig.splat: the scene's choice, or one of the scene splats (worldfm_ros.scene.anchor.SPLATS)
+SPLAT_MODES = ("auto", "square", "footprint")
 #: what may spin the node (SimConfig.executor; worldfm_ros.ros.executors makes them)
 EXECUTORS = ("events", "single")
 # Upper bounds on the rates: each tick costs a Python callback, so beyond these a core is pinned
@@ -71,6 +73,10 @@ class SimConfig:
     publish_scan: also publish a sensor_msgs/LaserScan (frame base_link) made from the depth,
         for Nav2 costmaps; ``scan`` sets its beams and height band.
     point_radius: splat radius of the anchor render in pixels (0 = one pixel per point).
+    splat: how the camera view is splatted: 'auto' (as the scene asks, ``render.splat`` of its
+        scene.yaml; squares of ``point_radius`` when it asks nothing), 'square' (``point_radius``
+        squares) or 'footprint' (each point by its footprint, ``render.point_spacing`` or the
+        cloud's measured spacing; :meth:`PointCloudRenderer.render`).
     collision: robot footprint for blocking motion into the anchor's geometry.
     rerun: log the frames, poses and scene to Rerun ('' = off): comma-separated targets, each
         'spawn' (a viewer here), a rerun+http://HOST:PORT/proxy URL or a path ending in '.rrd'
@@ -100,6 +106,7 @@ class SimConfig:
     publish_points: bool = False
     publish_scan: bool = False
     point_radius: int = 1
+    splat: str = "auto"
     rerun: str = ""
     rig: str = ""
     torch_threads: int = DEFAULT_TORCH_THREADS
@@ -143,5 +150,7 @@ class SimConfig:
             raise ConfigError(f"point_radius: expected 0..8 pixels, got {self.point_radius}")
         parse_targets(self.rerun)
         check_threads(self.torch_threads)
+        if self.splat not in SPLAT_MODES:
+            raise ConfigError(f"splat: expected one of {SPLAT_MODES}, got {self.splat!r}")
         if self.executor not in EXECUTORS:
             raise ConfigError(f"executor: expected one of {EXECUTORS}, got {self.executor!r}")

@@ -17,7 +17,7 @@ import numpy as np
 from worldfm_ros.backends.base import FrameBackend, FrameRequest
 from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.render.density import closing_radius
-from worldfm_ros.render.pointcloud import PointCloudRenderer, RenderResult
+from worldfm_ros.render.pointcloud import PointCloudRenderer, RenderResult, point_spacing
 from worldfm_ros.render.release import ReleaseRenderer
 from worldfm_ros.scene.anchor import Keyframe, SceneAnchor
 from worldfm_ros.reference import KeyframeSelector
@@ -57,6 +57,15 @@ class Frame:
     def coverage(self) -> float:
         """Fraction of pixels the anchor render covered, [0, 1]."""
         return np.count_nonzero(self.valid) / self.valid.size  # 10x faster than a bool mean
+
+
+def footprint_spacing(anchor: SceneAnchor, splat: str) -> float | None:
+    """The footprint spacing (metres) ``FramePipeline`` splats ``anchor`` with for the SimConfig
+    ``splat`` mode ('auto': the scene's own ``splat``), or None for point_radius squares. The
+    scene's recorded point_spacing, else the cloud's measured one (``point_spacing``)."""
+    if (anchor.splat if splat == "auto" else splat) != "footprint":
+        return None
+    return anchor.point_spacing or point_spacing(anchor.points)
 
 
 @dataclass

@@ -31,7 +31,7 @@ from worldfm_ros.sim.collision import CollisionChecker
 from worldfm_ros.backends.config import BackendConfig
 from worldfm_ros.sim.config import LIVE_FIELDS, MAX_STEP_SUBSTEPS, SimConfig
 from worldfm_ros.sim.kinematics import KinematicModel, Twist
-from worldfm_ros.sim.frames import Frame, FramePipeline
+from worldfm_ros.sim.frames import Frame, FramePipeline, footprint_spacing
 from worldfm_ros.sensors.imu import ImuModel, ImuSample
 from worldfm_ros.sim.sensor_rig import SensorRig, build_rig, load_rig, single_camera_rig
 
@@ -180,7 +180,8 @@ class Simulator:
             path = str(source) if source else str(default_scene_path())
             anchor = load_scene(Path(path))
         pipeline = FramePipeline(anchor, self.rig, self.backend, device=self.device,
-                                 point_radius=self.config.point_radius)
+                                 point_radius=self.config.point_radius,
+                                 footprint_spacing=footprint_spacing(anchor, self.config.splat))
         points_map = anchor.points @ anchor.map_T_scene[:3, :3].T + anchor.map_T_scene[:3, 3]
         self.collision = CollisionChecker(points_map, self.config.collision, base_z=self.map_T_base[2, 3])
         self._extent = (points_map.min(axis=0), points_map.max(axis=0))
