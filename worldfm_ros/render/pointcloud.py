@@ -268,15 +268,10 @@ def footprint_radius(depth: torch.Tensor, focal_spacing: float, max_radius: int 
     return radius.clamp_(0, max_radius).to(torch.int64)
 
 
-def _min3x3(keys: torch.Tensor) -> torch.Tensor:
-    """Each element of (H, W) int64 replaced by the minimum of its 3x3 neighbourhood (within the array)."""
-    across = keys.clone()
-    torch.minimum(across[:, 1:], keys[:, :-1], out=across[:, 1:])
-    torch.minimum(across[:, :-1], keys[:, 1:], out=across[:, :-1])
-    out = across.clone()
-    torch.minimum(out[1:], across[:-1], out=out[1:])
-    torch.minimum(out[:-1], across[1:], out=out[:-1])
-    return out
+def _shrink_min3x3(keys: torch.Tensor) -> torch.Tensor:
+    """(h - 2, w - 2): the minimum of each full 3x3 neighbourhood of keys (h, w) int64."""
+    across = torch.minimum(torch.minimum(keys[:, :-2], keys[:, 1:-1]), keys[:, 2:])
+    return torch.minimum(torch.minimum(across[:-2], across[1:-1]), across[2:])
 
 
 def _footprint_min(zbuf: torch.Tensor, pad: int, reach: int, height: int, width: int, focal_spacing: float,
@@ -291,23 +286,27 @@ def _footprint_min(zbuf: torch.Tensor, pad: int, reach: int, height: int, width:
     takes the point (depth, colour) of the nearest footprint that reaches it.
 
     The nearest footprint is min over k of the square minimum of radius k over the points of
-    radius >= k; as square minima compose (radius a then b = radius a + b), that is ``reach``
-    3x3 minima in a cascade from the widest radius down.
+    radius >= k; as square minima compose (radius a then b = radius a + b), that is a cascade of
+    3x3 minima from the widest radius present down, each on a border one pixel narrower.
     """
-    region = zbuf[pad - reach:pad + height + reach, pad - reach:pad + width + reach]  # (H + 2R, W + 2R)
-    depth = region.view(torch.int32)[..., 1::2].view(torch.float32)  # inf where empty
-    radius = footprint_radius(depth, focal_spacing, reach)
-    empty = torch.full_like(region, empty_key)
+    def window(border: int) -> torch.Tensor:  # the image and ``border`` pixels around it
+        return zbuf[pad - border:pad + height + border, pad - border:pad + width + border]
+
+    def depth_of(keys: torch.Tensor) -> torch.Tensor:  # float32 z of each key, inf where empty
+        return keys.view(torch.int32)[..., 1::2].view(torch.float32)
+
+    radius = footprint_radius(depth_of(window(reach)), focal_spacing, reach)  # (H + 2R, W + 2R)
     top = int(radius.max())
-    inner = region[reach:reach + height, reach:reach + width]
+    inner = window(0)
     if top == 0:
         return inner
-    nearest = torch.where(radius >= top, region, empty)
-    for k in range(top - 1, 0, -1):
-        nearest = torch.minimum(_min3x3(nearest), torch.where(radius >= k, region, empty))
-    nearest = _min3x3(nearest)[reach:reach + height, reach:reach + width]
-    own_z = inner.view(torch.int32)[..., 1::2].view(torch.float32)
-    best_z = nearest.view(torch.int32)[..., 1::2].view(torch.float32)
-    # own_z is inf where empty: any finite best replaces it.
-    replace = torch.isfinite(best_z) & (own_z > best_z * (1.0 + tolerance))
+    nearest = window(top).masked_fill(radius[reach - top:radius.shape[0] - reach + top,
+                                             reach - top:radius.shape[1] - reach + top] < top, empty_key)
+    for k in range(top - 1, -1, -1):
+        nearest = _shrink_min3x3(nearest)  # border k
+        if k > 0:
+            within = radius[reach - k:radius.shape[0] - reach + k, reach - k:radius.shape[1] - reach + k]
+            nearest = torch.minimum(nearest, window(k).masked_fill(within < k, empty_key))
+    # An empty own pixel (inf) takes any footprint; an empty footprint (inf) replaces nothing.
+    replace = depth_of(inner) > depth_of(nearest) * (1.0 + tolerance)
     return torch.where(replace, nearest, inner)
