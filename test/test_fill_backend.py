@@ -60,3 +60,32 @@ def test_residual_base_is_the_fill_or_mid_grey_for_an_empty_render():
     assert (residual_base(rgb, valid) == 128).all()
     rgb[2, 2], valid[2, 2] = (10, 200, 30), True
     assert np.array_equal(residual_base(rgb, valid), push_pull_fill(rgb, valid))
+
+
+def test_background_fill_takes_the_far_surface_where_near_and_far_points_mix():
+    # Sparse near points (red, 1 m) over a wall (green, 3 m), a third of the pixels empty: the
+    # empty pixels belong to the wall behind the near surface's gaps.
+    rng = np.random.default_rng(0)
+    near = rng.random((64, 64)) < 0.35
+    valid = rng.random((64, 64)) > 0.3
+    rgb = np.where(near[..., None], np.uint8([200, 0, 0]), np.uint8([0, 200, 0])).astype(np.uint8)
+    depth = np.where(near, 1.0, 3.0).astype(np.float32)
+    rgb[~valid], depth[~valid] = 0, 0.0
+    out = FillBackend(fill="background").generate(FrameRequest(rgb, depth, valid, np.eye(3), np.eye(4)))
+    assert np.array_equal(out[valid], rgb[valid])
+    filled, blended = out[~valid].astype(int), push_pull_fill(rgb, valid)[~valid].astype(int)
+    assert (filled[:, 1] > filled[:, 0]).mean() > 0.99  # the wall's green
+    assert blended[:, 0].mean() > 60 and filled[:, 0].mean() < 0.2 * blended[:, 0].mean()  # push-pull mixes in red
+
+
+def test_background_fill_of_a_hole_on_one_flat_surface_blends_its_sides_as_push_pull_does():
+    rgb = np.zeros((16, 32, 3), np.uint8)
+    rgb[:, :16] = (0, 0, 0)
+    rgb[:, 16:] = (255, 255, 255)
+    valid = np.ones((16, 32), bool)
+    valid[:, 12:20] = False
+    rgb[~valid] = 0
+    flat = np.full((16, 32), 2.0, np.float32)
+    out = FillBackend(fill="background").generate(FrameRequest(rgb, flat, valid, np.eye(3), np.eye(4)))
+    row = out[8, 12:20, 0].astype(int)
+    assert np.all(np.diff(row) >= 0) and row[0] < 128 < row[-1]  # no side wins at equal depth

@@ -18,7 +18,8 @@ from worldfm_ros.render.fill import FILL_METHODS, fill_holes
 
 
 class FillBackend(FrameBackend):
-    """The render, hole-filled. fill: 'push_pull' (default), 'telea' or 'none'; telea_radius in pixels."""
+    """The render, hole-filled. fill: 'push_pull' (default), 'background' (push-pull from the far
+    side of depth edges), 'telea' or 'none'; telea_radius in pixels."""
 
     name = "anchor"
 
@@ -40,7 +41,8 @@ class FillBackend(FrameBackend):
 
     def generate(self, request: FrameRequest) -> np.ndarray:
         t0 = time.perf_counter()
-        out = fill_holes(request.render_rgb, request.render_valid, self.fill, self.telea_radius)
+        out = fill_holes(request.render_rgb, request.render_valid, self.fill, self.telea_radius,
+                         depth=request.render_depth)
         self._timings = {"fill": (time.perf_counter() - t0) * 1e3}
         return out
 

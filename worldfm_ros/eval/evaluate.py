@@ -208,7 +208,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--splat", choices=("square", "footprint"), default="square",
                         help="--split first/interleave: splat --point-radius squares (the node's default) or by "
                              "each point's footprint")
-    parser.add_argument("--anchor-fill", action="append", default=[], choices=("push_pull", "telea"),
+    parser.add_argument("--anchor-fill", action="append", default=[], choices=("push_pull", "background", "telea"),
                         help="anchor-backend hole filling to evaluate (repeatable; default push_pull)")
     parser.add_argument("--sheet", type=Path, help="--split first/interleave: write a contact sheet PNG (recorded | "
                                                    "anchor render | each backend) of 3 held-out views here")

@@ -13,7 +13,9 @@ import numpy as np
 
 from worldfm_ros.errors import ConfigError
 
-FILL_METHODS = ("push_pull", "telea", "none")
+FILL_METHODS = ("push_pull", "background", "telea", "none")
+#: "background" fill: the colour weight of a pixel grows as (depth / median depth) ** this
+BACKGROUND_DEPTH_POWER = 8.0
 
 
 def push_pull_fill(rgb: np.ndarray, valid: np.ndarray, min_size: int = 2) -> np.ndarray:
@@ -50,14 +52,71 @@ def push_pull_fill(rgb: np.ndarray, valid: np.ndarray, min_size: int = 2) -> np.
     return out
 
 
+def background_fill(rgb: np.ndarray, valid: np.ndarray, depth: np.ndarray,
+                    power: float = BACKGROUND_DEPTH_POWER, min_size: int = 2) -> np.ndarray:
+    """Push-pull that fills holes from the far side of a depth edge: rgb (H, W, 3) uint8, valid
+    (H, W) bool, depth (H, W) float32 z-depth in metres (read where valid).
+
+    The holes of a render at a new pose are mostly disocclusions: background a nearer object hid
+    from the anchor's views, so a hole next to a depth edge should continue the far surface, not
+    blend both sides as ``push_pull_fill`` does. Here the pyramid averages colours with a weight
+    (depth / median depth) ** power, so a coarse cell spanning a near and a far surface takes the
+    far one's colour (1.5x the depth: 25x the weight at the default power 8), while the coverage
+    (the fraction of valid pixels) decides, as in push-pull, how much of the coarser fill a level
+    takes. On one surface the weights vary smoothly and the fill is close to push-pull's. Valid
+    pixels are returned unchanged; all-invalid -> black.
+    """
+    if valid.all() or not valid.any():
+        return rgb.copy()
+    mask = np.ascontiguousarray(valid).view(np.uint8)
+    sample = depth[::4, ::4][valid[::4, ::4]]  # any positive scale keeps float32 in range: a cheap median
+    scale = np.float32(np.median(sample) if sample.size else np.median(depth[valid]))
+    weight = cv2.pow(np.ascontiguousarray(depth, np.float32) / scale, power)
+    np.multiply(weight, mask, out=weight)  # 0 where no point, whatever depth says there
+    # Per level: depth-weighted premultiplied colour + its weight (4 channels, OpenCV's most), and coverage.
+    colour = np.empty(rgb.shape[:2] + (4,), np.float32)
+    np.multiply(rgb, weight[..., None], out=colour[..., :3])
+    colour[..., 3] = weight
+    coverage = mask.astype(np.float32)
+    levels = [(colour, coverage)]
+    while min(coverage.shape[:2]) > min_size and coverage.min() == 0.0:
+        size = (max(1, coverage.shape[1] // 2), max(1, coverage.shape[0] // 2))
+        colour = cv2.resize(colour, size, interpolation=cv2.INTER_AREA)
+        coverage = cv2.resize(coverage, size, interpolation=cv2.INTER_AREA)
+        levels.append((colour, coverage))
+
+    # Pull as in push-pull, on the depth-weighted colours: a level's own colour by its coverage,
+    # the upsampled coarser fill for the rest. (Carrying the weights through the pull as well
+    # biased every hole to the far side, unseen regions too, and scored worse on ICL-NUIM's and
+    # 7-Scenes' held-out views: benchmarks/RESULTS.md.)
+    def own(colour: np.ndarray) -> np.ndarray:
+        return colour[..., :3] / np.maximum(colour[..., 3:], np.float32(1e-30))
+
+    filled = own(levels[-1][0])
+    for colour, coverage in reversed(levels[1:-1]):
+        up = cv2.resize(filled, (colour.shape[1], colour.shape[0]), interpolation=cv2.INTER_LINEAR)
+        filled = coverage[..., None] * own(colour) + (1.0 - coverage[..., None]) * up
+    up = cv2.resize(filled, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+    np.add(up, 0.5, out=up)
+    np.clip(up, 0, 255, out=up)
+    out = up.astype(np.uint8)
+    cv2.copyTo(np.ascontiguousarray(rgb), mask, out)
+    return out
+
+
 def fill_holes(rgb: np.ndarray, valid: np.ndarray, method: str = "push_pull",
-               telea_radius: float = 3.0) -> np.ndarray:
+               telea_radius: float = 3.0, depth: np.ndarray | None = None) -> np.ndarray:
     """rgb (H, W, 3) uint8 with its invalid pixels filled by ``method`` (one of ``FILL_METHODS``;
-    'none' returns a copy); telea_radius in pixels."""
+    'none' returns a copy); telea_radius in pixels; depth (H, W) float32 metres, required by
+    'background'."""
     if method not in FILL_METHODS:
         raise ConfigError(f"fill: expected one of {FILL_METHODS}, got {method!r}")
     if method == "push_pull":
         return push_pull_fill(rgb, valid)
+    if method == "background":
+        if depth is None:
+            raise ConfigError("fill 'background' needs the render's depth")
+        return background_fill(rgb, valid, depth)
     if method == "telea" and valid.any() and not valid.all():
         return cv2.inpaint(rgb, (~valid).astype(np.uint8), telea_radius, cv2.INPAINT_TELEA)
     return rgb.copy()
