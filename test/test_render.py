@@ -35,7 +35,8 @@ def reference_render(points, colors, camera, c2w, near=1e-3, point_radius=0):
     with np.errstate(divide="ignore", invalid="ignore"):
         u = np.rint(xc * np.float32(camera.fx) / zc + np.float32(camera.cx))
         v = np.rint(yc * np.float32(camera.fy) / zc + np.float32(camera.cy))
-    offsets = [(du, dv) for dv in range(-point_radius, point_radius + 1) for du in range(-point_radius, point_radius + 1)]
+    span = range(-point_radius, point_radius + 1)
+    offsets = [(du, dv) for dv in span for du in span]
     n = len(zc)
     u = np.concatenate([u + du for du, _ in offsets])
     v = np.concatenate([v + dv for _, dv in offsets])

@@ -211,8 +211,8 @@ def measure(rate_hz: float, args: argparse.Namespace) -> dict:
     topics = {name: records[consumer_topic(name)] for name in args.consumers}
     first = topics[args.consumers[0]]
     latencies = _latencies_ms(first)
-    return {"target_hz": rate_hz, "executor": s.executor_kind, "rate_hz": _rate(first["receipt_ns"]), "published": len(window),
-            "frames": len(first["receipt_ns"]), "skipped": skipped,
+    return {"target_hz": rate_hz, "executor": s.executor_kind, "rate_hz": _rate(first["receipt_ns"]),
+            "published": len(window), "frames": len(first["receipt_ns"]), "skipped": skipped,
             "latency_p50": _percentile(latencies, 50), "latency_p95": _percentile(latencies, 95),
             "consumers": {name: {"rate_hz": _rate(r["receipt_ns"]), "frames": len(r["receipt_ns"]),
                                  "lost": len(window - r["all_stamps_ns"]),
