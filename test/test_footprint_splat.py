@@ -128,7 +128,7 @@ def test_the_simulator_splats_as_the_scene_asks_unless_told_otherwise() -> None:
     assert abs(sim.pipeline.footprint_spacing - SPACING) < 1e-6
 
 
-def test_scene_build_splat_footprint_records_the_measured_spacing(tmp_path) -> None:
+def test_scene_build_splat_footprint_records_the_measured_spacing_and_says_so(tmp_path, capsys) -> None:
     from worldfm_ros.cli import main
     from worldfm_ros.scene.store import load_scene
 
@@ -137,6 +137,7 @@ def test_scene_build_splat_footprint_records_the_measured_spacing(tmp_path) -> N
                  "-o", str(rgbd)]) == 0
     scene = load_scene(rgbd)
     assert scene.splat == "footprint" and scene.point_spacing == pytest.approx(point_spacing(scene.points))
+    assert f"splat: footprint (point spacing {scene.point_spacing * 1e3:.1f} mm)" in capsys.readouterr().out
 
 
 def image_and_depth(tmp_path) -> tuple[str, str]:

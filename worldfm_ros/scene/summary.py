@@ -33,6 +33,8 @@ def scene_summary(anchor: SceneAnchor, per_keyframe: bool = False) -> str:
         f"  bounds, scene frame (m): min {_vec(lo)} max {_vec(hi)}",
         f"  bounds, map frame (m):   min {_vec(mp.min(axis=0))} max {_vec(mp.max(axis=0))}",
         f"  floor (map z = 0): {np.mean(np.abs(mp[:, 2]) < 0.05):.1%} of points within 5 cm",
+        f"  splat: {anchor.splat}" + (f" (point spacing {anchor.point_spacing * 1e3:.1f} mm)"
+                                      if anchor.point_spacing else ""),
     ]
     if per_keyframe:
         for i, kf in enumerate(anchor.keyframes):
