@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     # rclpy's Python executor: with the events executor, a recording started beside the node
-    # (sim.launch.py record:=) came back empty in 1 of 5 launch tests, and in 0 of 5 with this one.
+    # (sim.launch.py record:=) came back empty in 2 of 6 launch tests, and in 0 of 5 with this one.
     executor, _ = make_executor("single")
     executor.add_node(node)
     start = time.monotonic()
