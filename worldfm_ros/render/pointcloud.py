@@ -219,24 +219,24 @@ class PointCloudRenderer:
         return RenderTensors(rgb, depth, valid)  # (H, W, 3), (H, W), (H, W)
 
 
+def _shrink_min3x3(keys: torch.Tensor) -> torch.Tensor:
+    """(h - 2, w - 2): the minimum of each full 3x3 neighbourhood of keys (h, w) int64."""
+    across = torch.minimum(torch.minimum(keys[:, :-2], keys[:, 1:-1]), keys[:, 2:])
+    return torch.minimum(torch.minimum(across[:-2], across[1:-1]), across[2:])
+
+
 def _square_min(zbuf: torch.Tensor, pad: int, r: int, height: int, width: int) -> torch.Tensor:
     """The (H, W) image inside a padded one-pixel z-buffer (hp, wp) int64 (border ``pad`` >= r), each
     pixel the minimum key of the (2r + 1)² square around it.
 
     A point splatted over the square of radius r around its pixel, z-tested per pixel, is exactly
-    this: the nearest key among the points whose own pixel lies in the square. Two separable
-    passes of elementwise minima over the image replace (2r + 1)² - 1 more scatters over the points.
+    this: the nearest key among the points whose own pixel lies in the square. r 3x3 minima
+    (square minima compose) replace (2r + 1)² - 1 more scatters over the points.
     """
-    if r == 0:
-        return zbuf[pad:pad + height, pad:pad + width]
-    rows = zbuf[pad - r:pad + height + r]  # (H + 2r, wp)
-    across = torch.minimum(rows[:, pad - r:pad - r + width], rows[:, pad - r + 1:pad - r + 1 + width])  # (H + 2r, W)
-    for du in range(-r + 2, r + 1):
-        torch.minimum(across, rows[:, pad + du:pad + du + width], out=across)
-    out = torch.minimum(across[:height], across[1:height + 1])  # (H, W)
-    for dv in range(2, 2 * r + 1):
-        torch.minimum(out, across[dv:dv + height], out=out)
-    return out
+    keys = zbuf[pad - r:pad + height + r, pad - r:pad + width + r]
+    for _ in range(r):
+        keys = _shrink_min3x3(keys)
+    return keys
 
 
 # ---------------------------------------------------------------- footprint splatting
@@ -266,12 +266,6 @@ def footprint_radius(depth: torch.Tensor, focal_spacing: float, max_radius: int 
     focal_spacing: focal_px * spacing, pixel·metres."""
     radius = torch.ceil(focal_spacing / depth / 2.0 - 0.5)  # inf depth -> ceil(-0.5) = 0
     return radius.clamp_(0, max_radius).to(torch.int64)
-
-
-def _shrink_min3x3(keys: torch.Tensor) -> torch.Tensor:
-    """(h - 2, w - 2): the minimum of each full 3x3 neighbourhood of keys (h, w) int64."""
-    across = torch.minimum(torch.minimum(keys[:, :-2], keys[:, 1:-1]), keys[:, 2:])
-    return torch.minimum(torch.minimum(across[:-2], across[1:-1]), across[2:])
 
 
 def _footprint_min(zbuf: torch.Tensor, pad: int, reach: int, height: int, width: int, focal_spacing: float,
