@@ -259,7 +259,8 @@ def point_spacing(points: np.ndarray, sample: int = 20000, seed: int = 0) -> flo
     return float(np.median(dist[:, 1]))
 
 
-def footprint_radius(depth: torch.Tensor, focal_spacing: float, max_radius: int = MAX_FOOTPRINT_RADIUS) -> torch.Tensor:
+def footprint_radius(depth: torch.Tensor, focal_spacing: float,
+                     max_radius: int = MAX_FOOTPRINT_RADIUS) -> torch.Tensor:
     """Footprint splat radius (pixels, int64, 0..max_radius) of points at z-depth ``depth`` (metres,
     any shape; inf = no point): a point standing for a patch ``spacing`` metres wide covers
     ``focal_px * spacing / z`` pixels, the square of radius ceil(footprint / 2 - 0.5) around its pixel.
