@@ -200,7 +200,7 @@ def evaluate_split(root: str | Path, backends: dict, split: str = "first", fract
     """Build the anchor of ``root``'s anchor frames and score every backend (label -> FrameBackend)
     on the held-out views (``footprint``: splat by footprint, see ``render_views``). Returns ({label: metrics}, views, {label: outputs (N, H, W, 3)} with
     'recorded' and 'anchor render' first, the anchor)."""
-    from worldfm_ros.render.pointcloud import point_spacing
+    from worldfm_ros.sim.frames import footprint_spacing
     from worldfm_ros.scene.build_rgbd import build_rgbd, read_sequence
 
     build_options = dict(build_options or {})
@@ -209,7 +209,7 @@ def evaluate_split(root: str | Path, backends: dict, split: str = "first", fract
     log.info("%s: anchor from %d frames, %d held-out views", root, len(anchor_idx), len(heldout_idx))
     anchor = build_rgbd(root, frames=anchor_idx, **build_options)
     views = load_views(root, heldout_idx, size, build_options.get("depth_registration", "auto"))
-    spacing = point_spacing(anchor.points) if footprint else None
+    spacing = footprint_spacing(anchor, "footprint" if footprint else "square")
     results, outputs = {}, {"recorded": views.images}
     for label, backend in backends.items():
         rgb, render, covered, ms = render_views(anchor, backend, views, point_radius, seed, spacing)
