@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from worldfm_ros.runtime import add_threads_argument
+from worldfm_ros.render.antialias import DEFAULT_ANTIALIAS
 from worldfm_ros.scene.cli_build import add_rgbd_fusion_arguments
 
 HELP = "compare frame backends on held-out views: PSNR/SSIM (all, holes), consistency, flicker"
@@ -208,6 +209,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--splat", choices=("square", "footprint"), default="square",
                         help="--split first/interleave: splat --point-radius squares (the node's default) or by "
                              "each point's footprint")
+    parser.add_argument("--antialias", type=float, default=DEFAULT_ANTIALIAS,
+                        help="--split first/interleave: the node's reconstruction filter of the camera view, in point "
+                             f"footprints (0 = point-sampled; default {DEFAULT_ANTIALIAS:g})")
     parser.add_argument("--anchor-fill", action="append", default=[], choices=("push_pull", "background", "telea"),
                         help="anchor-backend hole filling to evaluate (repeatable; default push_pull)")
     parser.add_argument("--sheet", type=Path, help="--split first/interleave: write a contact sheet PNG (recorded | "
@@ -256,7 +260,7 @@ def run_split(args: argparse.Namespace, backends: dict) -> int:
         args.rgbd, backends, args.split, args.fraction, args.every, args.heldout_step, tuple(args.size),
         args.point_radius, build_options={"depth_registration": args.depth_registration,
                                           "fuse_voxel": args.fuse_voxel}, seed=args.seed,
-        footprint=args.splat == "footprint")
+        footprint=args.splat == "footprint", antialias=args.antialias)
     print(f"{args.rgbd}: split {args.split}, anchor of {len(anchor.points)} points, {len(views.frames)} held-out "
           f"views (frames {views.frames[0]}..{views.frames[-1]}), {views.camera.width}x{views.camera.height} px")
     print(format_split_table(results))

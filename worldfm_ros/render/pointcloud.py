@@ -252,7 +252,7 @@ def point_spacing(points: np.ndarray, sample: int = 20000, seed: int = 0) -> flo
     from scipy.spatial import cKDTree
 
     points = np.asarray(points, np.float32)
-    tree = cKDTree(points)
+    tree = cKDTree(points, balanced_tree=False, compact_nodes=False)  # 2x faster to build, same answers
     rng = np.random.default_rng(seed)
     query = points[rng.choice(len(points), min(sample, len(points)), replace=False)]
     dist, _ = tree.query(query, k=2)

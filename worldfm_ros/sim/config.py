@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from worldfm_ros.backends.config import BackendConfig
 from worldfm_ros.errors import ConfigError
+from worldfm_ros.render.antialias import DEFAULT_ANTIALIAS, MAX_ANTIALIAS
 from worldfm_ros.runtime import DEFAULT_TORCH_THREADS, check_threads
 from worldfm_ros.sim.collision import CollisionConfig
 from worldfm_ros.sim.scan import ScanConfig
@@ -27,7 +28,7 @@ MAX_SIM_RATE_HZ = 10000.0
 # this would hold every other callback of the node for seconds.
 MAX_STEP_SUBSTEPS = 10_000
 #: fields (flattened, as node parameters) that may change while running; the others need a restart
-LIVE_FIELDS = frozenset({"rate_hz", "point_radius", "publish_points", "publish_scan", "tf_max_age_s",
+LIVE_FIELDS = frozenset({"rate_hz", "point_radius", "antialias", "publish_points", "publish_scan", "tf_max_age_s",
                          "tf_future_tolerance_s"})
 
 
@@ -77,6 +78,8 @@ class SimConfig:
         scene.yaml; squares of ``point_radius`` when it asks nothing), 'square' (``point_radius``
         squares) or 'footprint' (each point by its footprint, ``render.point_spacing`` or the
         cloud's measured spacing; :meth:`PointCloudRenderer.render`).
+    antialias: width of the camera view's Gaussian reconstruction filter, in point footprints at
+        the view's median depth (``worldfm_ros.render.antialias``); 0 = point-sampled, as before.
     collision: robot footprint for blocking motion into the anchor's geometry.
     rerun: log the frames, poses and scene to Rerun ('' = off): comma-separated targets, each
         'spawn' (a viewer here), a rerun+http://HOST:PORT/proxy URL or a path ending in '.rrd'
@@ -107,6 +110,7 @@ class SimConfig:
     publish_scan: bool = False
     point_radius: int = 1
     splat: str = "auto"
+    antialias: float = DEFAULT_ANTIALIAS
     rerun: str = ""
     rig: str = ""
     torch_threads: int = DEFAULT_TORCH_THREADS
@@ -152,5 +156,7 @@ class SimConfig:
         check_threads(self.torch_threads)
         if self.splat not in SPLAT_MODES:
             raise ConfigError(f"splat: expected one of {SPLAT_MODES}, got {self.splat!r}")
+        if not (math.isfinite(self.antialias) and 0 <= self.antialias <= MAX_ANTIALIAS):
+            raise ConfigError(f"antialias: expected 0..{MAX_ANTIALIAS:g} point footprints, got {self.antialias}")
         if self.executor not in EXECUTORS:
             raise ConfigError(f"executor: expected one of {EXECUTORS}, got {self.executor!r}")

@@ -16,6 +16,7 @@ import numpy as np
 
 from worldfm_ros.backends.base import FrameBackend, FrameRequest
 from worldfm_ros.camera import PinholeCamera
+from worldfm_ros.render.antialias import DEFAULT_ANTIALIAS, antialias_render, antialias_sigma
 from worldfm_ros.render.density import closing_radius
 from worldfm_ros.render.pointcloud import PointCloudRenderer, RenderResult, point_spacing
 from worldfm_ros.render.release import ReleaseRenderer
@@ -87,7 +88,9 @@ class FramePipeline:
     device: torch device of the renderer ('cpu' or 'cuda'); point_radius: splat radius, pixels.
     footprint_spacing: when set (metres, e.g. ``point_spacing(anchor.points)``), the camera view
     is splatted by each point's footprint (``PointCloudRenderer.render(footprint_spacing=)``) instead of
-    ``point_radius``.
+    ``point_radius``. antialias: width of the camera view's reconstruction filter in point
+    footprints (``render.antialias``; 0 = off), the footprint from ``footprint_spacing`` or else the
+    scene's recorded or measured point spacing.
     The backend's profile picks the model-canvas renderer (the release's under 'release'), the
     reference-selection rules, and whether a canvas the backend asks for (``FrameRequest.view``)
     is rendered with the radius that closes the cloud (``render.density``, found once per
@@ -95,12 +98,17 @@ class FramePipeline:
     """
 
     def __init__(self, anchor: SceneAnchor, rig: CameraRig, backend: FrameBackend,
-                 device: str = "cpu", point_radius: int = 1, footprint_spacing: float | None = None) -> None:
+                 device: str = "cpu", point_radius: int = 1, footprint_spacing: float | None = None,
+                 antialias: float = DEFAULT_ANTIALIAS) -> None:
         self.anchor = anchor
         self.rig = rig
         self.backend = backend
         self.point_radius = point_radius
         self.footprint_spacing = footprint_spacing
+        self.antialias = antialias
+        #: metres of surface a point stands for (sizes the anti-aliasing filter); measured here, once,
+        #: when the scene has not recorded it, so that the first frame does not wait for it
+        self.spacing = footprint_spacing or anchor.point_spacing or point_spacing(anchor.points)
         self.profile = backend.profile
         self.renderer = PointCloudRenderer.from_anchor(anchor, device=device)
         self.model_renderer = (ReleaseRenderer.from_anchor(anchor, device=device) if self.profile.release_renderer
@@ -159,6 +167,13 @@ class FramePipeline:
             result = self.renderer.render(cam, c2w, point_radius=self.point_radius)
         t1 = time.perf_counter()
         timings["render"] = (t1 - t0) * 1e3
+        if self.antialias > 0:
+            sigma = antialias_sigma(result.depth, result.valid, cam.fx, self.spacing, self.antialias)
+            if sigma > 0:
+                result = RenderResult(antialias_render(result.rgb, result.valid, sigma), result.depth, result.valid)
+            t_aa = time.perf_counter()
+            timings["antialias"] = (t_aa - t1) * 1e3
+            t1 = t_aa
 
         index, score = -1, 0.0
         reference = reference_K = reference_c2w = keyframe = None

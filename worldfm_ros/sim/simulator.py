@@ -164,6 +164,7 @@ class Simulator:
                 raise ConfigError(f"{key} cannot change while running (restart the node)")
         if self.pipeline is not None:
             self.pipeline.point_radius = config.point_radius
+            self.pipeline.antialias = config.antialias
         self.config = config
 
     def close(self) -> None:
@@ -181,7 +182,8 @@ class Simulator:
             anchor = load_scene(Path(path))
         pipeline = FramePipeline(anchor, self.rig, self.backend, device=self.device,
                                  point_radius=self.config.point_radius,
-                                 footprint_spacing=footprint_spacing(anchor, self.config.splat))
+                                 footprint_spacing=footprint_spacing(anchor, self.config.splat),
+                                 antialias=self.config.antialias)
         points_map = anchor.points @ anchor.map_T_scene[:3, :3].T + anchor.map_T_scene[:3, 3]
         self.collision = CollisionChecker(points_map, self.config.collision, base_z=self.map_T_base[2, 3])
         self._extent = (points_map.min(axis=0), points_map.max(axis=0))
