@@ -68,12 +68,12 @@ def test_node_config_maps_onto_torch_options():
     from worldfm_ros.backends.config import BackendConfig
 
     cfg = BackendConfig(name="torch", model="w/worldfm_1-step.pth", vae="w/vae", steps=1, device="cpu",
-                        dtype="auto", seed=-1, reuse_noise=False, profile="release")
+                        dtype="auto", seed=-1, reuse_noise=False, profile="release", correction="everywhere")
     options = backend_class("torch").config_options(cfg)
     seed = options.pop("seed")
     assert isinstance(seed, int) and seed >= 0
     assert options == {"model_path": "w/worldfm_1-step.pth", "vae_path": "w/vae", "steps": 1, "device": "cpu",
-                       "dtype": "fp32", "reuse_noise": False, "profile": "release"}
+                       "dtype": "fp32", "reuse_noise": False, "profile": "release", "correction": "everywhere"}
 
 
 def test_node_config_without_a_model_uses_the_bundled_one():
@@ -233,7 +233,7 @@ def test_residual_model_with_zero_correction_returns_the_anchor_backends_frame(s
 def test_residual_model_decodes_its_sample_plus_the_filled_render():
     model = tiny_model(residual="filled_render", residual_scale=4.0)
     req = request(seed=4)
-    frame = create_backend("torch", model=model, steps=1).generate(req)
+    frame = create_backend("torch", model=model, steps=1, correction="everywhere").generate(req)
 
     codec = PixelCodec(2)
     z_render = codec.encode(uint8_to_unit(req.render_rgb))
@@ -247,6 +247,25 @@ def test_residual_model_decodes_its_sample_plus_the_filled_render():
     with torch.no_grad():
         expected = unit_to_uint8(codec.decode(DistilledSampler((999,)).sample(denoise, noises) / 4.0 + z_fill))[0]
     assert np.abs(frame.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_a_residual_model_corrects_only_the_holes_by_default_and_covered_pixels_stay_the_anchors():
+    req = request(seed=4)
+    assert req.render_valid.any() and not req.render_valid.all()
+    model = tiny_model(residual="filled_render", residual_scale=4.0)
+    holes_only = create_backend("torch", model=model, steps=1).generate(req)
+    everywhere = create_backend("torch", model=model, steps=1, correction="everywhere").generate(req)
+    fill = FillBackend().generate(req)
+    assert np.array_equal(holes_only[req.render_valid], fill[req.render_valid])
+    assert np.array_equal(holes_only[~req.render_valid], everywhere[~req.render_valid])
+    assert not np.array_equal(everywhere[req.render_valid], fill[req.render_valid])
+
+
+def test_an_unknown_correction_region_is_a_config_error_naming_the_parameter():
+    from worldfm_ros.backends.config import BackendConfig
+
+    with pytest.raises(ConfigError, match=r"backend\.correction: expected one of \('holes', 'everywhere'\)"):
+        BackendConfig(correction="covered")
 
 
 def test_unknown_residual_base_is_a_config_error():

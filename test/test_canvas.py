@@ -76,6 +76,7 @@ class BrighteningResidualBackend(RecordingBackend):
     """A residual model at 32×32 whose only correction is +10 levels everywhere."""
 
     corrects_fill = True
+    correction = "everywhere"
 
     def generate_canvas(self, request):
         self.requests.append(request)
@@ -104,6 +105,17 @@ def test_a_residual_backends_correction_lands_on_the_fill_at_camera_resolution()
     # 9 only where a canvas pixel the crop interpolates from saturated at 255
     assert np.isin(frame.rgb.astype(int)[unsaturated] - anchor_frame[unsaturated], (9, 10)).all()
     assert np.mean(frame.rgb.astype(int)[unsaturated] - anchor_frame[unsaturated]) > 9.9
+
+
+def test_a_residual_backend_limited_to_holes_leaves_the_covered_pixels_as_the_anchor_rendered_them():
+    backend = BrighteningResidualBackend()
+    backend.correction = "holes"
+    frame = simulate(backend, 96, 72)
+    anchor_frame = push_pull_fill(frame.render_rgb, frame.valid).astype(int)
+    assert (~frame.valid).any()
+    assert np.array_equal(frame.rgb[frame.valid], anchor_frame[frame.valid])
+    holes = ~frame.valid & (anchor_frame.max(axis=-1) < 240)
+    assert np.mean(frame.rgb.astype(int)[holes] - anchor_frame[holes]) > 9.9
 
 
 def test_a_sized_backend_gets_canvas_renders_and_its_output_returns_at_camera_size():

@@ -20,8 +20,14 @@ import numpy as np
 
 from worldfm_ros.backends.base import FrameBackend, FrameRequest
 from worldfm_ros.camera import PinholeCamera
+from worldfm_ros.errors import ConfigError
 from worldfm_ros.render.fill import residual_base
 from worldfm_ros.scene.anchor import Keyframe
+
+#: where a residual model's correction is added to the filled render (``backend.correction``):
+#: only the render's holes (covered pixels stay the anchor's: on real captures the model's
+#: correction there loses a little and flickers; benchmarks/RESULTS.md), or every pixel
+CORRECTION_REGIONS = ("holes", "everywhere")
 
 #: fitted references kept per backend (keyframes of the scenes it served), beyond which the cache restarts
 MAX_FITTED_REFERENCES = 256
@@ -55,6 +61,13 @@ def crop_to_camera(image: np.ndarray, canvas: Canvas, camera: PinholeCamera) -> 
                           borderMode=cv2.BORDER_REPLICATE)
 
 
+def check_correction(correction: str) -> str:
+    """``correction`` if it is one of ``CORRECTION_REGIONS``, else ConfigError."""
+    if correction not in CORRECTION_REGIONS:
+        raise ConfigError(f"backend.correction: expected one of {CORRECTION_REGIONS}, got {correction!r}")
+    return correction
+
+
 def cover(image: np.ndarray, K: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Scale (H, W, 3) ``image`` so its short side is ``size`` (area filter), centre-crop to
     size×size; returns the crop and its (3, 3) intrinsics (pixel-centre preserving)."""
@@ -77,12 +90,15 @@ class CanvasBackend(FrameBackend):
     the canvas, has the view render the canvas, fits the reference keyframe to it (once per
     keyframe), runs ``generate_canvas`` and crops the camera's view back out; a residual model
     (``corrects_fill``) has only its correction resampled onto the camera-size fill. A bare
-    request (no view) goes to ``generate_canvas`` as it is.
+    request (no view) goes to ``generate_canvas`` as it is. ``correction`` ('holes' or
+    'everywhere', ``CORRECTION_REGIONS``) limits a residual model's correction to the render's
+    holes, on both paths.
     """
 
     #: the frame differs from ``render.fill.residual_base`` of the render only by what the model
     #: learnt to correct (a residual model)
     corrects_fill: bool = False
+    correction: str = "holes"
     _canvas_timings: dict[str, float] = {}
 
     @property
@@ -111,7 +127,13 @@ class CanvasBackend(FrameBackend):
     def generate(self, request: FrameRequest) -> np.ndarray:
         if request.view is None:
             self._canvas_timings = {}
-            return self.generate_canvas(request)
+            out = self.generate_canvas(request)
+            if self.corrects_fill and self.correction == "holes":
+                base = request.render_filled
+                if base is None:
+                    base = residual_base(request.render_rgb, request.render_valid)
+                out = np.where(request.render_valid[..., None], base, out)
+            return out
         t0 = time.perf_counter()
         height, width = request.render_rgb.shape[:2]
         camera = PinholeCamera.from_K(request.K, width, height)
@@ -131,5 +153,8 @@ class CanvasBackend(FrameBackend):
         base = request.render_filled
         if base is None:
             base = residual_base(request.render_rgb, request.render_valid)
-        rgb = base + crop_to_camera(correction, canvas, camera)
+        correction = crop_to_camera(correction, canvas, camera)
+        if self.correction == "holes":
+            correction[request.render_valid] = 0.0
+        rgb = base + correction
         return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)

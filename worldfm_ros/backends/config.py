@@ -19,7 +19,9 @@ class BackendConfig:
     'auto', 'fp32', 'fp16', 'bf16'; fill: anchor hole filling; seed: noise seed (< 0 = random);
     reuse_noise: same noise every frame (less flicker); profile: 'default' (ours) or 'release'
     (the released WorldFM pipeline's render, reference selection, posterior samples and fresh
-    noise every frame, overriding reuse_noise; see worldfm_ros/profiles.py and models/README.md)."""
+    noise every frame, overriding reuse_noise; see worldfm_ros/profiles.py and models/README.md);
+    correction: where a residual model (the bundled one) corrects the filled render: 'holes'
+    (covered pixels stay the anchor's) or 'everywhere' (``backends.canvas.CORRECTION_REGIONS``)."""
 
     name: str = "torch"
     model: str = ""
@@ -31,10 +33,13 @@ class BackendConfig:
     seed: int = 0
     reuse_noise: bool = True
     profile: str = "default"
+    correction: str = "holes"
 
     def __post_init__(self) -> None:
+        from worldfm_ros.backends.canvas import check_correction
         from worldfm_ros.profiles import PROFILES
 
+        check_correction(self.correction)
         if self.profile not in PROFILES:
             raise ConfigError(f"backend.profile: expected one of {list(PROFILES)}, got {self.profile!r}")
 

@@ -269,7 +269,7 @@ class PipelineBackend(CanvasBackend):
         device = config.torch_device()
         options = {**cls.weights_options(config, device), "vae_path": config.vae or None, "device": device,
                    "steps": config.steps, "seed": config.noise_seed(), "reuse_noise": config.reuse_noise,
-                   "profile": config.profile}
+                   "profile": config.profile, "correction": config.correction}
         return {k: v for k, v in options.items() if v is not None}
 
     @classmethod

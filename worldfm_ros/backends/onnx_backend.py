@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from worldfm_ros.backends.canvas import check_correction
 from worldfm_ros.backends.config import BackendConfig
 from worldfm_ros.backends.frame_model import (
     PipelineBackend,
@@ -221,7 +222,9 @@ class OnnxBackend(PipelineBackend):
                  dtype: str = "fp32", sampler: str = "distilled", steps: int = 2,
                  timesteps: list[int] | None = None, seed: int = 0, reuse_noise: bool = False,
                  sample_posterior: bool = False, profile: str = "default",
-                 cache_dir: str | Path | None = None) -> None:
+                 cache_dir: str | Path | None = None,
+                 correction: str = "holes") -> None:
+        self.correction = check_correction(correction)
         torch_device, torch_dtype = parse_device(device), parse_dtype(dtype)
         if dtype == "bf16":
             raise ConfigError("onnxruntime dtype: 'bf16' graphs do not load in onnxruntime; use 'fp32' or 'fp16'")

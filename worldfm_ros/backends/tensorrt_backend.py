@@ -17,6 +17,7 @@ import torch
 
 from worldfm_ros.backends.config import BackendConfig
 from worldfm_ros.backends.onnx_backend import CONFIG_KEY, default_cache_dir, onnx_or_checkpoint, resolve_onnx
+from worldfm_ros.backends.canvas import check_correction
 from worldfm_ros.backends.frame_model import (
     PipelineBackend,
     backend_codec,
@@ -184,7 +185,9 @@ class TensorRTBackend(PipelineBackend):
                  sampler: str = "distilled", steps: int = 2, timesteps: list[int] | None = None,
                  seed: int = 0, reuse_noise: bool = False, sample_posterior: bool = False,
                  profile: str = "default", cache_dir: str | Path | None = None,
-                 workspace_gib: float = 4.0) -> None:
+                 workspace_gib: float = 4.0,
+                 correction: str = "holes") -> None:
+        self.correction = check_correction(correction)
         trt = import_tensorrt()
         if not torch.cuda.is_available():
             raise BackendUnavailable("tensorrt: torch sees no CUDA device")

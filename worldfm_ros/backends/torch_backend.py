@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from worldfm_ros.backends.canvas import check_correction
 from worldfm_ros.backends.frame_model import (
     PipelineBackend,
     backend_codec,
@@ -120,7 +121,9 @@ class TorchBackend(PipelineBackend):
                  dtype: str = "fp32", sampler: str = "distilled", steps: int = 2,
                  timesteps: list[int] | None = None, seed: int = 0, reuse_noise: bool = False,
                  sample_posterior: bool = False, profile: str = "default", compile: bool = False,
-                 cuda_graphs: bool = False) -> None:
+                 cuda_graphs: bool = False,
+                 correction: str = "holes") -> None:
+        self.correction = check_correction(correction)
         torch_device, torch_dtype = parse_device(device), parse_dtype(dtype)
         if (model is None) == (model_path is None):
             raise ConfigError("torch backend: give exactly one of model_path or model")

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from worldfm_ros.backends.canvas import CORRECTION_REGIONS
 from worldfm_ros.runtime import add_threads_argument
 from worldfm_ros.render.antialias import DEFAULT_ANTIALIAS
 from worldfm_ros.scene.cli_build import add_rgbd_fusion_arguments
@@ -184,6 +185,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", action="append", default=[], help="frame model .safetensors (repeatable)")
     parser.add_argument("--steps", type=int, nargs="+", default=[2], choices=(1, 2),
                         help="distilled-sampler steps to evaluate each model with (default: 2)")
+    parser.add_argument("--correction", nargs="+", default=["holes"], choices=CORRECTION_REGIONS,
+                        help="where a residual model corrects the filled render (the node's backend.correction; "
+                             "several = one row each; default holes)")
     parser.add_argument("--ddim", type=int, default=0, help="also run each model with an N-step DDIM sampler")
     parser.add_argument("--clips", type=int, default=16, help="held-out clips (default 16)")
     parser.add_argument("--first-seed", type=int, default=100_000, help="room seed of the first held-out clip")
@@ -231,7 +235,9 @@ def run(args: argparse.Namespace) -> int:
     for path, stem in zip(args.model, stems):
         name = stem if stems.count(stem) == 1 else f"{Path(path).parent.name}/{stem}"  # runs/*/model.safetensors
         for steps in args.steps:
-            backends[f"{name} ({steps}-step)"] = TorchBackend(model_path=path, steps=steps)
+            for region in args.correction:
+                label = f"{name} ({steps}-step" + (f", corrects {region})" if len(args.correction) > 1 else ")")
+                backends[label] = TorchBackend(model_path=path, steps=steps, correction=region)
         if args.ddim:
             backends[f"{name} (DDIM {args.ddim})"] = TorchBackend(model_path=path, sampler="ddim", steps=args.ddim)
     if args.rgbd and args.split != "clips":
