@@ -125,15 +125,16 @@ class CanvasBackend(FrameBackend):
         return dict(self._canvas_timings)
 
     def generate(self, request: FrameRequest) -> np.ndarray:
+        holes_only = self.corrects_fill and self.correction == "holes"
+        base = _camera_fill(request) if holes_only else None
+        if holes_only:
+            if request.render_valid.all():  # nothing to correct: the model need not run
+                self._canvas_timings = {}
+                return base
         if request.view is None:
             self._canvas_timings = {}
             out = self.generate_canvas(request)
-            if self.corrects_fill and self.correction == "holes":
-                base = request.render_filled
-                if base is None:
-                    base = residual_base(request.render_rgb, request.render_valid)
-                out = np.where(request.render_valid[..., None], base, out)
-            return out
+            return np.where(request.render_valid[..., None], base, out) if holes_only else out
         t0 = time.perf_counter()
         height, width = request.render_rgb.shape[:2]
         camera = PinholeCamera.from_K(request.K, width, height)
@@ -149,12 +150,17 @@ class CanvasBackend(FrameBackend):
                                                 request.seed, render_filled=filled))
         if filled is None:
             return crop_to_camera(out, canvas, camera)
-        correction = out.astype(np.float32) - filled
-        base = request.render_filled
+        correction = crop_to_camera(out.astype(np.float32) - filled, canvas, camera)
         if base is None:
-            base = residual_base(request.render_rgb, request.render_valid)
-        correction = crop_to_camera(correction, canvas, camera)
-        if self.correction == "holes":
-            correction[request.render_valid] = 0.0
-        rgb = base + correction
-        return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+            base = _camera_fill(request)
+        rgb = cv2.add(base, correction, dtype=cv2.CV_8U)  # rounds half to even and saturates, as np.rint + clip
+        if holes_only:
+            cv2.copyTo(base, np.ascontiguousarray(request.render_valid).view(np.uint8), rgb)
+        return rgb
+
+
+def _camera_fill(request: FrameRequest) -> np.ndarray:
+    """The camera-size filled render a residual model's correction lands on (H, W, 3) uint8."""
+    if request.render_filled is not None:
+        return request.render_filled
+    return residual_base(request.render_rgb, request.render_valid)

@@ -51,7 +51,7 @@ from worldfm_ros.ros.dds import use_camera_profile
 from worldfm_ros.ros.executors import make_executor
 from worldfm_ros.runtime import apply_torch_threads
 from worldfm_ros.sim.config import SimConfig
-from worldfm_ros.sim.frames import Frame
+from worldfm_ros.sim.frames import FRAME_STAGES, Frame
 from worldfm_ros.sim.scan import depth_to_scan
 from worldfm_ros.scene.backproject import backproject_pixels
 from worldfm_ros.scene.store import resolve_in_dirs, scene_folder
@@ -80,9 +80,9 @@ RATE_CHECK_FRAMES = 6
 
 
 def frame_cost_ms(stage_ms: dict[str, float]) -> float:
-    """What one frame costs the node, ms: render, select and backend run in one thread and
-    publish in another, so the slower of the two sets the pace."""
-    return max(sum(stage_ms.get(k, 0.0) for k in ("render", "select", "backend")), stage_ms.get("publish", 0.0))
+    """What one frame costs the node, ms: the frame's stages (render, antialias, select, backend)
+    run in one thread and publish in another, so the slower of the two sets the pace."""
+    return max(sum(stage_ms.get(k, 0.0) for k in FRAME_STAGES), stage_ms.get("publish", 0.0))
 
 
 class CameraOutputs:
@@ -468,7 +468,7 @@ class SimNode(Node):
 
     def _check_rate(self) -> None:
         """Say once, from the first frames' costs, when a frame takes longer than the camera period."""
-        cost = {k: float(np.median(self._stage_ms[k])) for k in ("render", "select", "backend", "publish")
+        cost = {k: float(np.median(self._stage_ms[k])) for k in (*FRAME_STAGES, "publish")
                 if k in self._stage_ms}
         period_ms = 1e3 / self.cfg.rate_hz
         frame_ms = frame_cost_ms(cost)

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from worldfm_ros.sim.sensor_rig import RigCamera
 
 
+#: the frame's own stages, in order, as keys of ``Frame.timings_ms`` (one thread runs them all)
+FRAME_STAGES = ("render", "antialias", "select", "backend")
 #: keyframe poses (evenly picked) the closing splat radius of a model canvas is measured at
 CLOSING_VIEWS = 8
 
