@@ -17,6 +17,8 @@ Held-out views of ICL-NUIM and 7-Scenes gain 0.7-1.3 dB from it (benchmarks/RESU
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -28,6 +30,9 @@ MAX_ANTIALIAS = 4.0
 MIN_SIGMA_PX = 0.3
 #: the widest filter, pixels
 MAX_SIGMA_PX = 4.0
+#: the kernel reaches this many sigmas each side (95 % of a Gaussian's mass; OpenCV's default of
+#: 3 sigmas costs 40 % more for no visible difference)
+KERNEL_SIGMAS = 2.0
 #: every this many pixels (per axis) are read for the median depth
 _DEPTH_STRIDE = 4
 
@@ -50,13 +55,14 @@ def antialias_render(rgb: np.ndarray, valid: np.ndarray, sigma: float) -> np.nda
     bool pixels only (normalised convolution); invalid pixels stay black. sigma 0 = a copy."""
     if sigma <= 0 or not valid.any():
         return rgb.copy()
+    k = 2 * math.ceil(KERNEL_SIGMAS * sigma) + 1
     if valid.all():
-        return cv2.GaussianBlur(rgb, (0, 0), sigma)
+        return cv2.GaussianBlur(rgb, (k, k), sigma)
     mask = np.ascontiguousarray(valid).view(np.uint8)
     # uint8 throughout (OpenCV's fixed-point blur is several times faster than float): colour
     # premultiplied by coverage and the coverage (0/255) blurred alike, then divided; fully covered
     # neighbourhoods divide by 255 exactly, and half-covered ones lose at most a level to the rounding.
-    colour = cv2.GaussianBlur(cv2.bitwise_and(rgb, rgb, mask=mask), (0, 0), sigma)
-    weight = cv2.GaussianBlur(mask * np.uint8(255), (0, 0), sigma)
+    colour = cv2.GaussianBlur(cv2.bitwise_and(rgb, rgb, mask=mask), (k, k), sigma)
+    weight = cv2.GaussianBlur(mask * np.uint8(255), (k, k), sigma)
     out = cv2.divide(colour, cv2.merge([weight, weight, weight]), scale=255.0)
     return cv2.bitwise_and(out, out, mask=mask)
