@@ -40,10 +40,12 @@ class Frame:
 
     stamp_ns: time of the pose it was rendered at (nanoseconds).
     rgb: (H, W, 3) uint8 backend output. depth: (H, W) float32 anchor z-depth in metres, 0 = no data.
-    valid: (H, W) bool, pixels the anchor covered. render_rgb: (H, W, 3) uint8 raw anchor render.
+    valid: (H, W) bool, pixels the anchor covered. render_rgb: (H, W, 3) uint8 anchor render as the
+    backend got it (anti-aliased when ``antialias`` > 0; holes black).
     map_T_optical: (4, 4) camera pose in the map frame (OpenCV axes).
     reference_index / reference_score: chosen keyframe (-1 if none) and its co-visibility score.
-    timings_ms: per-stage milliseconds (render, select, backend, and the backend's own stages).
+    timings_ms: per-stage milliseconds (``FRAME_STAGES``: render, antialias, select, backend; and the
+    backend's own stages as ``backend.<name>``).
     """
 
     stamp_ns: int
