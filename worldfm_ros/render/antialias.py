@@ -12,7 +12,7 @@ f the focal length (px), spacing the surface patch a point stands for (metres, t
 voxel for fused RGB-D anchors), z_median the median depth of the view: ``antialias`` point
 footprints, at the depth most of the view is at. It is a normalised convolution over the
 covered pixels, so holes stay holes (for the hole filling) and spill no black into the image.
-Held-out views of ICL-NUIM and 7-Scenes gain 0.7-1.3 dB from it (benchmarks/RESULTS.md).
+Held-out views of ICL-NUIM and 7-Scenes gain 0.8-1.2 dB from it at the default (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
