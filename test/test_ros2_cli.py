@@ -89,6 +89,7 @@ def test_topic_hz_measures_the_default_rate_on_the_image_topic():
 
 
 LIVE_VALUES = {"rate_hz": ("8.0", "Double value is: 8.0"), "point_radius": ("2", "Integer value is: 2"),
+               "antialias": ("0.5", "Double value is: 0.5"),
                "publish_points": ("false", "Boolean value is: False"),
                "publish_scan": ("true", "Boolean value is: True"), "tf_max_age_s": ("2.5", "Double value is: 2.5"),
                "tf_future_tolerance_s": ("1.0", "Double value is: 1.0")}
