@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -133,8 +133,10 @@ class CanvasBackend(FrameBackend):
                 return base
         if request.view is None:
             self._canvas_timings = {}
-            out = self.generate_canvas(request)
-            return np.where(request.render_valid[..., None], base, out) if holes_only else out
+            if not holes_only:
+                return self.generate_canvas(request)
+            out = self.generate_canvas(replace(request, render_filled=base))  # filled once
+            return np.where(request.render_valid[..., None], base, out)
         t0 = time.perf_counter()
         height, width = request.render_rgb.shape[:2]
         camera = PinholeCamera.from_K(request.K, width, height)
