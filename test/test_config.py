@@ -55,3 +55,14 @@ def test_flatten_and_unflatten_round_trip():
     flat = flatten(cfg)
     assert flat["inner.width"] == 7 and flat["xyz"] == [0.0, 0.0, 0.0]
     assert load_config(Outer, unflatten(flat)) == cfg
+
+
+def test_the_node_configuration_loads_without_importing_torch():
+    # CLI tools that only read the configuration (worldfm record, beside a launch) must start in a
+    # fraction of a second, not after torch's seconds of import.
+    import subprocess
+    import sys
+
+    code = "import sys, worldfm_ros.sim.config; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -23,10 +23,7 @@ from worldfm_ros.ros.isolation import add_domain_argument
 from worldfm_ros.runtime import add_threads_argument
 from worldfm_ros.sim.config import EXECUTORS
 from worldfm_ros.sim.cli_config import add_config_arguments
-from worldfm_ros.sim.frames import FRAME_STAGES
 
-#: per-stage milliseconds in the table: the frame's stages, then the publishing thread's
-STAGE_COLUMNS = (*FRAME_STAGES, "publish")
 HELP = "measure the node's pose-stamp → image latency, sustained rate and per-stage ms"
 
 #: this command's flags and the SimConfig fields they set (beside the common ones; --rate is per session)
@@ -255,7 +252,9 @@ def run(args: argparse.Namespace) -> int:
     import platform
 
     from worldfm_ros.sim.cli_config import sim_config_from_args
+    from worldfm_ros.sim.frames import FRAME_STAGES  # imports torch: not at module level, read by every CLI start
 
+    stage_columns = (*FRAME_STAGES, "publish")  # per-stage ms: the frame's stages, then the publishing thread's
     config = sim_config_from_args(args, CONFIG_FLAGS)
     w, h, backend, threads = config.camera.width, config.camera.height, config.backend.name, config.torch_threads
     machine = platform.processor() or platform.machine()
@@ -274,14 +273,14 @@ def run(args: argparse.Namespace) -> int:
           f"{machine}")
     print("| target Hz | " + " | ".join(f"{n} Hz" for n in names) + " | published | skipped | "
           + " | ".join(f"{n} lost" for n in names) + " | latency p50 ms | "
-          + " | ".join(f"{n} p95 ms" for n in names) + "".join(f" | {k} ms" for k in STAGE_COLUMNS) + " |")
-    print("|---:|" + "---:|" * (3 * len(names) + 3 + len(STAGE_COLUMNS)))
+          + " | ".join(f"{n} p95 ms" for n in names) + "".join(f" | {k} ms" for k in stage_columns) + " |")
+    print("|---:|" + "---:|" * (3 * len(names) + 3 + len(stage_columns)))
     for r in rows:
         s, c = r["stages"], r["consumers"]
         print(f"| {r['target_hz']:g} | " + " | ".join(f"{c[n]['rate_hz']:.1f}" for n in names)
               + f" | {r['published']} | {r['skipped']} | " + " | ".join(str(c[n]["lost"]) for n in names)
               + f" | {r['latency_p50']:.1f} | " + " | ".join(f"{c[n]['latency_p95']:.1f}" for n in names)
-              + "".join(f" | {s.get(k, float('nan')):.1f}" for k in STAGE_COLUMNS) + " |")
+              + "".join(f" | {s.get(k, float('nan')):.1f}" for k in stage_columns) + " |")
     if args.json:
         import json
 
