@@ -148,6 +148,9 @@ def test_namespace_preset_and_rate_arguments_put_every_topic_under_the_namespace
     assert (info.width, info.height) == (640, 480)  # config/cameras/realsense_d435.yaml
     assert info.k[0] == pytest.approx(320 / math.tan(math.radians(69.4 / 2)), rel=1e-6)
 
+    # Messages can arrive before the node's own entry reaches this participant's graph cache.
+    wait_for(lambda: ("worldfm_sim", "/robot1") in probe.node.get_node_names_and_namespaces(), timeout_s=30,
+             what="worldfm_sim in the ROS graph under /robot1")
     node_topics = {name for name, _ in probe.node.get_publisher_names_and_types_by_node("worldfm_sim", "/robot1")}
     node_topics |= {name for name, _ in probe.node.get_subscriber_names_and_types_by_node("worldfm_sim", "/robot1")}
     assert {"/robot1/camera/image_raw", "/robot1/odom", "/robot1/cmd_vel"} <= node_topics
