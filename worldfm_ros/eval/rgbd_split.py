@@ -39,6 +39,7 @@ import numpy as np
 
 from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.errors import ConfigError
+from worldfm_ros.render.antialias import DEFAULT_ANTIALIAS
 
 log = logging.getLogger(__name__)
 
@@ -116,19 +117,17 @@ def load_views(root: str | Path, indices: list[int], size: tuple[int, int],
 
 
 def render_views(anchor, backend, views: HeldOutViews, point_radius: int = 1, seed: int = 0,
-                 footprint_spacing: float | None = None, antialias: float | None = None):
+                 footprint_spacing: float | None = None, antialias: float = DEFAULT_ANTIALIAS):
     """Every held-out pose through ``FramePipeline`` (splats: ``point_radius`` px squares, or by
     footprint when ``footprint_spacing`` metres is given; ``antialias``: its reconstruction filter,
-    None = the default); returns (rgb (N, H, W, 3) uint8, anchor render
+    in point footprints); returns (rgb (N, H, W, 3) uint8, anchor render
     (N, H, W, 3) uint8, covered (N, H, W) bool, mean ms per view)."""
     from worldfm_ros.sim.frames import FramePipeline
     from worldfm_ros.sim.rig import CameraRig
 
-    from worldfm_ros.render.antialias import DEFAULT_ANTIALIAS
-
     rig = CameraRig(views.camera, np.eye(4))
     pipeline = FramePipeline(anchor, rig, backend, point_radius=point_radius, footprint_spacing=footprint_spacing,
-                             antialias=DEFAULT_ANTIALIAS if antialias is None else antialias)
+                             antialias=antialias)
     rgb, render, covered, ms = [], [], [], []
     for k, c2w in enumerate(views.c2w):
         map_T_base = rig.base_from_optical_in_map(anchor.map_T_scene @ c2w)
@@ -201,7 +200,7 @@ def contact_sheet(columns: dict[str, np.ndarray], rows: list[int], width: int = 
 def evaluate_split(root: str | Path, backends: dict, split: str = "first", fraction: float = 0.5, every: int = 4,
                    heldout_step: int = 1, size: tuple[int, int] = (320, 240), point_radius: int = 1,
                    build_options: dict | None = None, seed: int = 0, footprint: bool = False,
-                   antialias: float | None = None):
+                   antialias: float = DEFAULT_ANTIALIAS):
     """Build the anchor of ``root``'s anchor frames and score every backend (label -> FrameBackend)
     on the held-out views (``footprint``: splat by footprint; ``antialias``: see ``render_views``). Returns ({label: metrics}, views, {label: outputs (N, H, W, 3)} with
     'recorded' and 'anchor render' first, the anchor)."""
