@@ -56,13 +56,15 @@ def test_the_pipeline_filters_the_camera_view_and_antialias_0_renders_it_point_s
     from worldfm_ros.render.pointcloud import PointCloudRenderer
     from worldfm_ros.resources import default_scene_path
     from worldfm_ros.scene.store import load_scene
-    from worldfm_ros.sim.frames import FramePipeline
+    from worldfm_ros.frame.pipeline import FramePipeline
     from worldfm_ros.sim.rig import CameraRig, MountConfig
+    from worldfm_ros.world.pointcloud import PointCloudWorld
 
     anchor = load_scene(default_scene_path())
     rig = CameraRig(PinholeCamera.from_fov(160, 120, 77.3), MountConfig().matrix())
     map_T_base = rig.base_from_optical_in_map(anchor.map_T_scene @ anchor.keyframes[0].c2w)
-    frames = {k: FramePipeline(anchor, rig, FillBackend(), antialias=k).render(map_T_base, 0) for k in (0.0, 2.0)}
+    world = PointCloudWorld(anchor)
+    frames = {k: FramePipeline(world, rig, FillBackend(), antialias=k).render(map_T_base, 0) for k in (0.0, 2.0)}
     c2w = rig.optical_in_scene(map_T_base, anchor.map_T_scene)
     point_sampled = PointCloudRenderer.from_anchor(anchor).render(rig.camera, c2w, point_radius=1)
     assert np.array_equal(frames[0.0].render_rgb, point_sampled.rgb) and "antialias" not in frames[0.0].timings_ms

@@ -117,14 +117,14 @@ def test_cuda_request_without_cuda_is_unavailable(model):
 
 
 def test_torch_backend_returns_uint8_frame_at_request_size(model):
-    frame = create_backend("torch", model=model).generate(request())
+    frame = create_backend("torch", model=model).generate_one(request())
     assert frame.shape == (SIZE, SIZE, 3) and frame.dtype == np.uint8
 
 
 def test_frame_is_the_decoded_sampler_output(model):
     # The pipeline is exactly: encode both conditions, distilled 2-step sampling, decode, quantise.
     req = request(seed=4)
-    frame = create_backend("torch", model=model, steps=2).generate(req)
+    frame = create_backend("torch", model=model, steps=2).generate_one(req)
 
     codec = PixelCodec(2)
     z_render = codec.encode(uint8_to_unit(req.render_rgb))
@@ -140,32 +140,40 @@ def test_frame_is_the_decoded_sampler_output(model):
 
 
 def test_other_request_sizes_are_resized_in_and_out(model):
-    frame = create_backend("torch", model=model).generate(request(size=24))
+    frame = create_backend("torch", model=model).generate_one(request(size=24))
     assert frame.shape == (24, 24, 3)
 
 
 def test_same_seed_gives_same_frame_and_other_seed_differs(model):
     backend = create_backend("torch", model=model)
-    a, b = backend.generate(request(seed=1)), backend.generate(request(seed=1))
-    c = backend.generate(request(seed=2))
+    a, b = backend.generate_one(request(seed=1)), backend.generate_one(request(seed=1))
+    c = backend.generate_one(request(seed=2))
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
 def test_fresh_noise_changes_consecutive_frames(model):
     backend = create_backend("torch", model=model, reuse_noise=False)
-    assert not np.array_equal(backend.generate(request()), backend.generate(request()))
+    assert not np.array_equal(backend.generate_one(request()), backend.generate_one(request()))
 
 
 def test_reused_noise_repeats_consecutive_frames(model):
     backend = create_backend("torch", model=model, reuse_noise=True)
-    assert np.array_equal(backend.generate(request()), backend.generate(request()))
+    assert np.array_equal(backend.generate_one(request()), backend.generate_one(request()))
+
+
+def test_a_batch_gives_each_request_the_frame_it_gets_alone(model):
+    backend = create_backend("torch", model=model, steps=2)
+    requests = [request(seed=seed) for seed in (1, 2, 3)]
+    batch = backend.generate(requests)
+    assert len(batch) == 3 and not np.array_equal(batch[0].rgb, batch[1].rgb)
+    for req, out in zip(requests, batch):
+        assert np.abs(out.rgb.astype(int) - backend.generate_one(req).astype(int)).max() <= 1  # float sums only
 
 
 def test_stage_timings_have_one_entry_per_step(model):
     for steps, expected in ((1, ["step_0"]), (2, ["step_0", "step_1"])):
         backend = create_backend("torch", model=model, steps=steps)
-        backend.generate(request())
-        timings = backend.stage_timings_ms()
+        timings = backend.generate([request()])[0].timings_ms
         assert sorted(k for k in timings if k.startswith("step_")) == expected
         assert {"encode_render", "encode_reference", "decode", "total"} <= set(timings)
         assert timings["total"] >= sum(v for k, v in timings.items() if k != "total") - 1e-6
@@ -173,23 +181,20 @@ def test_stage_timings_have_one_entry_per_step(model):
 
 def test_ddim_sampler_calls_the_network_once_per_step(model):
     backend = create_backend("torch", model=model, sampler="ddim", steps=3)
-    backend.generate(request())
-    assert sorted(k for k in backend.stage_timings_ms() if k.startswith("step_")) == ["step_0", "step_1", "step_2"]
+    timings = backend.generate([request()])[0].timings_ms
+    assert sorted(k for k in timings if k.startswith("step_")) == ["step_0", "step_1", "step_2"]
 
 
 def test_reference_latent_is_cached_per_keyframe(model):
     backend = create_backend("torch", model=model)
-    backend.generate(request(reference_id=5))
-    assert not backend.last_reference_cached
-    backend.generate(request(reference_id=5))
-    assert backend.last_reference_cached
+    assert not backend.generate([request(reference_id=5)])[0].reference_cached
+    assert backend.generate([request(reference_id=5)])[0].reference_cached
 
 
 def test_reference_cache_misses_when_keyframe_pixels_change(model):
     backend = create_backend("torch", model=model)
-    backend.generate(request(reference_id=5, image_seed=0))
-    backend.generate(request(reference_id=5, image_seed=1))
-    assert not backend.last_reference_cached
+    backend.generate_one(request(reference_id=5, image_seed=0))
+    assert not backend.generate([request(reference_id=5, image_seed=1)])[0].reference_cached
 
 
 def test_missing_reference_is_replaced_by_the_render(model):
@@ -197,21 +202,21 @@ def test_missing_reference_is_replaced_by_the_render(model):
     without = request(seed=3, with_reference=False)
     stand_in = request(seed=3, with_reference=False)
     stand_in.reference_rgb = stand_in.render_rgb.copy()
-    assert np.array_equal(backend.generate(without), backend.generate(stand_in))
+    assert np.array_equal(backend.generate_one(without), backend.generate_one(stand_in))
 
 
 def test_reference_of_wrong_size_is_a_config_error(model):
     req = request()
     req.reference_rgb = req.reference_rgb[:8]
     with pytest.raises(ConfigError, match="reference_rgb"):
-        create_backend("torch", model=model).generate(req)
+        create_backend("torch", model=model).generate_one(req)
 
 
 def test_mask_channel_model_sees_render_coverage():
     backend = create_backend("torch", model=tiny_model(use_mask_channel=True))
     full, holes = request(seed=1), request(seed=1)
     full.render_valid = np.ones_like(full.render_valid)
-    assert not np.array_equal(backend.generate(full), backend.generate(holes))
+    assert not np.array_equal(backend.generate_one(full), backend.generate_one(holes))
 
 
 def zero_correction(x_t, t, render, reference, mask, cameras=None):
@@ -226,14 +231,14 @@ def test_residual_model_with_zero_correction_returns_the_anchor_backends_frame(s
     pipeline = FrameModelPipeline(zero_correction, PixelCodec(2), DistilledSampler((999, 200)), SIZE // 2,
                                   residual="filled_render")
     req = request(size=size, seed=3)
-    expected = FillBackend().generate(req)
-    assert np.abs(pipeline.generate(req).astype(int) - expected.astype(int)).max() <= 1
+    expected = FillBackend().generate_one(req)
+    assert np.abs(pipeline.generate([req])[0].rgb.astype(int) - expected.astype(int)).max() <= 1
 
 
 def test_residual_model_decodes_its_sample_plus_the_filled_render():
     model = tiny_model(residual="filled_render", residual_scale=4.0)
     req = request(seed=4)
-    frame = create_backend("torch", model=model, steps=1, correction="everywhere").generate(req)
+    frame = create_backend("torch", model=model, steps=1, correction="everywhere").generate_one(req)
 
     codec = PixelCodec(2)
     z_render = codec.encode(uint8_to_unit(req.render_rgb))
@@ -253,9 +258,9 @@ def test_a_residual_model_corrects_only_the_holes_by_default_and_covered_pixels_
     req = request(seed=4)
     assert req.render_valid.any() and not req.render_valid.all()
     model = tiny_model(residual="filled_render", residual_scale=4.0)
-    holes_only = create_backend("torch", model=model, steps=1).generate(req)
-    everywhere = create_backend("torch", model=model, steps=1, correction="everywhere").generate(req)
-    fill = FillBackend().generate(req)
+    holes_only = create_backend("torch", model=model, steps=1).generate_one(req)
+    everywhere = create_backend("torch", model=model, steps=1, correction="everywhere").generate_one(req)
+    fill = FillBackend().generate_one(req)
     assert np.array_equal(holes_only[req.render_valid], fill[req.render_valid])
     assert np.array_equal(holes_only[~req.render_valid], everywhere[~req.render_valid])
     assert not np.array_equal(everywhere[req.render_valid], fill[req.render_valid])
@@ -280,13 +285,13 @@ def test_camera_encoded_model_sees_the_reference_pose():
         req.reference_c2w = np.eye(4)
         req.reference_c2w[0, 3] = x
         req.K = req.reference_K = np.array([[16.0, 0, 7.5], [0, 16.0, 7.5], [0, 0, 1]])
-    assert not np.array_equal(backend.generate(near), backend.generate(far))
+    assert not np.array_equal(backend.generate_one(near), backend.generate_one(far))
 
 
 def test_camera_encoded_model_needs_the_reference_pose():
     backend = create_backend("torch", model=tiny_model(camera_encoding="plucker"))
     with pytest.raises(ConfigError, match="reference_c2w"):
-        backend.generate(request())
+        backend.generate_one(request())
 
 
 def test_resized_intrinsics_keep_pixel_centres_aligned():
@@ -296,7 +301,7 @@ def test_resized_intrinsics_keep_pixel_centres_aligned():
 
 
 def test_bf16_model_runs_on_the_torch_backend(model):
-    frame = create_backend("torch", model=tiny_model(), dtype="bf16").generate(request())
+    frame = create_backend("torch", model=tiny_model(), dtype="bf16").generate_one(request())
     assert frame.shape == (SIZE, SIZE, 3)
 
 
@@ -322,7 +327,7 @@ def test_cuda_graph_frames_match_eager_frames():
     eager = create_backend("torch", model=tiny_model(), device="cuda")
     graphed = create_backend("torch", model=tiny_model(), device="cuda", cuda_graphs=True)
     for seed in (1, 2):
-        a, b = eager.generate(request(seed=seed)), graphed.generate(request(seed=seed))
+        a, b = eager.generate_one(request(seed=seed)), graphed.generate_one(request(seed=seed))
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
 
 
@@ -331,7 +336,7 @@ def test_cuda_graph_frames_match_eager_frames():
 def test_compiled_frames_match_eager_frames():
     eager = create_backend("torch", model=tiny_model(), device="cuda")
     compiled = create_backend("torch", model=tiny_model(), device="cuda", compile=True)
-    a, b = eager.generate(request(seed=1)), compiled.generate(request(seed=1))
+    a, b = eager.generate_one(request(seed=1)), compiled.generate_one(request(seed=1))
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 2
 
 
@@ -372,7 +377,7 @@ def test_safetensors_model_file_loads_into_the_torch_backend(model, tmp_path):
     path = save_model(model, tmp_path / "tiny.safetensors")
     from_file = create_backend("torch", model_path=path)
     in_memory = create_backend("torch", model=model)
-    assert np.array_equal(from_file.generate(request(seed=2)), in_memory.generate(request(seed=2)))
+    assert np.array_equal(from_file.generate_one(request(seed=2)), in_memory.generate_one(request(seed=2)))
 
 
 def test_official_layout_pth_whose_shape_cannot_be_read_is_unavailable_naming_it(model, tmp_path):
@@ -393,7 +398,7 @@ def test_vae_latent_model_runs_with_a_vae_folder(tmp_path):
                   up_block_types=("UpDecoderBlock2D",) * 2).save_pretrained(tmp_path / "vae")
     vae_model = WorldFMDiT(DiTConfig.tiny(latent_channels=4))  # 8x8 latents, x2 VAE -> 16 px
     backend = create_backend("torch", model=vae_model, vae_path=tmp_path / "vae")
-    assert backend.generate(request()).shape == (SIZE, SIZE, 3)
+    assert backend.generate_one(request()).shape == (SIZE, SIZE, 3)
     assert backend.pipeline.codec.downsample == 2
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from worldfm_ros.backends.base import Generated
 from worldfm_ros.backends.canvas import CanvasBackend, cover, crop_to_camera, letterbox
 from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.render.fill import push_pull_fill
@@ -63,13 +64,10 @@ class RecordingBackend(CanvasBackend):
     def __init__(self) -> None:
         self.requests = []
 
-    def generate_canvas(self, request):
-        self.requests.append(request)
+    def generate_canvas(self, requests):
+        self.requests += requests
         v, u = np.mgrid[0:32, 0:32]
-        return np.stack([u * 4, v * 4, np.zeros_like(u)], -1).astype(np.uint8)
-
-    def stage_timings_ms(self):
-        return {}
+        return [Generated(np.stack([u * 4, v * 4, np.zeros_like(u)], -1).astype(np.uint8)) for _ in requests]
 
 
 class BrighteningResidualBackend(RecordingBackend):
@@ -78,10 +76,10 @@ class BrighteningResidualBackend(RecordingBackend):
     corrects_fill = True
     correction = "everywhere"
 
-    def generate_canvas(self, request):
-        self.requests.append(request)
-        filled = push_pull_fill(request.render_rgb, request.render_valid).astype(int)
-        return np.clip(filled + 10, 0, 255).astype(np.uint8)
+    def generate_canvas(self, requests):
+        self.requests += requests
+        return [Generated(np.clip(push_pull_fill(r.render_rgb, r.render_valid).astype(int) + 10, 0, 255)
+                          .astype(np.uint8)) for r in requests]
 
 
 def simulate(backend, width=48, height=36):

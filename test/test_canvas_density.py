@@ -21,8 +21,9 @@ from worldfm_ros.render.density import gap_fraction
 from worldfm_ros.render.release import ReleaseRenderer
 from worldfm_ros.scene.build_panorama import build_panorama, reference_pose
 from worldfm_ros.scene.io import write_image
-from worldfm_ros.sim.frames import FramePipeline
+from worldfm_ros.frame.pipeline import FramePipeline
 from worldfm_ros.sim.rig import CameraRig, MountConfig
+from worldfm_ros.world.pointcloud import PointCloudWorld
 
 CANVAS = PinholeCamera(512, 512, 320.0, 320.0, 256.0, 256.0)  # the released demo's K
 
@@ -43,27 +44,36 @@ def backend_512(profile: str = "default"):
     return create_backend("torch", model=model, steps=1, profile=profile)
 
 
-def pipeline_for(anchor, backend) -> FramePipeline:
-    return FramePipeline(anchor, CameraRig(PinholeCamera.from_fov(160, 120, 77.3), MountConfig().matrix()), backend)
+def pipeline_for(anchor, backend, profile: str = "default") -> FramePipeline:
+    rig = CameraRig(PinholeCamera.from_fov(160, 120, 77.3), MountConfig().matrix())
+    return FramePipeline(PointCloudWorld(anchor), rig, backend, profile=profile)
+
+
+def canvas_valid(pipeline: FramePipeline, c2w, **style) -> np.ndarray:
+    """Coverage of the release demo's 512² canvas at ``c2w``, drawn as the pipeline's canvas (or ``style``)."""
+    from dataclasses import replace
+
+    return pipeline.world.render([CANVAS], [c2w], replace(pipeline.canvas_style, **style))[0].valid
 
 
 def test_default_canvas_of_a_panorama_scene_is_closed_by_the_chosen_splat_radius(pano_files):
     anchor = build_panorama(*pano_files, crop_size=64, yaws=(0, 90, 180, -90), pitches=(0,))
     pipeline = pipeline_for(anchor, backend_512())
     c2w = reference_pose(45.0, 10.0)
-    radius = pipeline.canvas_radius(CANVAS, c2w)
-    one_pixel = pipeline.model_renderer.render(CANVAS, c2w, 0).valid
-    closed = pipeline.model_renderer.render(CANVAS, c2w, radius).valid
+    one_pixel = canvas_valid(pipeline, c2w, closed=False, point_radius=0)
+    closed = canvas_valid(pipeline, c2w)
     assert 1 - one_pixel.mean() > 0.3  # a 1024 px panorama is sparser than the canvas
-    assert radius >= 1 and 1 - closed.mean() < 0.005 and gap_fraction(closed) < 0.005
+    assert 1 - closed.mean() < 0.005 and gap_fraction(closed) < 0.005
     frame = pipeline.render(np.eye(4), 0)
     assert frame.rgb.shape == (120, 160, 3)
 
 
 def test_release_profile_renders_its_own_cloud_one_pixel_per_point_and_leaves_it_closed(pano_files):
     anchor = build_panorama(*pano_files, profile="release")
-    pipeline = pipeline_for(anchor, backend_512("release"))
+    pipeline = pipeline_for(anchor, backend_512("release"), profile="release")
     c2w = reference_pose(45.0, 10.0)
-    assert isinstance(pipeline.model_renderer, ReleaseRenderer)
-    assert pipeline.canvas_radius(CANVAS, c2w) == 0
-    assert 1 - pipeline.model_renderer.render(CANVAS, c2w, 0).valid.mean() < 0.001
+    assert pipeline.canvas_style.release and not pipeline.canvas_style.closed
+    canvas = pipeline.world.render([CANVAS], [c2w], pipeline.canvas_style)[0]
+    release = ReleaseRenderer.from_anchor(anchor).render(CANVAS, c2w)
+    assert np.array_equal(canvas.rgb, release.rgb) and np.array_equal(canvas.depth, release.depth)
+    assert 1 - canvas.valid.mean() < 0.001

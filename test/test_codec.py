@@ -109,17 +109,17 @@ def test_vae_folder_with_corrupt_weights_is_a_checkpoint_error(tmp_path):
 def test_reference_cache_hits_for_same_keyframe_and_image(vae_dir):
     codec = VAECodec.from_pretrained(vae_dir)
     x = _images()
-    first = codec.encode_reference(x, key=3)
-    assert not codec.last_reference_cached
-    second = codec.encode_reference(x.clone(), key=3)
-    assert codec.last_reference_cached and second is first
+    first, cached_first = codec.encode_reference(x, key=3)
+    assert not cached_first
+    second, cached_second = codec.encode_reference(x.clone(), key=3)
+    assert cached_second and second is first
 
 
 def test_reference_cache_misses_for_another_key():
     codec = PixelCodec()
     codec.encode_reference(_images(seed=0), key=3)
-    out = codec.encode_reference(_images(seed=1), key=4)
-    assert not codec.last_reference_cached
+    out, cached = codec.encode_reference(_images(seed=1), key=4)
+    assert not cached
     assert torch.equal(out, _images(seed=1))
 
 
@@ -128,7 +128,5 @@ def test_reference_cache_evicts_least_recently_used():
     codec.cache_size = 2
     for key in (0, 1, 2):
         codec.encode_reference(_images(seed=key), key=key)
-    codec.encode_reference(_images(seed=0), key=0)
-    assert not codec.last_reference_cached
-    codec.encode_reference(_images(seed=2), key=2)
-    assert codec.last_reference_cached
+    assert not codec.encode_reference(_images(seed=0), key=0)[1]
+    assert codec.encode_reference(_images(seed=2), key=2)[1]

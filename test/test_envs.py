@@ -177,6 +177,18 @@ def test_a_vector_env_steps_robots_in_different_scenes(scene):
     envs.close()
 
 
+def test_the_envs_of_a_vector_env_share_one_backend_and_see_what_a_lone_env_sees(scene):
+    envs = make_vector_env([scene, scene], configs=CONFIG, dt=0.2, max_episode_steps=10, **FIXED)
+    first, second = envs.envs
+    assert first.sim.backend is second.sim.backend  # one model in memory for both robots
+    obs, _ = envs.reset(seed=3)  # env i is seeded 3 + i
+    lone = WorldFMEnv(CONFIG, scene=scene, dt=0.2, max_episode_steps=10, **FIXED)
+    alone, _ = lone.reset(seed=3)
+    assert np.array_equal(obs["image"][0], alone["image"])
+    envs.close()
+    lone.close()
+
+
 def test_the_env_is_registered_with_gymnasium(scene):
     assert "WorldFM-v0" in ENV_IDS and "WorldFM-v0" in gym.registry
     env = gym.make("WorldFM-v0", config=CONFIG, scene=scene)

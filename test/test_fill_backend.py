@@ -42,7 +42,7 @@ def test_backend_returns_an_rgb_frame_of_the_request_size(fill):
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 255, (24, 40, 3), dtype=np.uint8)
     valid = rng.random((24, 40)) > 0.2
-    out = FillBackend(fill=fill).generate(request(rgb, valid))
+    out = FillBackend(fill=fill).generate_one(request(rgb, valid))
     assert out.shape == (24, 40, 3) and out.dtype == np.uint8
     assert np.array_equal(out[valid], rgb[valid])
 
@@ -71,7 +71,7 @@ def test_background_fill_takes_the_far_surface_where_near_and_far_points_mix():
     rgb = np.where(near[..., None], np.uint8([200, 0, 0]), np.uint8([0, 200, 0])).astype(np.uint8)
     depth = np.where(near, 1.0, 3.0).astype(np.float32)
     rgb[~valid], depth[~valid] = 0, 0.0
-    out = FillBackend(fill="background").generate(FrameRequest(rgb, depth, valid, np.eye(3), np.eye(4)))
+    out = FillBackend(fill="background").generate_one(FrameRequest(rgb, depth, valid, np.eye(3), np.eye(4)))
     assert np.array_equal(out[valid], rgb[valid])
     filled, blended = out[~valid].astype(int), push_pull_fill(rgb, valid)[~valid].astype(int)
     assert (filled[:, 1] > filled[:, 0]).mean() > 0.99  # the wall's green
@@ -86,6 +86,6 @@ def test_background_fill_of_a_hole_on_one_flat_surface_blends_its_sides_as_push_
     valid[:, 12:20] = False
     rgb[~valid] = 0
     flat = np.full((16, 32), 2.0, np.float32)
-    out = FillBackend(fill="background").generate(FrameRequest(rgb, flat, valid, np.eye(3), np.eye(4)))
+    out = FillBackend(fill="background").generate_one(FrameRequest(rgb, flat, valid, np.eye(3), np.eye(4)))
     row = out[8, 12:20, 0].astype(int)
     assert np.all(np.diff(row) >= 0) and row[0] < 128 < row[-1]  # no side wins at equal depth

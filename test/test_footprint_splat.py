@@ -115,17 +115,23 @@ def test_an_unknown_splat_in_a_scene_file_names_the_file_and_field(tmp_path) -> 
 def test_the_simulator_splats_as_the_scene_asks_unless_told_otherwise() -> None:
     from worldfm_ros.config import load_config
     from worldfm_ros.sim.config import SimConfig
-    from worldfm_ros.sim.simulator import Simulator
+    from worldfm_ros.sim.simulator import Simulator, planar_pose
 
-    spacing = {}
+    covered, map_T_base = {}, planar_pose(0.0, 0.0, 0.0, np.pi / 2)  # looking along the floor
     for mode in ("auto", "square", "footprint"):
         sim = Simulator.from_config(load_config(SimConfig, {"backend": {"name": "anchor"}, "splat": mode,
-                                                            "point_radius": 0}), print)
+                                                            "point_radius": 0, "antialias": 0,
+                                                            "camera": {"width": 320, "height": 240}}), print)
         sim.load_scene(floor_scene(splat="footprint", point_spacing=SPACING))
-        spacing[mode] = sim.pipeline.footprint_spacing
-    assert spacing == {"auto": SPACING, "square": None, "footprint": SPACING}
+        covered[mode] = sim.render(map_T_base, 0).valid
+    renderer = PointCloudRenderer(floor_points().astype(np.float32), np.full(floor_points().shape, 150, np.uint8))
+    c2w, camera = sim.rig.optical_in_scene(map_T_base, np.eye(4)), sim.rig.camera
+    assert np.array_equal(covered["square"], renderer.render(camera, c2w).valid)
+    footprint = renderer.render(camera, c2w, footprint_spacing=SPACING).valid
+    assert footprint.sum() > 1.1 * covered["square"].sum()  # one pixel per point leaves gaps up close
+    assert np.array_equal(covered["auto"], footprint) and np.array_equal(covered["footprint"], footprint)
     sim.load_scene(floor_scene())  # no spacing recorded: measured from the cloud
-    assert abs(sim.pipeline.footprint_spacing - SPACING) < 1e-6
+    assert abs(sim.world.surface_spacing - SPACING) < 1e-6
 
 
 def test_scene_build_splat_footprint_records_the_measured_spacing_and_says_so(tmp_path, capsys) -> None:

@@ -127,7 +127,7 @@ def test_a_rate_the_machine_cannot_hold_is_said_once_at_start_up_with_the_frame_
     wait_for(lambda: len(observer.images) >= 12, timeout_s=60, what="12 images")
     rc, out = stop(sim, observer)
     said = re.findall(r"rate_hz 1000 cannot be held: a frame costs \d+ ms \(render \d+ ms, antialias \d+ ms, "
-                      r"select \d+ ms, backend \d+ ms, publish \d+ ms\) against a period of 1 ms", out)
+                      r"select \d+ ms, canvas \d+ ms, backend \d+ ms, publish \d+ ms\) against a period of 1 ms", out)
     assert len(said) == 1, out
     assert rc == 0
 

@@ -60,7 +60,7 @@ def test_torch_backend_loads_an_official_pth_from_its_model_path(official_pth, v
     assert backend.model.pos_embed.device.type == "cpu"
     for name, value in source.state_dict().items():
         assert torch.equal(backend.model.state_dict()[name], value), name
-    frame = backend.generate(frame_request())
+    frame = backend.generate_one(frame_request())
     assert frame.shape == (SIZE, SIZE, 3) and frame.dtype == np.uint8 and frame.std() > 0
 
 
@@ -68,7 +68,7 @@ def test_official_pth_frames_equal_the_frames_of_the_same_network_in_memory(offi
     path, source = official_pth
     from_file = create_backend("torch", model_path=path, vae_path=vae_dir, steps=2)
     in_memory = create_backend("torch", model=source, vae_path=vae_dir, steps=2)
-    assert np.array_equal(from_file.generate(frame_request()), in_memory.generate(frame_request()))
+    assert np.array_equal(from_file.generate_one(frame_request()), in_memory.generate_one(frame_request()))
 
 
 def test_onnx_backend_exports_an_official_pth_and_matches_the_torch_frame(official_pth, vae_dir, tmp_path):
@@ -76,8 +76,8 @@ def test_onnx_backend_exports_an_official_pth_and_matches_the_torch_frame(offici
     path, _ = official_pth
     onnx = create_backend("onnxruntime", model_path=path, vae_path=vae_dir, steps=2, cache_dir=tmp_path)
     assert onnx.onnx_path.is_file() and onnx.onnx_path.parent == tmp_path / "onnx"
-    torch_frame = create_backend("torch", model_path=path, vae_path=vae_dir, steps=2).generate(frame_request())
-    diff = np.abs(onnx.generate(frame_request()).astype(int) - torch_frame.astype(int))
+    torch_frame = create_backend("torch", model_path=path, vae_path=vae_dir, steps=2).generate_one(frame_request())
+    diff = np.abs(onnx.generate_one(frame_request()).astype(int) - torch_frame.astype(int))
     assert diff.max() <= 2
 
 

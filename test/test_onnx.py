@@ -19,6 +19,14 @@ from worldfm_ros.model.dit import WorldFMDiT  # noqa: E402
 from test_backends import SIZE, request, tiny_model  # noqa: E402
 
 
+def test_a_batch_larger_than_the_graphs_runs_in_chunks_and_matches_one_by_one(onnx_file):
+    backend = create_backend("onnxruntime", onnx_path=onnx_file, steps=2)  # exported for batch 1
+    requests = [request(seed=seed) for seed in (1, 2, 3)]
+    batch = backend.generate(requests)
+    for req, out in zip(requests, batch):
+        assert np.array_equal(out.rgb, backend.generate_one(req))
+
+
 @pytest.fixture(scope="module")
 def model():
     return tiny_model()
@@ -58,8 +66,8 @@ def test_onnx_backend_frame_matches_torch_backend_frame(model, onnx_file):
     onnx_backend = create_backend("onnxruntime", onnx_path=onnx_file, steps=2)
     torch_backend = create_backend("torch", model=model, steps=2)
     for seed in (1, 2):
-        a = onnx_backend.generate(request(seed=seed))
-        b = torch_backend.generate(request(seed=seed))
+        a = onnx_backend.generate_one(request(seed=seed))
+        b = torch_backend.generate_one(request(seed=seed))
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
 
 
@@ -73,8 +81,8 @@ def fp16_cache(model, tmp_path_factory):
 
 def test_fp16_graph_frame_is_close_to_the_fp32_torch_frame(model, fp16_cache):
     _, fp16 = fp16_cache
-    a = fp16.generate(request(seed=1))
-    b = create_backend("torch", model=model).generate(request(seed=1))
+    a = fp16.generate_one(request(seed=1))
+    b = create_backend("torch", model=model).generate_one(request(seed=1))
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 3
 
 
@@ -92,7 +100,7 @@ def test_mask_channel_model_exports_with_a_mask_input(tmp_path):
     path = export_onnx(model, tmp_path / "mask.onnx")
     shapes, _ = onnx_input_shapes(path)
     assert shapes["mask"] == (1, 1, 8, 8)
-    frame = create_backend("onnxruntime", onnx_path=path).generate(request())
+    frame = create_backend("onnxruntime", onnx_path=path).generate_one(request())
     assert frame.shape == (SIZE, SIZE, 3)
 
 

@@ -10,7 +10,8 @@ from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.errors import ConfigError
 from worldfm_ros.render.pointcloud import PointCloudRenderer
 from worldfm_ros.scene.anchor import Keyframe, SceneAnchor
-from worldfm_ros.reference import KeyframeSelector, sample_grid
+from worldfm_ros.world.pointcloud import PointCloudWorld
+from worldfm_ros.frame.reference import KeyframeSelector, sample_grid
 
 CAM = PinholeCamera(64, 48, fx=40.0, fy=40.0, cx=31.5, cy=23.5)
 
@@ -51,7 +52,7 @@ def test_picks_the_keyframe_that_sees_the_same_surface():
                  keyframe(pose(0.0, (0.4, 0.1, 0.3)), name="close")]
     anchor = anchor_with(keyframes)
     target = pose(0.0)
-    choice = KeyframeSelector(anchor).select(target_depth(anchor, target), CAM, target)
+    choice = KeyframeSelector(PointCloudWorld(anchor)).select(target_depth(anchor, target), CAM, target)
     assert choice.index == 2
     assert choice.score > 0.9
     assert choice.scores[0] == 0.0
@@ -65,24 +66,24 @@ def test_keyframe_depth_is_used_when_present():
     occluded[:, : CAM.width // 2] = 1.0
     keyframes = [keyframe(pose(), depth=occluded), keyframe(pose())]
     anchor = anchor_with(keyframes)
-    choice = KeyframeSelector(anchor).select(target_depth(anchor, pose()), CAM, pose())
+    choice = KeyframeSelector(PointCloudWorld(anchor)).select(target_depth(anchor, pose()), CAM, pose())
     assert choice.index == 1
     assert 0.3 < choice.scores[0] < 0.7 and choice.scores[1] > 0.95
 
 
 def test_rendered_keyframe_depth_is_cached():
     anchor = anchor_with([keyframe(pose())])
-    selector = KeyframeSelector(anchor)
+    selector = KeyframeSelector(PointCloudWorld(anchor))
     assert selector.keyframe_depth(0) is selector.keyframe_depth(0)
     assert np.median(selector.keyframe_depth(0)[selector.keyframe_depth(0) > 0]) == pytest.approx(5.0)
 
 
 def test_the_same_view_asked_again_reuses_the_choice_and_a_changed_one_is_scored_anew(monkeypatch):
-    from worldfm_ros import reference
+    from worldfm_ros.frame import reference
 
     keyframes = [keyframe(pose(180.0)), keyframe(pose(0.0, (0.4, 0.1, 0.3)))]
     anchor = anchor_with(keyframes)
-    selector = KeyframeSelector(anchor)
+    selector = KeyframeSelector(PointCloudWorld(anchor))
     scored = []
     count = reference.covisibility_counts
     monkeypatch.setattr(reference, "covisibility_counts", lambda *a, **k: scored.append(1) or count(*a, **k))
@@ -97,7 +98,7 @@ def test_the_same_view_asked_again_reuses_the_choice_and_a_changed_one_is_scored
 def test_equal_scores_go_to_the_lowest_index():
     keyframes = [keyframe(pose(180.0)), keyframe(pose(0.0, (0.2, 0, 0))), keyframe(pose(0.0, (0.2, 0, 0)))]
     anchor = anchor_with(keyframes)
-    choice = KeyframeSelector(anchor).select(target_depth(anchor, pose()), CAM, pose())
+    choice = KeyframeSelector(PointCloudWorld(anchor)).select(target_depth(anchor, pose()), CAM, pose())
     assert choice.scores[1] == choice.scores[2] > 0.9
     assert choice.index == 1
 
@@ -105,7 +106,7 @@ def test_equal_scores_go_to_the_lowest_index():
 def test_no_valid_samples_falls_back_to_the_nearest_camera():
     keyframes = [keyframe(pose(0.0, (3.0, 0, 0))), keyframe(pose(90.0, (0.5, 0, 0))), keyframe(pose(0.0, (-2.0, 0, 0)))]
     anchor = anchor_with(keyframes)
-    choice = KeyframeSelector(anchor).select(np.zeros((CAM.height, CAM.width), np.float32), CAM, pose())
+    choice = KeyframeSelector(PointCloudWorld(anchor)).select(np.zeros((CAM.height, CAM.width), np.float32), CAM, pose())
     assert (choice.index, choice.score, choice.num_samples) == (1, 0.0, 0)
 
 
@@ -121,4 +122,4 @@ def test_sample_grid_has_an_outer_grid_and_a_dense_centre_grid():
 
 def test_scene_without_keyframes_raises_config_error():
     with pytest.raises(ConfigError, match="keyframe"):
-        KeyframeSelector(anchor_with([]))
+        KeyframeSelector(PointCloudWorld(anchor_with([])))

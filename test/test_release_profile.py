@@ -17,11 +17,12 @@ from worldfm_ros.model.config import DiTConfig
 from worldfm_ros.model.dit import WorldFMDiT
 from worldfm_ros.model.sampler import DistilledSampler, NoiseSource
 from worldfm_ros.model.schedule import NoiseSchedule
-from worldfm_ros.profiles import get_profile
+from worldfm_ros.frame.profiles import get_profile
 from worldfm_ros.render.pointcloud import PointCloudRenderer
 from worldfm_ros.render.release import ReleaseRenderer, fp16_colours
 from worldfm_ros.scene.anchor import Keyframe, SceneAnchor
-from worldfm_ros.reference import KeyframeSelector, SelectionRules, covisibility_counts, release_sample_grid
+from worldfm_ros.world.pointcloud import PointCloudWorld
+from worldfm_ros.frame.reference import KeyframeSelector, SelectionRules, covisibility_counts, release_sample_grid
 from worldfm_ros.backends.config import BackendConfig
 
 CAM = PinholeCamera(8, 8, 100.0, 100.0, 4.0, 4.0)
@@ -126,9 +127,9 @@ def target_view(anchor: SceneAnchor) -> tuple[np.ndarray, PinholeCamera, np.ndar
 def test_release_selection_weights_scores_by_camera_distance():
     anchor = wall_anchor()
     depth, cam, c2w = target_view(anchor)
-    ours = KeyframeSelector(anchor).select(depth, cam, c2w)
-    release = KeyframeSelector(anchor, ReleaseRenderer.from_anchor(anchor), SelectionRules.release()).select(
-        depth, cam, c2w)
+    world = PointCloudWorld(anchor)
+    ours = KeyframeSelector(world).select(depth, cam, c2w)
+    release = KeyframeSelector(world, SelectionRules.release(), release=True).select(depth, cam, c2w)
     assert ours.scores[0] == ours.scores[1] == 1.0 and ours.index == 0  # a tie goes to the lowest index
     assert release.index == 1  # 1 m away (weight 1) beats 11 m away (weight 1 - 10/19)
     assert release.scores[0] == pytest.approx(1 - 10 / 19)
@@ -138,8 +139,9 @@ def test_release_selection_without_target_depth_returns_keyframe_0():
     anchor = wall_anchor()
     _, cam, c2w = target_view(anchor)
     empty = np.zeros((cam.height, cam.width), np.float32)
-    assert KeyframeSelector(anchor).select(empty, cam, c2w).index == 1  # ours: the nearest camera
-    assert KeyframeSelector(anchor, rules=SelectionRules.release()).select(empty, cam, c2w).index == 0
+    world = PointCloudWorld(anchor)
+    assert KeyframeSelector(world).select(empty, cam, c2w).index == 1  # ours: the nearest camera
+    assert KeyframeSelector(world, rules=SelectionRules.release()).select(empty, cam, c2w).index == 0
 
 
 # --- posterior samples and noise ---------------------------------------------------------------
@@ -189,7 +191,7 @@ def request(seed: int | None) -> FrameRequest:
 def test_release_draws_render_posterior_reference_posterior_initial_noise_then_renoising_noise(vae):
     pipeline, recording = release_pipeline(vae)
     req = request(seed=7)
-    pipeline.generate(req)
+    pipeline.generate([req])
     g = torch.Generator().manual_seed(7)
     eps_render, eps_reference, z, eps_renoise = (torch.randn((1, 4, 8, 8), generator=g) for _ in range(4))
 
@@ -210,9 +212,8 @@ def test_release_draws_render_posterior_reference_posterior_initial_noise_then_r
 def test_release_draws_fresh_noise_and_reencodes_the_reference_every_frame(vae):
     pipeline, recording = release_pipeline(vae, reuse_noise=True)  # the profile overrides reuse
     pipeline.noise = NoiseSource(0, reuse=False)
-    pipeline.generate(request(seed=None))
-    pipeline.generate(request(seed=None))
-    assert not pipeline.last_reference_cached
+    first, second = (pipeline.generate([request(seed=None)])[0] for _ in range(2))
+    assert not first.reference_cached and not second.reference_cached
     (a, _, render_a, ref_a), _, (b, _, render_b, ref_b), _ = recording.calls
     assert not torch.equal(a, b) and not torch.equal(render_a, render_b) and not torch.equal(ref_a, ref_b)
 

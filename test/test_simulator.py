@@ -87,5 +87,5 @@ def test_render_without_a_scene_says_so():
 def test_render_stamps_the_frame_with_the_given_time(room):
     sim = Simulator(config())
     sim.load_scene(room)
-    assert sim.anchor is room
+    assert sim.world.anchor is room
     assert sim.render(sim.map_T_base, 123).stamp_ns == 123

@@ -88,6 +88,6 @@ def test_short_distillation_exports_a_two_step_model(teacher, tmp_path):
     backend = TorchBackend(model_path=path, steps=2)
     request = FrameRequest(samples.render[0], samples.render_depth[0], samples.valid[0], samples.K[0],
                            samples.target_c2w[0], samples.reference[0], samples.K[0], samples.reference_c2w[0])
-    assert backend.generate(request).shape == (16, 16, 3)
+    assert backend.generate_one(request).shape == (16, 16, 3)
     lines = (tmp_path / "dmd" / "log.jsonl").read_text().splitlines()
     assert len(lines) == 3

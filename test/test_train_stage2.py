@@ -97,7 +97,7 @@ def test_exported_model_runs_as_a_frame_backend(samples, tmp_path):
     backend = TorchBackend(model_path=path, steps=2)
     request = FrameRequest(samples.render[0], samples.render_depth[0], samples.valid[0], samples.K[0],
                            samples.target_c2w[0], samples.reference[0], samples.K[0], samples.reference_c2w[0])
-    frame = backend.generate(request)
+    frame = backend.generate_one(request)
     assert frame.shape == samples.target[0].shape and frame.dtype == np.uint8
 
 

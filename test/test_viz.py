@@ -14,6 +14,7 @@ from test_trajectory import H, T0_NS, W, optical_pose, scene_dir, write_tum  # n
 
 from worldfm_ros.camera import PinholeCamera  # noqa: E402
 from worldfm_ros.cli import main  # noqa: E402
+from worldfm_ros.world.pointcloud import PointCloudWorld
 from worldfm_ros.scene.store import load_scene  # noqa: E402
 from worldfm_ros.viz import RerunLog  # noqa: E402
 
@@ -75,10 +76,10 @@ def test_images_and_depth_keep_the_camera_size(recording):
     assert depth["DepthImage:meter"][0] == 1.0
 
 
-def test_a_large_anchor_is_subsampled_to_max_points(tmp_path, scene_dir):
+def test_a_large_world_is_subsampled_to_max_points(tmp_path, scene_dir):
     rrd = tmp_path / "anchor.rrd"
     log = RerunLog(str(rrd), PinholeCamera.from_fov(W, H, 90.0), max_points=100)
-    log.log_anchor(load_scene(scene_dir))
+    log.log_world(PointCloudWorld(load_scene(scene_dir)))
     log.close()
     [row] = read_rrd(rrd)["/world/anchor"]
     assert len(row["Points3D:positions"]) == 100

@@ -43,8 +43,8 @@ from worldfm_ros.errors import ConfigError, WorldFMError
 
 if TYPE_CHECKING:
     from worldfm_ros.camera import PinholeCamera
-    from worldfm_ros.scene.anchor import SceneAnchor
-    from worldfm_ros.sim.frames import Frame
+    from worldfm_ros.world.base import World
+    from worldfm_ros.frame.pipeline import Frame
 
 APPLICATION_ID = "worldfm_ros"
 SPAWN = "spawn"
@@ -136,14 +136,13 @@ class RerunLog:
                          rrb.TimeSeriesView(origin="stats/ms", name="stage ms")),
             column_shares=[2, 1]), collapse_panels=True)
 
-    def log_anchor(self, anchor: SceneAnchor) -> None:
-        """Log the anchor's points in the map frame (static, replacing any earlier scene)."""
+    def log_world(self, world: World) -> None:
+        """Log points on the world's surfaces in the map frame (static, replacing any earlier world)."""
+        from worldfm_ros.world.base import points_in_map
+
         rr = self._rr
-        points, colors = anchor.points, anchor.colors
-        if len(points) > self.max_points:
-            keep = np.sort(np.random.default_rng(0).choice(len(points), self.max_points, replace=False))
-            points, colors = points[keep], colors[keep]
-        map_points = points.astype(np.float64) @ anchor.map_T_scene[:3, :3].T + anchor.map_T_scene[:3, 3]
+        points, colors = world.surface_points(self.max_points)
+        map_points = points_in_map(world, points.astype(np.float64))
         self.rec.log("world/anchor", rr.Points3D(map_points.astype(np.float32), colors=colors, radii=0.01),
                      static=True)
 

@@ -6,41 +6,23 @@ of the scene, rendered like the rest), and its output is cropped back. Reference
 are fitted by scale-to-cover and centre crop, the released pipeline's rule. A residual
 model's correction (its output minus the filled canvas render) is added to the filled render
 at the camera's own resolution, so the anchor's detail is not lost to the smaller canvas.
-``CanvasBackend`` does all of this for every neural backend.
+The frame pipeline builds each request's canvas (``letterbox``, ``cover``: ``FrameRequest.canvas``);
+``CanvasBackend`` does the rest for every neural backend.
 """
 
 from __future__ import annotations
 
 import abc
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import replace
 
 import cv2
 import numpy as np
 
-from worldfm_ros.backends.base import FrameBackend, FrameRequest
+from worldfm_ros.backends.base import Canvas, FrameBackend, FrameRequest, Generated
 from worldfm_ros.camera import PinholeCamera
-from worldfm_ros.errors import ConfigError
 from worldfm_ros.render.fill import residual_base
-from worldfm_ros.scene.anchor import Keyframe
-
-#: where a residual model's correction is added to the filled render (``backend.correction``):
-#: only the render's holes (covered pixels stay the anchor's: on real captures the model's
-#: correction there loses a little and flickers; benchmarks/RESULTS.md), or every pixel
-CORRECTION_REGIONS = ("holes", "everywhere")
-
-#: fitted references kept per backend (keyframes of the scenes it served), beyond which the cache restarts
-MAX_FITTED_REFERENCES = 256
-
-
-@dataclass(frozen=True)
-class Canvas:
-    """camera: the S×S canvas camera; scale: canvas px per camera px; offset: (ox, oy) canvas
-    position of the camera image's top-left pixel edge, in canvas px."""
-
-    camera: PinholeCamera
-    scale: float
-    offset: tuple[float, float]
 
 
 def letterbox(camera: PinholeCamera, size: int) -> Canvas:
@@ -61,13 +43,6 @@ def crop_to_camera(image: np.ndarray, canvas: Canvas, camera: PinholeCamera) -> 
                           borderMode=cv2.BORDER_REPLICATE)
 
 
-def check_correction(correction: str) -> str:
-    """``correction`` if it is one of ``CORRECTION_REGIONS``, else ConfigError."""
-    if correction not in CORRECTION_REGIONS:
-        raise ConfigError(f"backend.correction: expected one of {CORRECTION_REGIONS}, got {correction!r}")
-    return correction
-
-
 def cover(image: np.ndarray, K: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Scale (H, W, 3) ``image`` so its short side is ``size`` (area filter), centre-crop to
     size×size; returns the crop and its (3, 3) intrinsics (pixel-centre preserving)."""
@@ -86,20 +61,18 @@ def cover(image: np.ndarray, K: np.ndarray, size: int) -> tuple[np.ndarray, np.n
 class CanvasBackend(FrameBackend):
     """A frame model that sees ``canvas_size`` × ``canvas_size`` views (square pixels).
 
-    ``generate`` takes a camera-size request with a ``view``: it letterboxes the camera into
-    the canvas, has the view render the canvas, fits the reference keyframe to it (once per
-    keyframe), runs ``generate_canvas`` and crops the camera's view back out; a residual model
-    (``corrects_fill``) has only its correction resampled onto the camera-size fill. A bare
-    request (no view) goes to ``generate_canvas`` as it is. ``correction`` ('holes' or
-    'everywhere', ``CORRECTION_REGIONS``) limits a residual model's correction to the render's
-    holes, on both paths.
+    ``generate`` takes camera-size requests with their ``canvas``: it runs ``generate_canvas`` on
+    the canvas views of all of them at once and crops each camera's view back out; a residual
+    model (``corrects_fill``) has only its correction resampled onto the camera-size fill. Bare
+    requests (no canvas) go to ``generate_canvas`` as they are. ``correction`` ('holes' or
+    'everywhere', ``backends.config.CORRECTION_REGIONS``) limits a residual model's correction to
+    the render's holes, on both paths; a view without holes then needs no model call at all.
     """
 
     #: the frame differs from ``render.fill.residual_base`` of the render only by what the model
     #: learnt to correct (a residual model)
     corrects_fill: bool = False
     correction: str = "holes"
-    _canvas_timings: dict[str, float] = {}
 
     @property
     @abc.abstractmethod
@@ -107,49 +80,44 @@ class CanvasBackend(FrameBackend):
         """Side in pixels of the square canvas the model was trained at."""
 
     @abc.abstractmethod
-    def generate_canvas(self, request: FrameRequest) -> np.ndarray:
-        """The model's (h, w, 3) uint8 frame for a request at the canvas size (or, for a bare
-        request, at the request's size); ``request.render_filled`` is set for residual models."""
+    def generate_canvas(self, requests: Sequence[FrameRequest]) -> list[Generated]:
+        """The model's (h, w, 3) uint8 frames for requests at the canvas size (or, for bare
+        requests, at their own size); ``render_filled`` is set for residual models."""
 
-    def _fitted(self, keyframe: Keyframe, size: int) -> tuple[np.ndarray, np.ndarray]:
-        fitted = self.__dict__.setdefault("_fitted_references", {})
-        key = (id(keyframe), size)
-        if key not in fitted or fitted[key][0] is not keyframe:
-            if len(fitted) >= MAX_FITTED_REFERENCES:
-                fitted.clear()
-            fitted[key] = (keyframe, cover(keyframe.image, keyframe.K, size))
-        return fitted[key][1]
-
-    def canvas_timings_ms(self) -> dict[str, float]:
-        """Milliseconds of the last frame's canvas stage (render, reference fit, fill); empty for a bare request."""
-        return dict(self._canvas_timings)
-
-    def generate(self, request: FrameRequest) -> np.ndarray:
+    def generate(self, requests: Sequence[FrameRequest]) -> list[Generated]:
         holes_only = self.corrects_fill and self.correction == "holes"
-        base = _camera_fill(request) if holes_only else None
-        if holes_only:
-            if request.render_valid.all():  # nothing to correct: the model need not run
-                self._canvas_timings = {}
-                return base
-        if request.view is None:
-            self._canvas_timings = {}
-            if not holes_only:
-                return self.generate_canvas(request)
-            out = self.generate_canvas(replace(request, render_filled=base))  # filled once
-            return np.where(request.render_valid[..., None], base, out)
-        t0 = time.perf_counter()
+        results: list[Generated | None] = [None] * len(requests)
+        jobs: list[tuple[int, FrameRequest, np.ndarray | None, np.ndarray | None]] = []  # (i, model request, base, filled)
+        for i, request in enumerate(requests):
+            t0 = time.perf_counter()
+            base = _camera_fill(request) if holes_only else None
+            if holes_only and request.render_valid.all():  # nothing to correct: the model need not run
+                results[i] = Generated(base, {"fill": (time.perf_counter() - t0) * 1e3})
+                continue
+            view = request.canvas
+            if view is None:
+                jobs.append((i, request if base is None else replace(request, render_filled=base), base, None))
+                continue
+            render = view.render
+            filled = residual_base(render.rgb, render.valid) if self.corrects_fill else None
+            jobs.append((i, FrameRequest(render.rgb, render.depth, render.valid, view.canvas.camera.K, request.c2w,
+                                         view.reference_rgb, view.reference_K, request.reference_c2w,
+                                         request.reference_id, request.seed, render_filled=filled), base, filled))
+        outputs = self.generate_canvas([job[1] for job in jobs]) if jobs else []
+        for (i, _, base, filled), out in zip(jobs, outputs):
+            results[i] = replace(out, rgb=self._to_camera(requests[i], out.rgb, base, filled, holes_only))
+        return results
+
+    def _to_camera(self, request: FrameRequest, out: np.ndarray, base: np.ndarray | None,
+                   filled: np.ndarray | None, holes_only: bool) -> np.ndarray:
+        """The camera-size frame of the model's output ``out`` for ``request``: a bare request's as it
+        is (holes only: on the render's holes), a canvas's cropped back, a residual model's correction
+        added to the camera-size fill ``base``."""
+        if request.canvas is None:
+            return out if not holes_only else np.where(request.render_valid[..., None], base, out)
         height, width = request.render_rgb.shape[:2]
         camera = PinholeCamera.from_K(request.K, width, height)
-        canvas = letterbox(camera, self.canvas_size)
-        view = request.view.render(canvas.camera)
-        reference = reference_K = None
-        if request.view.keyframe is not None:
-            reference, reference_K = self._fitted(request.view.keyframe, self.canvas_size)
-        filled = residual_base(view.rgb, view.valid) if self.corrects_fill else None
-        self._canvas_timings = {"render_canvas": (time.perf_counter() - t0) * 1e3}
-        out = self.generate_canvas(FrameRequest(view.rgb, view.depth, view.valid, canvas.camera.K, request.c2w,
-                                                reference, reference_K, request.reference_c2w, request.reference_id,
-                                                request.seed, render_filled=filled))
+        canvas = request.canvas.canvas
         if filled is None:
             return crop_to_camera(out, canvas, camera)
         correction = crop_to_camera(out.astype(np.float32) - filled, canvas, camera)

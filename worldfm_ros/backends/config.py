@@ -8,6 +8,18 @@ from dataclasses import dataclass
 
 from worldfm_ros.errors import ConfigError
 
+#: where a residual model's correction is added to the filled render (``backend.correction``):
+#: only the render's holes (covered pixels stay the anchor's: on real captures the model's
+#: correction there loses a little and flickers; benchmarks/RESULTS.md), or every pixel
+CORRECTION_REGIONS = ("holes", "everywhere")
+
+
+def check_correction(correction: str) -> str:
+    """``correction`` if it is one of ``CORRECTION_REGIONS``, else ConfigError."""
+    if correction not in CORRECTION_REGIONS:
+        raise ConfigError(f"backend.correction: expected one of {CORRECTION_REGIONS}, got {correction!r}")
+    return correction
+
 
 @dataclass
 class BackendConfig:
@@ -19,9 +31,9 @@ class BackendConfig:
     'auto', 'fp32', 'fp16', 'bf16'; fill: anchor hole filling; seed: noise seed (< 0 = random);
     reuse_noise: same noise every frame (less flicker); profile: 'default' (ours) or 'release'
     (the released WorldFM pipeline's render, reference selection, posterior samples and fresh
-    noise every frame, overriding reuse_noise; see worldfm_ros/profiles.py and models/README.md);
+    noise every frame, overriding reuse_noise; see worldfm_ros/frame/profiles.py and models/README.md);
     correction: where a residual model (the bundled one) corrects the filled render: 'holes'
-    (covered pixels stay the anchor's) or 'everywhere' (``backends.canvas.CORRECTION_REGIONS``)."""
+    (covered pixels stay the anchor's) or 'everywhere' (``CORRECTION_REGIONS``)."""
 
     name: str = "torch"
     model: str = ""
@@ -36,8 +48,7 @@ class BackendConfig:
     correction: str = "holes"
 
     def __post_init__(self) -> None:
-        from worldfm_ros.backends.canvas import check_correction
-        from worldfm_ros.profiles import PROFILES
+        from worldfm_ros.frame.profiles import PROFILES
 
         check_correction(self.correction)
         if self.profile not in PROFILES:

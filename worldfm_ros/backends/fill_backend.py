@@ -8,10 +8,9 @@ compared with, and what the node falls back to when one cannot start.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
-import numpy as np
-
-from worldfm_ros.backends.base import FrameBackend, FrameRequest
+from worldfm_ros.backends.base import FrameBackend, FrameRequest, Generated
 from worldfm_ros.backends.config import BackendConfig
 from worldfm_ros.errors import ConfigError
 from worldfm_ros.render.fill import FILL_METHODS, fill_holes
@@ -28,7 +27,6 @@ class FillBackend(FrameBackend):
             raise ConfigError(f"anchor backend fill: expected one of {FILL_METHODS}, got {fill!r}")
         self.fill = fill
         self.telea_radius = float(telea_radius)
-        self._timings: dict[str, float] = {}
 
     @classmethod
     def config_options(cls, config: BackendConfig) -> dict:
@@ -39,12 +37,11 @@ class FillBackend(FrameBackend):
         """The fill backend with ``config``'s hole filling (the fallback every other backend has)."""
         return cls(**cls.config_options(config))
 
-    def generate(self, request: FrameRequest) -> np.ndarray:
-        t0 = time.perf_counter()
-        out = fill_holes(request.render_rgb, request.render_valid, self.fill, self.telea_radius,
-                         depth=request.render_depth)
-        self._timings = {"fill": (time.perf_counter() - t0) * 1e3}
+    def generate(self, requests: Sequence[FrameRequest]) -> list[Generated]:
+        out = []
+        for request in requests:
+            t0 = time.perf_counter()
+            rgb = fill_holes(request.render_rgb, request.render_valid, self.fill, self.telea_radius,
+                             depth=request.render_depth)
+            out.append(Generated(rgb, {"fill": (time.perf_counter() - t0) * 1e3}))
         return out
-
-    def stage_timings_ms(self) -> dict[str, float]:
-        return dict(self._timings)

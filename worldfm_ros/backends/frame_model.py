@@ -20,8 +20,10 @@ to x0 before decoding, and when a bare request is larger than the model the upsa
 correction is added to the fill at the request's own resolution. ``PipelineBackend`` (a
 ``backends.canvas.CanvasBackend``) gives the pipeline canvas-size requests in the simulator.
 
-Stage timings (ms) of the last frame: preprocess, encode_render, encode_reference, step_0,
-step_1, ..., decode, postprocess, total; on CUDA the device is synchronised at each boundary.
+Requests come in batches: each frame is prepared, encoded and finished on its own (its own
+generator), the network runs once per step on the stacked batch. Stage timings (ms) of the batch,
+returned with each frame: preprocess, encode_render, encode_reference, step_0, step_1, ...,
+decode, postprocess, total; on CUDA the device is synchronised at each boundary.
 """
 
 from __future__ import annotations
@@ -29,20 +31,21 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from worldfm_ros.backends.base import FrameRequest
+from worldfm_ros.backends.base import FrameRequest, Generated
 from worldfm_ros.backends.canvas import CanvasBackend
 from worldfm_ros.backends.config import BackendConfig
 from worldfm_ros.errors import CheckpointError, ConfigError
 from worldfm_ros.model.config import RESIDUAL_BASES
 from worldfm_ros.model.codec import Codec, make_codec, uint8_to_unit, unit_to_uint8
 from worldfm_ros.model.sampler import NoiseSource, Sampler, draw_noise, make_sampler
-from worldfm_ros.profiles import Profile, get_profile
+from worldfm_ros.frame.profiles import Profile, get_profile
 from worldfm_ros.render.fill import residual_base
 
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -66,6 +69,18 @@ class Denoiser(Protocol):
 
     def __call__(self, x_t: torch.Tensor, t: int, render: torch.Tensor, reference: torch.Tensor,
                  mask: torch.Tensor | None, cameras: Any = None) -> torch.Tensor: ...
+
+
+class FixedBatchDenoiser:
+    """A denoiser whose network takes inputs of fixed shapes (an exported graph, a built engine):
+    ``_inputs`` maps each input name to a tuple that starts with its shape."""
+
+    _inputs: dict[str, tuple]
+
+    @property
+    def batch(self) -> int:
+        """The batch size the network was exported or built for; the pipeline runs chunks of it."""
+        return int(self._inputs["x_t"][0][0])
 
 
 def resized_intrinsics(K: np.ndarray, size_hw: tuple[int, int], new_size: int) -> np.ndarray:
@@ -101,9 +116,9 @@ def load_frame_model(model_path: str | Path, device: torch.device, dtype: torch.
 
 
 def backend_codec(latent_channels: int, vae_path: str | Path | None, device: torch.device, dtype: torch.dtype,
-                  sample_posterior: bool, profile: str) -> Codec:
+                  sample_posterior: bool, profile: Profile) -> Codec:
     """``model.codec.make_codec`` for a backend: the ``release`` profile samples the VAE posterior."""
-    return make_codec(latent_channels, vae_path, device, dtype, sample_posterior or get_profile(profile).sample_posterior)
+    return make_codec(latent_channels, vae_path, device, dtype, sample_posterior or profile.sample_posterior)
 
 
 class FrameModelPipeline:
@@ -137,8 +152,6 @@ class FrameModelPipeline:
         self.residual = residual
         self.residual_scale = float(residual_scale)
         self.profile = profile or get_profile("default")
-        self.last_reference_cached = False
-        self._timings: dict[str, float] = {}
 
     def _clock(self) -> float:
         if self.device.type == "cuda":
@@ -152,8 +165,10 @@ class FrameModelPipeline:
         return F.interpolate(images, size, mode="bicubic", antialias=True, align_corners=False).clamp(-1, 1)
 
     @torch.inference_mode()
-    def generate(self, request: FrameRequest) -> np.ndarray:
-        """The generated frame, (H, W, 3) uint8, at the size of ``request.render_rgb``."""
+    def generate(self, requests: Sequence[FrameRequest]) -> list[Generated]:
+        """The generated frames, (H, W, 3) uint8 each at the size of its ``render_rgb``, the network
+        run once per step for the whole batch (in chunks of the denoiser's fixed ``batch``, if any).
+        Every frame carries the batch's stage timings."""
         timings: dict[str, float] = {}
         start = tick = self._clock()
 
@@ -163,6 +178,42 @@ class FrameModelPipeline:
             timings[name] = (now - tick) * 1e3
             tick = now
 
+        frames = [self._prepare(request) for request in requests]
+        lap("preprocess")
+        for frame in frames:
+            frame.encode_render(self.codec)
+        lap("encode_render")
+        for frame in frames:
+            frame.encode_reference(self.codec, self.profile.cache_reference)
+        lap("encode_reference")
+
+        z_render = torch.cat([f.z_render for f in frames])  # (B, C, h, w)
+        z_reference = torch.cat([f.z_reference for f in frames])
+        mask = torch.cat([f.mask for f in frames]) if self.use_mask else None
+        cameras = self._batch_cameras([f.cameras for f in frames]) if self.use_cameras else None
+        noises = [torch.cat(draws) for draws in zip(*(f.noises for f in frames))]
+        step = 0
+
+        def denoise(x_t: torch.Tensor, t: int) -> torch.Tensor:
+            nonlocal step
+            out = self._denoise_chunked(x_t, t, z_render, z_reference, mask, cameras)
+            lap(f"step_{step}")
+            step += 1
+            return out
+
+        x0 = self.sampler.sample(denoise, noises)  # (B, C, h, w)
+        if self.residual == "filled_render":
+            x0 = x0 / self.residual_scale + torch.cat([f.z_base for f in frames])
+        images = self.codec.decode(x0)  # (B, 3, R, R)
+        lap("decode")
+
+        out = [self._finish(frame, images[i:i + 1]) for i, frame in enumerate(frames)]
+        lap("postprocess")
+        timings["total"] = (tick - start) * 1e3
+        return [Generated(rgb, dict(timings), frame.reference_cached) for rgb, frame in zip(out, frames)]
+
+    def _prepare(self, request: FrameRequest) -> "_Frame":
+        """One request's model inputs at the model's size, and its noise (drawn in the profile's order)."""
         height, width = request.render_rgb.shape[:2]
         render = self._to_model_size(uint8_to_unit(request.render_rgb, self.device))  # (1, 3, R, R)
         # The released model always sees a reference; without one the render stands in for it.
@@ -172,74 +223,62 @@ class FrameModelPipeline:
                               f"got {request.reference_rgb.shape}")
         reference = (self._to_model_size(uint8_to_unit(request.reference_rgb, self.device))
                      if has_reference else render)
-        mask = None
+        frame = _Frame(request, render, reference, self.noise.frame(request.seed))
         if self.use_mask:
             valid = torch.from_numpy(np.ascontiguousarray(request.render_valid)).to(self.device)
-            mask = F.adaptive_avg_pool2d(valid[None, None].float(), self.latent_size)  # (1, 1, h, w)
-        cameras = self._cameras(request) if self.use_cameras else None
-        filled = base = None
+            frame.mask = F.adaptive_avg_pool2d(valid[None, None].float(), self.latent_size)  # (1, 1, h, w)
+        if self.use_cameras:
+            frame.cameras = self._cameras(request)
         if self.residual == "filled_render":
             fill = request.render_filled
             if fill is None:
                 fill = residual_base(request.render_rgb, request.render_valid)
-            filled = uint8_to_unit(fill, self.device)
-            base = self._to_model_size(filled)  # (1, 3, R, R)
-        generator = self.noise.frame(request.seed)
+            frame.filled = uint8_to_unit(fill, self.device)
+            frame.base = self._to_model_size(frame.filled)  # (1, 3, R, R)
         shape = (1, self.codec.latent_channels, self.latent_size, self.latent_size)
+        frame.draw_noise = lambda: [n.to(self.device) for n in draw_noise(frame.generator, shape,
+                                                                          self.sampler.num_noises)]
+        if not self.profile.posterior_first:
+            frame.noises = frame.draw_noise()
+        return frame
 
-        def sampler_noise() -> list[torch.Tensor]:
-            return [n.to(self.device) for n in draw_noise(generator, shape, self.sampler.num_noises)]
+    def _denoise_chunked(self, x_t: torch.Tensor, t: int, z_render: torch.Tensor, z_reference: torch.Tensor,
+                         mask: torch.Tensor | None, cameras: Any) -> torch.Tensor:
+        """The denoiser on the whole batch, or in chunks of its fixed ``batch`` (the last one padded)."""
+        fixed = getattr(self.denoiser, "batch", None)
+        total = x_t.shape[0]
+        if fixed is None or fixed == total:
+            return self.denoiser(x_t, t, z_render, z_reference, mask, cameras)
+        if cameras is not None:
+            raise ConfigError("a fixed-batch denoiser takes no camera inputs")
+        outs = []
+        for lo in range(0, total, fixed):
+            index = torch.arange(lo, lo + fixed).clamp_(max=total - 1)  # pads the last chunk with its last frame
+            part = self.denoiser(x_t[index], t, z_render[index], z_reference[index],
+                                 None if mask is None else mask[index], None)
+            outs.append(part[:min(fixed, total - lo)])
+        return torch.cat(outs)
 
-        posterior_first = self.profile.posterior_first
-        noises = None if posterior_first else sampler_noise()
-        lap("preprocess")
-
-        z_render = self.codec.encode(render, generator)  # (1, C, h, w)
-        z_base = None if base is None else self.codec.encode(base, generator)
-        lap("encode_render")
-        if has_reference and request.reference_id >= 0 and self.profile.cache_reference:
-            # The content digest keeps a reloaded scene whose keyframe ids repeat from reusing stale latents.
-            digest = hashlib.sha1(np.ascontiguousarray(request.reference_rgb), usedforsecurity=False).hexdigest()
-            z_reference = self.codec.encode_reference(reference, (request.reference_id, digest), generator)
-            self.last_reference_cached = self.codec.last_reference_cached
-        else:
-            z_reference = self.codec.encode(reference, generator)
-            self.last_reference_cached = False
-        if posterior_first:
-            noises = sampler_noise()
-        lap("encode_reference")
-
-        step = 0
-
-        def denoise(x_t: torch.Tensor, t: int) -> torch.Tensor:
-            nonlocal step
-            out = self.denoiser(x_t, t, z_render, z_reference, mask, cameras)
-            lap(f"step_{step}")
-            step += 1
-            return out
-
-        x0 = self.sampler.sample(denoise, noises)  # (1, C, h, w)
-        if z_base is not None:
-            x0 = x0 / self.residual_scale + z_base
-        image = self.codec.decode(x0)  # (1, 3, R, R)
-        lap("decode")
-
+    def _finish(self, frame: "_Frame", image: torch.Tensor) -> np.ndarray:
+        """(H, W, 3) uint8 of one decoded (1, 3, R, R) image at its request's size."""
+        height, width = frame.request.render_rgb.shape[:2]
         if image.shape[-2:] != (height, width):
-            if base is None:
+            if frame.base is None:
                 image = F.interpolate(image.float(), (height, width), mode="bicubic", antialias=True,
                                       align_corners=False)
             else:  # only the model's correction is upsampled; the fill keeps the render's detail
-                image = filled + F.interpolate(image.float() - base, (height, width), mode="bilinear",
-                                               align_corners=False)
-        frame = unit_to_uint8(image)[0]  # (H, W, 3)
-        lap("postprocess")
-        timings["total"] = (tick - start) * 1e3
-        self._timings = timings
-        return frame
+                image = frame.filled + F.interpolate(image.float() - frame.base, (height, width), mode="bilinear",
+                                                     align_corners=False)
+        return unit_to_uint8(image)[0]  # (H, W, 3)
 
-    def stage_timings_ms(self) -> dict[str, float]:
-        """Milliseconds per stage of the last ``generate`` call."""
-        return dict(self._timings)
+    @staticmethod
+    def _batch_cameras(cameras: list[Any]) -> Any:
+        from worldfm_ros.model.dit import CameraInputs
+
+        if len(cameras) == 1:
+            return cameras[0]
+        return CameraInputs(torch.cat([c.viewmats for c in cameras]), torch.cat([c.Ks for c in cameras]),
+                            cameras[0].image_size)
 
     def _cameras(self, request: FrameRequest) -> Any:
         from worldfm_ros.model.dit import CameraInputs
@@ -257,6 +296,39 @@ class FrameModelPipeline:
                                      torch.from_numpy(np.asarray(ref_c2w, np.float64)),
                                      torch.from_numpy(resized_intrinsics(request.K, size_hw, R)),
                                      torch.from_numpy(resized_intrinsics(ref_K, size_hw, R)), (R, R))
+
+
+class _Frame:
+    """One request on its way through ``FrameModelPipeline.generate``: its tensors, noise and latents."""
+
+    def __init__(self, request: FrameRequest, render: torch.Tensor, reference: torch.Tensor,
+                 generator: torch.Generator) -> None:
+        self.request, self.render, self.reference, self.generator = request, render, reference, generator
+        self.mask: torch.Tensor | None = None
+        self.cameras: Any = None
+        self.filled: torch.Tensor | None = None  # (1, 3, H, W) the fill at the request's size, [-1, 1]
+        self.base: torch.Tensor | None = None  # (1, 3, R, R) the fill at the model's size
+        self.noises: list[torch.Tensor] | None = None
+        self.draw_noise: Any = None
+        self.z_render = self.z_base = self.z_reference = None
+        self.reference_cached = False
+
+    def encode_render(self, codec: Codec) -> None:
+        self.z_render = codec.encode(self.render, self.generator)  # (1, C, h, w)
+        if self.base is not None:
+            self.z_base = codec.encode(self.base, self.generator)
+
+    def encode_reference(self, codec: Codec, cache: bool) -> None:
+        request = self.request
+        if request.reference_rgb is not None and request.reference_id >= 0 and cache:
+            # The content digest keeps a reloaded scene whose keyframe ids repeat from reusing stale latents.
+            digest = hashlib.sha1(np.ascontiguousarray(request.reference_rgb), usedforsecurity=False).hexdigest()
+            self.z_reference, self.reference_cached = codec.encode_reference(
+                self.reference, (request.reference_id, digest), self.generator)
+        else:
+            self.z_reference = codec.encode(self.reference, self.generator)
+        if self.noises is None:  # the release's order: posteriors first, then the sampler's noise
+            self.noises = self.draw_noise()
 
 
 class PipelineBackend(CanvasBackend):
@@ -292,35 +364,27 @@ class PipelineBackend(CanvasBackend):
         """True for residual models (``DiTConfig.residual == "filled_render"``)."""
         return self.pipeline.residual == "filled_render"
 
-    def generate_canvas(self, request: FrameRequest) -> np.ndarray:
-        return self.pipeline.generate(request)
-
-    def stage_timings_ms(self) -> dict[str, float]:
-        return {**self.canvas_timings_ms(), **self.pipeline.stage_timings_ms()}
-
-    @property
-    def last_reference_cached(self) -> bool:
-        """Whether the last frame's reference latent came from the cache."""
-        return self.pipeline.last_reference_cached
+    def generate_canvas(self, requests: Sequence[FrameRequest]) -> list[Generated]:
+        return self.pipeline.generate(requests)
 
     def close(self) -> None:
         self.pipeline.codec.clear_cache()
 
 
 def model_pipeline(denoiser: Denoiser, codec: Codec, sampler: Sampler, noise: NoiseSource, device: torch.device,
-                   cfg: dict[str, Any], use_cameras: bool = False, profile: str = "default") -> FrameModelPipeline:
+                   cfg: dict[str, Any], use_cameras: bool, profile: Profile) -> FrameModelPipeline:
     """The FrameModelPipeline of a model described by ``cfg``: its DiTConfig as a dict
     (``DiTConfig.to_dict()``, or the metadata of an exported graph, whose missing keys take the
-    released model's values: no mask channel, no residual); profile: 'default' | 'release'."""
+    released model's values: no mask channel, no residual)."""
     return FrameModelPipeline(denoiser, codec, sampler, cfg["input_size"], noise, device,
                               bool(cfg.get("use_mask_channel", False)), use_cameras,
                               cfg.get("residual", "none"), float(cfg.get("residual_scale", 1.0)),
-                              get_profile(profile))
+                              profile)
 
 
 def build_sampler_and_noise(sampler: str, steps: int, timesteps: list[int] | None, seed: int,
-                            reuse_noise: bool, profile: str = "default") -> tuple[Sampler, NoiseSource]:
+                            reuse_noise: bool, profile: Profile) -> tuple[Sampler, NoiseSource]:
     """The sampler and noise source from the backend options shared by every neural backend
     (the ``release`` profile draws fresh noise every frame whatever ``reuse_noise`` says)."""
-    reuse = reuse_noise and not get_profile(profile).fresh_noise
+    reuse = reuse_noise and not profile.fresh_noise
     return make_sampler(sampler, steps, timesteps), NoiseSource(seed, reuse)

@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from worldfm_ros.backends.canvas import check_correction
+from worldfm_ros.backends.config import check_correction
 from worldfm_ros.backends.config import BackendConfig
 from worldfm_ros.backends.frame_model import (
+    FixedBatchDenoiser,
     PipelineBackend,
     backend_codec,
     build_sampler_and_noise,
@@ -33,6 +34,7 @@ from worldfm_ros.backends.frame_model import (
     parse_dtype,
 )
 from worldfm_ros.devices import parse_device
+from worldfm_ros.frame.profiles import get_profile
 from worldfm_ros.errors import BackendUnavailable, CheckpointError, ConfigError
 from worldfm_ros.model.codec import Codec
 
@@ -120,7 +122,7 @@ def _element_type(ort_type: str) -> tuple[np.dtype, torch.dtype]:
     return table[ort_type]
 
 
-class OnnxDenoiser:
+class OnnxDenoiser(FixedBatchDenoiser):
     """One ONNX Runtime session with fixed shapes, fed and read through I/O binding.
 
     providers: ONNX Runtime execution providers in priority order, each a name or a
@@ -225,6 +227,7 @@ class OnnxBackend(PipelineBackend):
                  cache_dir: str | Path | None = None,
                  correction: str = "holes") -> None:
         self.correction = check_correction(correction)
+        resolved = get_profile(profile)  # the one resolution of the name
         torch_device, torch_dtype = parse_device(device), parse_dtype(dtype)
         if dtype == "bf16":
             raise ConfigError("onnxruntime dtype: 'bf16' graphs do not load in onnxruntime; use 'fp32' or 'fp16'")
@@ -233,9 +236,9 @@ class OnnxBackend(PipelineBackend):
         cfg = denoiser.config
         if codec is None:
             codec_dtype = torch_dtype if torch_device.type == "cuda" else torch.float32
-            codec = backend_codec(cfg["latent_channels"], vae_path, torch_device, codec_dtype, sample_posterior, profile)
-        sampler_obj, noise = build_sampler_and_noise(sampler, steps, timesteps, seed, reuse_noise, profile)
-        self.pipeline = model_pipeline(denoiser, codec, sampler_obj, noise, torch_device, cfg, profile=profile)
+            codec = backend_codec(cfg["latent_channels"], vae_path, torch_device, codec_dtype, sample_posterior, resolved)
+        sampler_obj, noise = build_sampler_and_noise(sampler, steps, timesteps, seed, reuse_noise, resolved)
+        self.pipeline = model_pipeline(denoiser, codec, sampler_obj, noise, torch_device, cfg, False, resolved)
 
 
 def resolve_onnx(onnx_path: str | Path | None, model_path: str | Path | None, model: torch.nn.Module | None,

@@ -17,14 +17,16 @@ import torch
 
 from worldfm_ros.backends.config import BackendConfig
 from worldfm_ros.backends.onnx_backend import CONFIG_KEY, default_cache_dir, onnx_or_checkpoint, resolve_onnx
-from worldfm_ros.backends.canvas import check_correction
+from worldfm_ros.backends.config import check_correction
 from worldfm_ros.backends.frame_model import (
+    FixedBatchDenoiser,
     PipelineBackend,
     backend_codec,
     build_sampler_and_noise,
     model_pipeline,
     parse_dtype,
 )
+from worldfm_ros.frame.profiles import get_profile
 from worldfm_ros.errors import BackendUnavailable, CheckpointError, ConfigError
 from worldfm_ros.model.codec import Codec
 
@@ -116,7 +118,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, precision: str 
     return engine_path
 
 
-class TensorRTDenoiser:
+class TensorRTDenoiser(FixedBatchDenoiser):
     """Runs a deserialized engine with torch CUDA tensors as I/O buffers on the current stream."""
 
     def __init__(self, engine_path: str | Path, device: torch.device) -> None:
@@ -188,6 +190,7 @@ class TensorRTBackend(PipelineBackend):
                  workspace_gib: float = 4.0,
                  correction: str = "holes") -> None:
         self.correction = check_correction(correction)
+        resolved = get_profile(profile)  # the one resolution of the name
         trt = import_tensorrt()
         if not torch.cuda.is_available():
             raise BackendUnavailable("tensorrt: torch sees no CUDA device")
@@ -204,6 +207,6 @@ class TensorRTBackend(PipelineBackend):
             build_engine(onnx_file, self.engine_path, precision, workspace_gib)
         denoiser = TensorRTDenoiser(self.engine_path, torch_device)
         if codec is None:
-            codec = backend_codec(cfg["latent_channels"], vae_path, torch_device, torch_dtype, sample_posterior, profile)
-        sampler_obj, noise = build_sampler_and_noise(sampler, steps, timesteps, seed, reuse_noise, profile)
-        self.pipeline = model_pipeline(denoiser, codec, sampler_obj, noise, torch_device, cfg, profile=profile)
+            codec = backend_codec(cfg["latent_channels"], vae_path, torch_device, torch_dtype, sample_posterior, resolved)
+        sampler_obj, noise = build_sampler_and_noise(sampler, steps, timesteps, seed, reuse_noise, resolved)
+        self.pipeline = model_pipeline(denoiser, codec, sampler_obj, noise, torch_device, cfg, False, resolved)

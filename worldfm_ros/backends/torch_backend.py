@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from worldfm_ros.backends.canvas import check_correction
+from worldfm_ros.backends.config import check_correction
 from worldfm_ros.backends.frame_model import (
     PipelineBackend,
     backend_codec,
@@ -17,6 +17,7 @@ from worldfm_ros.backends.frame_model import (
     parse_dtype,
 )
 from worldfm_ros.devices import parse_device
+from worldfm_ros.frame.profiles import get_profile
 from worldfm_ros.errors import ConfigError
 from worldfm_ros.model.codec import Codec
 from worldfm_ros.model.dit import CameraInputs
@@ -110,7 +111,7 @@ class TorchBackend(PipelineBackend):
     sampler: 'distilled' (steps 1 or 2, or explicit ``timesteps``) or 'ddim' (steps network
     calls). seed / reuse_noise: see ``NoiseSource``. sample_posterior: sample the VAE
     posterior as released instead of taking its mode. profile: 'default' or 'release'
-    (``worldfm_ros.profiles``: the released pipeline's posterior samples, fresh noise every
+    (``worldfm_ros.frame.profiles``: the released pipeline's posterior samples, fresh noise every
     frame, no reference cache, its draw order). compile / cuda_graphs: see TorchDenoiser.
     """
 
@@ -124,6 +125,7 @@ class TorchBackend(PipelineBackend):
                  cuda_graphs: bool = False,
                  correction: str = "holes") -> None:
         self.correction = check_correction(correction)
+        resolved = get_profile(profile)  # the one resolution of the name
         torch_device, torch_dtype = parse_device(device), parse_dtype(dtype)
         if (model is None) == (model_path is None):
             raise ConfigError("torch backend: give exactly one of model_path or model")
@@ -133,8 +135,8 @@ class TorchBackend(PipelineBackend):
             model = model.to(device=torch_device, dtype=torch_dtype).eval()
         cfg = model.cfg
         if codec is None:
-            codec = backend_codec(cfg.latent_channels, vae_path, torch_device, torch_dtype, sample_posterior, profile)
-        sampler_obj, noise = build_sampler_and_noise(sampler, steps, timesteps, seed, reuse_noise, profile)
+            codec = backend_codec(cfg.latent_channels, vae_path, torch_device, torch_dtype, sample_posterior, resolved)
+        sampler_obj, noise = build_sampler_and_noise(sampler, steps, timesteps, seed, reuse_noise, resolved)
         self.model = model
         self.pipeline = model_pipeline(TorchDenoiser(model, compile, cuda_graphs), codec, sampler_obj, noise,
-                                       torch_device, cfg.to_dict(), cfg.camera_encoding != "none", profile)
+                                       torch_device, cfg.to_dict(), cfg.camera_encoding != "none", resolved)

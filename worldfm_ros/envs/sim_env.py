@@ -26,8 +26,9 @@ from worldfm_ros.runtime import apply_torch_threads
 from worldfm_ros.scene.anchor import SceneAnchor
 from worldfm_ros.sim.config import SimConfig
 from worldfm_ros.sim.simulator import Observation, Simulator, planar_pose
+from worldfm_ros.world.base import World
 
-SceneSource = str | Path | SceneAnchor
+SceneSource = str | Path | SceneAnchor | World
 
 
 def sim_config(config: SimConfig | dict | str | Path | None) -> SimConfig:

@@ -14,7 +14,9 @@ from typing import Any
 
 from gymnasium.vector import SyncVectorEnv
 
+from worldfm_ros.backends.base import FrameBackend
 from worldfm_ros.envs.sim_env import SceneSource, WorldFMEnv, sim_config
+from worldfm_ros.runtime import apply_torch_threads
 from worldfm_ros.sim.config import SimConfig
 
 ConfigSource = SimConfig | dict | str | Path | None
@@ -27,7 +29,9 @@ def env_factories(scenes: Sequence[SceneSource], configs: ConfigSource | Sequenc
     scenes: a scene anchor (path or object) per env (repeat one for several copies of it). configs:
     one config for all envs, or a list with one per scene (different robots: kinematics, mount,
     collision). The sub-envs must share their spaces: the same camera size and observation mode,
-    and for different speed limits normalised actions (the default).
+    and for different speed limits normalised actions (the default). Envs whose configs name the
+    same backend share one (one model in memory: a backend keeps no per-call state), unless
+    ``env_kwargs`` gives a ``backend`` for all.
     env_kwargs: passed to every ``WorldFMEnv``.
     """
     if isinstance(configs, (list, tuple)):
@@ -36,7 +40,22 @@ def env_factories(scenes: Sequence[SceneSource], configs: ConfigSource | Sequenc
         per_env = [sim_config(c) for c in configs]
     else:
         per_env = [sim_config(configs)] * len(scenes)
-    return [lambda s=scene, c=config: WorldFMEnv(c, scene=s, **env_kwargs) for scene, config in zip(scenes, per_env)]
+    if "backend" in env_kwargs:
+        return [lambda s=scene, c=config: WorldFMEnv(c, scene=s, **env_kwargs) for scene, config in zip(scenes, per_env)]
+    shared: dict[str, FrameBackend] = {}
+
+    def backend_for(config: SimConfig) -> FrameBackend:
+        key = repr(config.backend)
+        if key not in shared:
+            from worldfm_ros.backends.registry import create_backend
+
+            threads = env_kwargs.get("threads")
+            apply_torch_threads(config.torch_threads if threads is None else threads, "threads")
+            shared[key] = create_backend(config.backend.name, config=config.backend)
+        return shared[key]
+
+    return [lambda s=scene, c=config: WorldFMEnv(c, scene=s, backend=backend_for(c), **env_kwargs)
+            for scene, config in zip(scenes, per_env)]
 
 
 def make_vector_env(scenes: Sequence[SceneSource], configs: ConfigSource | Sequence[ConfigSource] = None,

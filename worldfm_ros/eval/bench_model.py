@@ -46,7 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cuda-graphs", action="store_true", help="torch backend: CUDA-graph the DiT call")
     parser.add_argument("--providers", nargs="+", default=None,
                         help="onnxruntime execution providers (default CPUExecutionProvider)")
-    parser.add_argument("--repeats", type=int, default=10, help="timed frames per reference mode (default 10)")
+    parser.add_argument("--batch", type=int, default=1,
+                        help="frames per generate call (several cameras or robots; default 1): stage ms are per "
+                             "call, FPS counts frames")
+    parser.add_argument("--repeats", type=int, default=10, help="timed calls per reference mode (default 10)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed frames first (default 2)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", choices=("default", "release"), default="default",
@@ -82,15 +85,14 @@ def _codec(args: argparse.Namespace, codec_kind: str, latent_channels: int) -> A
     from worldfm_ros.backends.frame_model import backend_codec, parse_dtype
     from worldfm_ros.devices import parse_device
     from worldfm_ros.model.codec import VAECodec, sdxl_vae_config
-    from worldfm_ros.profiles import get_profile
+    from worldfm_ros.frame.profiles import get_profile
 
     device = parse_device(args.device)
     dtype = parse_dtype(args.dtype) if device.type == "cuda" else parse_dtype("fp32")
+    profile = get_profile(args.profile)
     if codec_kind == "vae" and not args.vae:
-        return VAECodec.from_config(sdxl_vae_config(), device, dtype, get_profile(args.profile).sample_posterior,
-                                    seed=args.seed)
-    return backend_codec(latent_channels, args.vae if codec_kind == "vae" else None, device, dtype, False,
-                         args.profile)
+        return VAECodec.from_config(sdxl_vae_config(), device, dtype, profile.sample_posterior, seed=args.seed)
+    return backend_codec(latent_channels, args.vae if codec_kind == "vae" else None, device, dtype, False, profile)
 
 
 def _request(size: int, reference_id: int, seed: int) -> Any:
@@ -124,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
 
     device = parse_device(args.device)
     parse_dtype(args.dtype)
+    if args.batch < 1:
+        raise ConfigError(f"--batch: expected a number of frames >= 1, got {args.batch}")
     if (args.compile or args.cuda_graphs) and args.backend != "torch":
         raise ConfigError("--compile / --cuda-graphs: only the torch backend has them")
     if args.providers and args.backend != "onnxruntime":
@@ -156,17 +160,17 @@ def run(args: argparse.Namespace) -> int:
 
     results: dict[str, dict[str, tuple[float, float]]] = {}
     for mode, reference_id in (("cached", 0), ("uncached", -1)):
+        def batch(i: int) -> list:
+            return [_request(size, reference_id, args.seed + i * args.batch + j) for j in range(args.batch)]
+
         for i in range(args.warmup):
-            backend.generate(_request(size, reference_id, args.seed + i))
-        runs = []
-        for i in range(args.repeats):
-            backend.generate(_request(size, reference_id, args.seed + i))
-            runs.append(backend.stage_timings_ms())
+            backend.generate(batch(i))
+        runs = [backend.generate(batch(i))[0].timings_ms for i in range(args.repeats)]
         results[mode] = _summarise(runs)
     import numpy as np
 
     still = _request(size, 0, args.seed)
-    frames = [backend.generate(still).astype(np.int16) for _ in range(max(2, args.flicker_frames))]
+    frames = [backend.generate_one(still).astype(np.int16) for _ in range(max(2, args.flicker_frames))]
     flicker = float(np.mean([np.abs(b - a).mean() for a, b in zip(frames, frames[1:])]))
     backend.close()
 
@@ -178,16 +182,17 @@ def run(args: argparse.Namespace) -> int:
     print(f"backend {args.backend}, device {args.device} ({gpu}), dtype {args.dtype}, steps {args.steps}, "
           f"compile {args.compile}, cuda_graphs {args.cuda_graphs}, profile {args.profile}, "
           f"reuse_noise {args.reuse_noise}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, repeats {args.repeats}, warm-up {args.warmup}")
+          f"{torch.get_num_threads()} threads, batch {args.batch}, repeats {args.repeats}, warm-up {args.warmup}")
     print()
-    print("| stage | cached ref: median ms | min ms | uncached ref: median ms | min ms |")
+    print(f"| stage ({args.batch} frame{'s' * (args.batch > 1)} a call) | cached ref: median ms | min ms | "
+          "uncached ref: median ms | min ms |")
     print("|---|---:|---:|---:|---:|")
     for key in results["uncached"]:
         c, u = results["cached"][key], results["uncached"][key]
         print(f"| {key} | {c[0]:.2f} | {c[1]:.2f} | {u[0]:.2f} | {u[1]:.2f} |")
-    fps_c = 1e3 / results["cached"]["total"][0]
-    fps_u = 1e3 / results["uncached"]["total"][0]
-    print(f"| **FPS** (1 / median total) | {fps_c:.2f} | | {fps_u:.2f} | |")
+    fps_c = args.batch * 1e3 / results["cached"]["total"][0]
+    fps_u = args.batch * 1e3 / results["uncached"]["total"][0]
+    print(f"| **FPS** (batch / median total) | {fps_c:.2f} | | {fps_u:.2f} | |")
     print()
     print(f"flicker: {flicker:.2f} levels mean |frame - previous frame| over {len(frames)} frames of one request")
     if args.json:
@@ -197,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
             "model": args.model or args.config, "params_m": n_params / 1e6, "codec": codec_kind, "size": size,
             "backend": args.backend, "device": args.device, "where": gpu, "dtype": args.dtype, "steps": args.steps,
             "compile": args.compile, "cuda_graphs": args.cuda_graphs, "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "repeats": args.repeats,
+            "threads": torch.get_num_threads(), "batch": args.batch, "repeats": args.repeats,
             "stages_ms": {mode: {k: {"median": v[0], "min": v[1]} for k, v in r.items()} for mode, r in results.items()},
             "fps_cached": fps_c, "fps_uncached": fps_u})
     return 0

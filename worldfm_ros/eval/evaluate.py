@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worldfm_ros.backends.canvas import CORRECTION_REGIONS
+from worldfm_ros.backends.config import CORRECTION_REGIONS
 from worldfm_ros.runtime import add_threads_argument
 from worldfm_ros.render.antialias import DEFAULT_ANTIALIAS
 from worldfm_ros.scene.cli_build import add_rgbd_fusion_arguments
@@ -58,7 +58,7 @@ def generate_all(backend, samples, seed: int = 0) -> tuple[np.ndarray, float]:
                                render_valid=samples.valid[i], K=samples.K[i], c2w=samples.target_c2w[i],
                                reference_rgb=samples.reference[i], reference_K=samples.K[i],
                                reference_c2w=samples.reference_c2w[i], reference_id=-1, seed=seed + i)
-        frames.append(backend.generate(request))
+        frames.append(backend.generate_one(request))
     return np.stack(frames), (time.perf_counter() - start) * 1e3 / max(1, len(samples))
 
 

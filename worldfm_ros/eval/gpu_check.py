@@ -5,7 +5,8 @@ Runs, each part in its own process with its own time limit (and all of them with
 
 * ``render``: ``worldfm bench-render`` at 250 k points, 640x480 (target >= 1000 FPS);
 * ``xl2-…``: ``worldfm bench-model --config xl_2`` at 512x512 fp16 (random weights, SDXL-VAE
-  codec), 1 and 2 steps, eager, CUDA graphs and ``torch.compile``;
+  codec), 1 and 2 steps, eager, CUDA graphs and ``torch.compile``; and 1 step eager on batches of
+  4 frames (``--batch 4``: four robots or cameras served by one generate call);
 * ``onnxruntime-cuda``: the same model through ONNX Runtime's CUDA execution provider (skipped,
   with the reason, when onnxruntime-gpu is not installed);
 * ``cuda-tests``: the test suite's CUDA tests (``pytest -m cuda``).
@@ -124,6 +125,10 @@ def plan(out: Path, dry_run: bool) -> list[Part]:
                                                 "--json", json_path), limit, json_path, skip,
                                   env={"TORCH_COMPILE_DISABLE": "1"} if uncompiled else {},
                                   note="dry run: TORCH_COMPILE_DISABLE=1; " if uncompiled else ""))
+        if variant == "eager":  # many robots or cameras on one model: the batched DiT call
+            json_path = str(parts / "xl2-1step-batch4.json")
+            out_parts.append(Part("xl2-1step-batch4", worldfm("bench-model", *model, "--steps", "1", "--batch", "4",
+                                                              "--json", json_path), 60, json_path))
         if variant == "cuda-graphs":  # before the compiles: ONNX Runtime is wanted more
             json_path = str(parts / "onnxruntime-cuda.json")
             provider = "CPUExecutionProvider" if dry_run else "CUDAExecutionProvider"

@@ -116,21 +116,20 @@ def load_views(root: str | Path, indices: list[int], size: tuple[int, int],
                         np.asarray(indices))
 
 
-def render_views(anchor, backend, views: HeldOutViews, point_radius: int = 1, seed: int = 0,
-                 footprint_spacing: float | None = None, antialias: float = DEFAULT_ANTIALIAS):
-    """Every held-out pose through ``FramePipeline`` (splats: ``point_radius`` px squares, or by
-    footprint when ``footprint_spacing`` metres is given; ``antialias``: its reconstruction filter,
-    in point footprints); returns (rgb (N, H, W, 3) uint8, anchor render
+def render_views(world, backend, views: HeldOutViews, point_radius: int = 1, seed: int = 0,
+                 splat: str = "square", antialias: float = DEFAULT_ANTIALIAS):
+    """Every held-out pose of ``world`` (a ``world.base.World``) through ``FramePipeline`` (splats:
+    ``point_radius`` px squares, or by footprint with ``splat`` 'footprint'; ``antialias``: its
+    reconstruction filter, in point footprints); returns (rgb (N, H, W, 3) uint8, anchor render
     (N, H, W, 3) uint8, covered (N, H, W) bool, mean ms per view)."""
-    from worldfm_ros.sim.frames import FramePipeline
+    from worldfm_ros.frame.pipeline import FramePipeline
     from worldfm_ros.sim.rig import CameraRig
 
     rig = CameraRig(views.camera, np.eye(4))
-    pipeline = FramePipeline(anchor, rig, backend, point_radius=point_radius, footprint_spacing=footprint_spacing,
-                             antialias=antialias)
+    pipeline = FramePipeline(world, rig, backend, point_radius=point_radius, splat=splat, antialias=antialias)
     rgb, render, covered, ms = [], [], [], []
     for k, c2w in enumerate(views.c2w):
-        map_T_base = rig.base_from_optical_in_map(anchor.map_T_scene @ c2w)
+        map_T_base = rig.base_from_optical_in_map(world.map_T_scene @ c2w)
         frame = pipeline.render(map_T_base, 0, seed=seed + k)
         rgb.append(frame.rgb)
         render.append(frame.render_rgb)
@@ -204,8 +203,8 @@ def evaluate_split(root: str | Path, backends: dict, split: str = "first", fract
     """Build the anchor of ``root``'s anchor frames and score every backend (label -> FrameBackend)
     on the held-out views (``footprint``: splat by footprint; ``antialias``: see ``render_views``). Returns ({label: metrics}, views, {label: outputs (N, H, W, 3)} with
     'recorded' and 'anchor render' first, the anchor)."""
-    from worldfm_ros.sim.frames import footprint_spacing
     from worldfm_ros.scene.build_rgbd import build_rgbd, read_sequence
+    from worldfm_ros.world.pointcloud import PointCloudWorld
 
     build_options = dict(build_options or {})
     n = len(read_sequence(root).frames)
@@ -213,10 +212,11 @@ def evaluate_split(root: str | Path, backends: dict, split: str = "first", fract
     log.info("%s: anchor from %d frames, %d held-out views", root, len(anchor_idx), len(heldout_idx))
     anchor = build_rgbd(root, frames=anchor_idx, **build_options)
     views = load_views(root, heldout_idx, size, build_options.get("depth_registration", "auto"))
-    spacing = footprint_spacing(anchor, "footprint" if footprint else "square")
+    world = PointCloudWorld(anchor)
     results, outputs = {}, {"recorded": views.images}
     for label, backend in backends.items():
-        rgb, render, covered, ms = render_views(anchor, backend, views, point_radius, seed, spacing, antialias)
+        rgb, render, covered, ms = render_views(world, backend, views, point_radius, seed,
+                                                "footprint" if footprint else "square", antialias)
         outputs.setdefault("anchor render", render)
         outputs[label] = rgb
         results[label] = {**score_views(rgb, covered, views), "ms": ms}

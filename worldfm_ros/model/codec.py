@@ -51,7 +51,6 @@ class Codec(abc.ABC):
 
     def __init__(self) -> None:
         self._cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
-        self.last_reference_cached = False
 
     @abc.abstractmethod
     def encode(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -65,24 +64,23 @@ class Codec(abc.ABC):
         """(B, C, h, w) latents -> (B, 3, h f, w f) float32 images, approximately in [-1, 1]."""
 
     def encode_reference(self, images: torch.Tensor, key: Hashable,
-                         generator: torch.Generator | None = None) -> torch.Tensor:
-        """``encode`` with an LRU cache keyed by ``key`` and the image shape.
+                         generator: torch.Generator | None = None) -> tuple[torch.Tensor, bool]:
+        """``encode`` with an LRU cache keyed by ``key`` and the image shape: (latents, whether
+        they came from the cache).
 
         key: identifies the image content, e.g. (keyframe id, content digest); a caller that
-        reuses a key for different pixels gets the stale latent. ``last_reference_cached``
-        tells whether this call was served from the cache.
+        reuses a key for different pixels gets the stale latent.
         """
         full_key = (key, tuple(images.shape))
         hit = self._cache.get(full_key)
-        self.last_reference_cached = hit is not None
         if hit is not None:
             self._cache.move_to_end(full_key)
-            return hit
+            return hit, True
         latents = self.encode(images, generator)
         self._cache[full_key] = latents
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
-        return latents
+        return latents, False
 
     def clear_cache(self) -> None:
         """Forget every cached reference latent."""

@@ -8,6 +8,10 @@ __all__ = ["PointCloudRenderer", "RenderResult", "RenderTensors"]
 
 
 def __getattr__(name: str):
+    if name == "RenderResult":
+        from worldfm_ros.render.result import RenderResult
+
+        return RenderResult
     if name in __all__:
         from worldfm_ros.render import pointcloud
 

@@ -29,8 +29,8 @@ from worldfm_ros.errors import CameraError, SceneError
 from worldfm_ros.render.blocks import BlockLayout
 from worldfm_ros.scene.checks import check_points
 from worldfm_ros.scene.anchor import SceneAnchor
+from worldfm_ros.render.result import DEFAULT_NEAR, RenderResult
 
-DEFAULT_NEAR = 1e-3
 # Points per culling block: small enough to cull tightly, large enough that the per-block
 # bookkeeping (a numpy box-versus-frustum test per block each frame) stays small next to
 # the per-point work; big clouds get bigger blocks so there are at most MAX_BLOCKS.
@@ -41,25 +41,6 @@ _INF_BITS = 0x7F800000
 # A culled point's (u, v) is pushed this far past the image, times its distance behind
 # the near plane (clamped to 1 m).
 _PUSH_OUT = 1e30
-
-
-@dataclass
-class RenderResult:
-    """A rendered view, numpy arrays at the camera's size (H, W).
-
-    rgb: (H, W, 3) uint8; pixels no point reached are black.
-    depth: (H, W) float32 z-depth in metres along the optical axis; 0 = empty.
-    valid: (H, W) bool, True where a point landed.
-    """
-
-    rgb: np.ndarray
-    depth: np.ndarray
-    valid: np.ndarray
-
-    @property
-    def coverage(self) -> float:
-        """Fraction of pixels a point landed on, [0, 1]."""
-        return np.count_nonzero(self.valid) / self.valid.size  # 10x faster than a bool mean
 
 
 @dataclass

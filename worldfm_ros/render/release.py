@@ -22,7 +22,8 @@ import torch
 
 from worldfm_ros.camera import PinholeCamera, check_pose, invert_pose
 from worldfm_ros.errors import CameraError
-from worldfm_ros.render.pointcloud import DEFAULT_NEAR, RenderResult, RenderTensors, resolve_device
+from worldfm_ros.render.pointcloud import RenderTensors, resolve_device
+from worldfm_ros.render.result import DEFAULT_NEAR, RenderResult
 from worldfm_ros.scene.checks import check_points
 from worldfm_ros.scene.anchor import SceneAnchor
 

@@ -252,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
     import platform
 
     from worldfm_ros.sim.cli_config import sim_config_from_args
-    from worldfm_ros.sim.frames import FRAME_STAGES  # imports torch: not at module level, read by every CLI start
+    from worldfm_ros.frame.pipeline import FRAME_STAGES  # imports torch: not at module level, read by every CLI start
 
     stage_columns = (*FRAME_STAGES, "publish")  # per-stage ms: the frame's stages, then the publishing thread's
     config = sim_config_from_args(args, CONFIG_FLAGS)

@@ -51,7 +51,7 @@ from worldfm_ros.ros.dds import use_camera_profile
 from worldfm_ros.ros.executors import make_executor
 from worldfm_ros.runtime import apply_torch_threads
 from worldfm_ros.sim.config import SimConfig
-from worldfm_ros.sim.frames import FRAME_STAGES, Frame
+from worldfm_ros.frame.pipeline import FRAME_STAGES, Frame
 from worldfm_ros.sim.scan import depth_to_scan
 from worldfm_ros.scene.backproject import backproject_pixels
 from worldfm_ros.scene.store import resolve_in_dirs, scene_folder
@@ -258,11 +258,11 @@ class SimNode(Node):
         return self.sim.scene_path
 
     def load_scene(self, path: str) -> None:
-        """Load a scene anchor ('' = bundled default); raises WorldFMError and changes nothing."""
+        """Load a world ('' = bundled default); raises WorldFMError and changes nothing."""
         with self._lock:
             self.sim.load_scene(path)
             if self.viz is not None:
-                self.viz.log_anchor(self.sim.anchor)
+                self.viz.log_world(self.sim.world)
 
     def _report(self, message: str) -> None:
         """Keep a problem for /diagnostics; log it unless it repeats the last one within 5 s."""
@@ -357,7 +357,7 @@ class SimNode(Node):
         return prev_T_now[:3, 3] / dt, Rotation.from_matrix(prev_T_now[:3, :3]).as_rotvec() / dt
 
     def _on_frame_tick(self, group: int = 0) -> None:
-        if self.sim.anchor is None:
+        if self.sim.world is None:
             return
         twist = None
         if self.cfg.input_mode == "tf":
@@ -557,9 +557,9 @@ class SimNode(Node):
                                                          f"{request.path}: not enough memory to load the scene")
             self._report(f"load_scene failed: {response.message}")
             return response
-        anchor = self.sim.anchor
+        world = self.sim.world
         response.success, response.message = True, f"loaded {request.path}"
-        response.num_points, response.num_keyframes = anchor.num_points, len(anchor.keyframes)
+        response.num_points, response.num_keyframes = world.primitives, len(world.keyframes)
         return response
 
     def _on_set_parameters(self, params) -> SetParametersResult:
@@ -596,7 +596,7 @@ class SimNode(Node):
             status.level = DiagnosticStatus.ERROR
             status.message = (f"use_sim_time is true but ROS time has not moved for {stalled:.0f} s: nothing "
                               "publishes /clock, so timers on ROS time never fire and no frames are made")
-        elif self.sim.anchor is None:
+        elif self.sim.world is None:
             status.level, status.message = DiagnosticStatus.ERROR, recent[-1] if recent else "no scene loaded"
         elif recent:
             status.level, status.message = DiagnosticStatus.WARN, recent[-1]

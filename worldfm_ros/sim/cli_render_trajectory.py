@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     viz = RerunLog(targets, sim.rig.camera) if targets else None
     sim.load_scene(config.scene or None)
     if viz is not None:
-        viz.log_anchor(sim.pipeline.anchor)
+        viz.log_world(sim.world)
     try:
         summary = render_trajectory(sim.pipeline, trajectory, args.output, config.frames, png=not args.no_png,
                                     video=not args.no_video, bag=not args.no_bag, video_fps=args.fps or None,

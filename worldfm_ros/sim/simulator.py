@@ -1,7 +1,7 @@
 """The simulator core shared by the ROS node, lockstep services and the gymnasium envs.
 
-State: a kinematic robot (odom→base_link), the fixed map→odom transform, the scene
-with its frame pipeline and collision checker, and the simulated clock ``time_ns``.
+State: a kinematic robot (odom→base_link), the fixed map→odom transform, the world
+(``world.base.World``) with its frame pipeline and collision checker, and the simulated clock ``time_ns``.
 Real-time users call ``set_command`` and ``tick(now_ns)`` with their clock's time (or
 ``tick()`` to run the simulator's own clock one kinematic period on); lockstep users call
 ``reset``/``step``, which advance the simulated clock themselves. Either way ``time_ns``
@@ -26,12 +26,13 @@ from worldfm_ros.config import flatten
 from worldfm_ros.errors import ConfigError, WorldFMError
 from worldfm_ros.resources import default_scene_path
 from worldfm_ros.scene.anchor import SceneAnchor
-from worldfm_ros.scene.store import load_scene
 from worldfm_ros.sim.collision import CollisionChecker
 from worldfm_ros.backends.config import BackendConfig
 from worldfm_ros.sim.config import LIVE_FIELDS, MAX_STEP_SUBSTEPS, SimConfig
 from worldfm_ros.sim.kinematics import KinematicModel, Twist
-from worldfm_ros.sim.frames import Frame, FramePipeline, footprint_spacing
+from worldfm_ros.frame.pipeline import Frame, FramePipeline, View
+from worldfm_ros.world.base import World, points_in_map
+from worldfm_ros.world.store import open_world
 from worldfm_ros.sensors.imu import ImuModel, ImuSample
 from worldfm_ros.sim.sensor_rig import SensorRig, build_rig, load_rig, single_camera_rig
 
@@ -74,7 +75,7 @@ class RobotState:
 
     stamp_ns: the simulator's time of the state. odom_T_base / map_T_base: (4, 4) base_link
     pose, metres. linear / angular: (3,) body twist (base_link axes), m/s and rad/s.
-    collided: the last motion was blocked by the anchor's geometry.
+    collided: the last motion was blocked by the world's geometry.
     """
 
     stamp_ns: int
@@ -92,7 +93,7 @@ class Observation:
     frame: the primary camera's frame (None when no scene is loaded); frames: every camera's, by
     name, rendered from the same pose. imu: the IMU samples since the previous observation.
     map_T_base / odom_T_base: (4, 4) robot pose, metres. linear/angular: body velocity (3,) each.
-    stamp_ns: simulated time. collision: the last motion was blocked by the anchor's geometry.
+    stamp_ns: simulated time. collision: the last motion was blocked by the world's geometry.
     min_obstacle_distance: metres from base_link to the nearest obstacle point (inf if none).
     done: episode over (collision, or the robot left the scene's extent).
     """
@@ -120,8 +121,9 @@ def sensor_rig(config: SimConfig) -> SensorRig:
 
 
 class Simulator:
-    """One robot with a sensor rig (cameras, IMU) in one scene. ``backend`` defaults to the fill
-    backend ('anchor'); ``device`` is the renderer's torch device."""
+    """One robot with a sensor rig (cameras, IMU) in one world. ``backend`` defaults to the fill
+    backend ('anchor') and may be shared with other simulators (a backend keeps no per-call state);
+    ``device`` is the torch device worlds loaded from files render on."""
 
     def __init__(self, config: SimConfig, backend: FrameBackend | None = None, device: str = "cpu") -> None:
         self.config = config
@@ -171,29 +173,26 @@ class Simulator:
         """Release the backend (models, sessions, GPU memory)."""
         self.backend.close()
 
-    # ------------------------------------------------------------------ scene
-    def load_scene(self, source: str | Path | SceneAnchor | None = None) -> SceneAnchor:
-        """Load a scene anchor (path, object, or None/'' for the bundled default) and rebuild the
-        frame pipeline; raises WorldFMError and keeps the previous scene on failure."""
-        if isinstance(source, SceneAnchor):
-            anchor, path = source, source.name
-        else:
-            path = str(source) if source else str(default_scene_path())
-            anchor = load_scene(Path(path))
-        pipeline = FramePipeline(anchor, self.rig, self.backend, device=self.device,
-                                 point_radius=self.config.point_radius,
-                                 footprint_spacing=footprint_spacing(anchor, self.config.splat),
+    # ------------------------------------------------------------------ world
+    def load_scene(self, source: str | Path | SceneAnchor | World | None = None) -> World:
+        """Load a world (a scene path of any kind, a SceneAnchor, a World, or None/'' for the bundled
+        default) and rebuild the frame pipeline; raises WorldFMError and keeps the previous world on failure."""
+        world = open_world(source, device=self.device)
+        path = str(source) if isinstance(source, (str, Path)) and source else (
+            world.name if source else str(default_scene_path()))
+        pipeline = FramePipeline(world, self.rig, self.backend, profile=self.config.backend.profile,
+                                 point_radius=self.config.point_radius, splat=self.config.splat,
                                  antialias=self.config.antialias)
-        points_map = anchor.points @ anchor.map_T_scene[:3, :3].T + anchor.map_T_scene[:3, 3]
+        points_map = points_in_map(world, world.surface_points()[0])
         self.collision = CollisionChecker(points_map, self.config.collision, base_z=self.map_T_base[2, 3])
-        self._extent = (points_map.min(axis=0), points_map.max(axis=0))
+        self._extent = (points_map.min(axis=0), points_map.max(axis=0)) if len(points_map) else None
         self.pipeline, self.scene_path = pipeline, path
-        return anchor
+        return world
 
     @property
-    def anchor(self) -> SceneAnchor | None:
-        """The loaded scene (None before the first successful load_scene)."""
-        return self.pipeline.anchor if self.pipeline is not None else None
+    def world(self) -> World | None:
+        """The loaded world (None before the first successful load_scene)."""
+        return self.pipeline.world if self.pipeline is not None else None
 
     def render(self, map_T_base: np.ndarray, stamp_ns: int, seed: int | None = None) -> Frame:
         """The camera frame at base pose ``map_T_base`` (4, 4, map frame) stamped ``stamp_ns``;
@@ -213,15 +212,14 @@ class Simulator:
             v = self.model.velocity
             twist = (v.linear.copy(), v.angular.copy())
         noise_seed = self.config.backend.seed if seed is None else seed
-        frames: dict[int, Frame] = {}
+        views, position = [], {}
         for i in indices:
             cam = self.sensors.cameras[i]
-            left = frames.get(cam.stereo_left) if cam.stereo_left is not None else None
             rng = np.random.default_rng([noise_seed % 2**63, stamp_ns, i]) if cam.effects.enabled else None
-            frames[i] = pipeline.render(map_T_base, stamp_ns, seed=seed, camera=cam, twist=twist, rng=rng,
-                                        reference_index=None if left is None or left.reference_index < 0
-                                        else left.reference_index)
-        return [frames[i] for i in indices]
+            position[i] = len(views)
+            views.append(View(map_T_base, stamp_ns, cam, seed, twist=twist, rng=rng,
+                              reference_of=position.get(cam.stereo_left) if cam.stereo_left is not None else None))
+        return pipeline.render_views(views)
 
     def take_imu_samples(self) -> list[ImuSample]:
         """The IMU samples made since the last call (oldest first), and forget them."""

@@ -35,7 +35,7 @@ from worldfm_ros.errors import CameraError, ConfigError, WorldFMError
 from worldfm_ros.messages import MessageBuilder
 from worldfm_ros.scene.checks import orthonormalize_pose
 from worldfm_ros.sim.config import FramesConfig
-from worldfm_ros.sim.frames import Frame, FramePipeline
+from worldfm_ros.frame.pipeline import Frame, FramePipeline
 from worldfm_ros.sim.rig import CameraRig
 
 KINDS = ("optical", "base")
@@ -166,10 +166,10 @@ def load_trajectory(path: str | Path, kind: str = "optical", world: str = "map",
 
 
 def base_poses(trajectory: Trajectory, pipeline: FramePipeline) -> np.ndarray:
-    """(N, 4, 4) map → base_link poses of the trajectory for the pipeline's rig and scene."""
+    """(N, 4, 4) map → base_link poses of the trajectory for the pipeline's rig and world."""
     poses = trajectory.poses
     if trajectory.world == "scene":
-        poses = pipeline.anchor.map_T_scene @ poses
+        poses = pipeline.world.map_T_scene @ poses
     if trajectory.kind == "optical":
         poses = poses @ invert_pose(pipeline.rig.base_T_optical)
     return poses

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from worldfm_ros.errors import ConfigError
-from worldfm_ros.reference import SelectionRules
+from worldfm_ros.frame.reference import SelectionRules
 
 PROFILES = ("default", "release")
 

@@ -11,13 +11,13 @@ the frame matters most), cell centres rounded to pixels, duplicates merged.
 A sample agrees with keyframe k when it projects inside k's image in front of
 k's camera and |z_k - D_k| <= max(rel_tol * z_k, abs_tol), where z_k is its
 depth in k's camera and D_k > 0 the keyframe's depth at that pixel.
-Keyframe depth is ``Keyframe.depth`` or, when None, the anchor cloud rendered at
-the keyframe's camera and pose (computed once, then cached).
+Keyframe depth is ``Keyframe.depth`` or, when None, the world rendered at the
+keyframe's camera and pose (computed once, then cached).
 
 ``SelectionRules.release()`` are the released pipeline's rules instead (spec §3.5): outer and
 centre grids over ``linspace`` including the edges, strict |z_k - D_k| < rel_tol * z_k with no
 absolute tolerance, every score weighted by a ramp of the keyframe's camera distance, keyframe
-depth always rendered from the cloud, and keyframe 0 when no sample has depth.
+depth always rendered from the world, and keyframe 0 when no sample has depth.
 """
 
 from __future__ import annotations
@@ -28,16 +28,15 @@ import numpy as np
 
 from worldfm_ros.camera import PinholeCamera, check_pose
 from worldfm_ros.errors import CameraError, ConfigError
-from worldfm_ros.render.pointcloud import DEFAULT_NEAR, PointCloudRenderer
-from worldfm_ros.scene.anchor import SceneAnchor
 from worldfm_ros.scene.backproject import backproject_pixels
+from worldfm_ros.world.base import DEFAULT_NEAR, RenderStyle, World, render_one
 
 
 @dataclass(frozen=True)
 class KeyframeChoice:
     """The selected reference keyframe.
 
-    index: position in ``anchor.keyframes``.
+    index: position in ``world.keyframes``.
     score: fraction of valid target samples the chosen keyframe confirms, [0, 1].
     scores: (K,) float64 the same fraction for every keyframe.
     num_samples: target samples with valid depth; 0 means no sample was usable and
@@ -106,7 +105,7 @@ class SelectionRules:
     distance_weight: (near_m, far_m, weight_near, weight_far): each score is multiplied by a
         weight ramping linearly from weight_near at near_m to weight_far at far_m (clamped) of
         the distance between the keyframe's and the target's camera centres; None = no weight.
-    point_radius: splat radius (pixels) of keyframe depth rendered from the cloud.
+    point_radius: splat radius (pixels) of keyframe depth rendered from a point-cloud world.
     stored_depth: use ``Keyframe.depth`` when present (False: always render it from the cloud).
     fallback: keyframe when no sample has depth: "nearest" camera centre or "first".
     """
@@ -180,21 +179,19 @@ def covisibility_counts(points: np.ndarray, camera: PinholeCamera, c2w: np.ndarr
 
 
 class KeyframeSelector:
-    """Picks, for a target view, the anchor keyframe that sees most of what it sees.
+    """Picks, for a target view, the world's keyframe that sees most of what it sees.
 
-    anchor: the scene (keyframes in the scene frame; at least one keyframe).
-    renderer: renders keyframe depth for keyframes without ``depth``; default: a CPU
-        renderer of the anchor, built on first need.
+    world: the ``world.base.World`` (keyframes in its scene frame; at least one keyframe).
     rules: sample grid, tolerances, weighting and fallback (``SelectionRules``).
+    release: keyframe depth that is rendered is drawn in the release's style (``RenderStyle.release``).
     """
 
-    def __init__(self, anchor: SceneAnchor, renderer: PointCloudRenderer | None = None,
-                 rules: SelectionRules | None = None) -> None:
-        if not anchor.keyframes:
-            raise ConfigError(f"scene {anchor.name!r}: keyframe selection needs at least one keyframe")
-        self.anchor = anchor
+    def __init__(self, world: World, rules: SelectionRules | None = None, release: bool = False) -> None:
+        if not world.keyframes:
+            raise ConfigError(f"scene {world.name!r}: keyframe selection needs at least one keyframe")
+        self.world = world
         self.rules = rules or SelectionRules()
-        self._renderer = renderer
+        self._depth_style = RenderStyle(point_radius=self.rules.point_radius, release=release)
         self._depths: dict[int, np.ndarray] = {}
         self._grids: dict[tuple[int, int], np.ndarray] = {}
         self._last: tuple[tuple, KeyframeChoice] | None = None  # (view, choice) of the last call
@@ -202,13 +199,11 @@ class KeyframeSelector:
     def keyframe_depth(self, index: int) -> np.ndarray:
         """(H, W) float32 z-depth of keyframe ``index`` in metres, 0 = no data (cached)."""
         if index not in self._depths:
-            kf = self.anchor.keyframes[index]
+            kf = self.world.keyframes[index]
             if kf.depth is not None and self.rules.stored_depth:
                 self._depths[index] = kf.depth
             else:
-                if self._renderer is None:
-                    self._renderer = PointCloudRenderer.from_anchor(self.anchor)
-                self._depths[index] = self._renderer.render(kf.camera, kf.c2w, self.rules.point_radius).depth
+                self._depths[index] = render_one(self.world, kf.camera, kf.c2w, self._depth_style).depth
         return self._depths[index]
 
     def select(self, depth: np.ndarray, camera: PinholeCamera, c2w: np.ndarray) -> KeyframeChoice:
@@ -238,7 +233,7 @@ class KeyframeSelector:
         """The choice from depths ``d`` (S,) metres sampled at pixels ``uv`` (S, 2)."""
         rules = self.rules
         ok = d > 0
-        keyframes = self.anchor.keyframes
+        keyframes = self.world.keyframes
         distances = [float(np.linalg.norm(kf.c2w[:3, 3] - c2w[:3, 3])) for kf in keyframes]
         if not ok.any():
             index = int(np.argmin(distances)) if rules.fallback == "nearest" else 0
