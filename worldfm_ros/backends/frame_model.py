@@ -187,11 +187,11 @@ class FrameModelPipeline:
             frame.encode_reference(self.codec, self.profile.cache_reference)
         lap("encode_reference")
 
-        z_render = torch.cat([f.z_render for f in frames])  # (B, C, h, w)
-        z_reference = torch.cat([f.z_reference for f in frames])
-        mask = torch.cat([f.mask for f in frames]) if self.use_mask else None
+        z_render = _stack([f.z_render for f in frames])  # (B, C, h, w)
+        z_reference = _stack([f.z_reference for f in frames])
+        mask = _stack([f.mask for f in frames]) if self.use_mask else None
         cameras = self._batch_cameras([f.cameras for f in frames]) if self.use_cameras else None
-        noises = [torch.cat(draws) for draws in zip(*(f.noises for f in frames))]
+        noises = [_stack(list(draws)) for draws in zip(*(f.noises for f in frames))]
         step = 0
 
         def denoise(x_t: torch.Tensor, t: int) -> torch.Tensor:
@@ -203,7 +203,7 @@ class FrameModelPipeline:
 
         x0 = self.sampler.sample(denoise, noises)  # (B, C, h, w)
         if self.residual == "filled_render":
-            x0 = x0 / self.residual_scale + torch.cat([f.z_base for f in frames])
+            x0 = x0 / self.residual_scale + _stack([f.z_base for f in frames])
         images = self.codec.decode(x0)  # (B, 3, R, R)
         lap("decode")
 
@@ -296,6 +296,11 @@ class FrameModelPipeline:
                                      torch.from_numpy(np.asarray(ref_c2w, np.float64)),
                                      torch.from_numpy(resized_intrinsics(request.K, size_hw, R)),
                                      torch.from_numpy(resized_intrinsics(ref_K, size_hw, R)), (R, R))
+
+
+def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """(B, ...) of B (1, ...) tensors; a batch of one without a copy."""
+    return tensors[0] if len(tensors) == 1 else torch.cat(tensors)
 
 
 class _Frame:

@@ -25,10 +25,10 @@ from worldfm_ros.frame.profiles import Profile, get_profile
 from worldfm_ros.frame.reference import KeyframeSelector
 from worldfm_ros.render.antialias import DEFAULT_ANTIALIAS, antialias_render, antialias_sigma
 from worldfm_ros.render.result import RenderResult
-from worldfm_ros.sim.rig import CameraRig
 from worldfm_ros.world.base import RenderStyle, World
 
 if TYPE_CHECKING:
+    from worldfm_ros.sim.rig import CameraRig
     from worldfm_ros.sim.sensor_rig import RigCamera
 
 
@@ -102,7 +102,7 @@ class FramePipeline:
     the world's ``surface_spacing``. ``point_radius`` and ``antialias`` may be changed between calls.
     """
 
-    def __init__(self, world: World, rig: CameraRig, backend: FrameBackend, profile: str | Profile = "default",
+    def __init__(self, world: World, rig: "CameraRig", backend: FrameBackend, profile: str | Profile = "default",
                  point_radius: int = 1, splat: str = "auto", antialias: float = DEFAULT_ANTIALIAS) -> None:
         self.world = world
         self.rig = rig
@@ -222,7 +222,7 @@ class FramePipeline:
         return FrameRequest(render.rgb, render.depth, render.valid, cam.K, c2w, reference, reference_K,
                             reference_c2w, index, view.seed, canvas_view)
 
-    def _frame(self, view: View, mounted: CameraRig, render: RenderResult, rgb: np.ndarray,
+    def _frame(self, view: View, mounted: "CameraRig", render: RenderResult, rgb: np.ndarray,
                choice: tuple[int, float], timings: dict[str, float]) -> Frame:
         """The published frame of one view: the backend's image with the camera's sensor effects."""
         depth, valid, render_rgb = render.depth, render.valid, render.rgb
