@@ -173,8 +173,9 @@ class FramePipeline:
             timings[i]["select"] = (time.perf_counter() - t1) * 1e3
 
         t1 = time.perf_counter()
-        requests = [self._request(view, render, cam, c2w, index)
-                    for view, render, cam, c2w, (index, _) in zip(views, renders, cams, c2ws, choices)]
+        canvases = self._canvases(cams, c2ws, [index for index, _ in choices])
+        requests = [self._request(view, render, cam, c2w, index, canvas) for view, render, cam, c2w, (index, _), canvas
+                    in zip(views, renders, cams, c2ws, choices, canvases)]
         t2 = time.perf_counter()
         generated = self.backend.generate(requests)
         t3 = time.perf_counter()
@@ -205,22 +206,27 @@ class FramePipeline:
         choice = self.selector.select(render.depth, cam, c2w)
         return choice.index, choice.score
 
-    def _request(self, view: View, render: RenderResult, cam: PinholeCamera, c2w: np.ndarray,
-                 index: int) -> FrameRequest:
-        """The backend's request of one view, with its canvas when the backend sees square canvases."""
+    def _canvases(self, cams: list[PinholeCamera], c2ws: list[np.ndarray], indices: list[int]) -> list:
+        """Each view's ``CanvasView`` (one world render call for all of them) when the backend sees
+        square canvases, else Nones."""
+        size = self.backend.canvas_size
+        if not size:
+            return [None] * len(cams)
+        canvases = [letterbox(cam, size) for cam in cams]
+        renders = self.world.render([c.camera for c in canvases], c2ws, self.canvas_style)
+        return [CanvasView(canvas, render, *(self.keyframe_image(index, (size, size), "cover") if index >= 0
+                                             else (None, None)))
+                for canvas, render, index in zip(canvases, renders, indices)]
+
+    def _request(self, view: View, render: RenderResult, cam: PinholeCamera, c2w: np.ndarray, index: int,
+                 canvas: CanvasView | None) -> FrameRequest:
+        """The backend's request of one view."""
         reference = reference_K = reference_c2w = None
         if index >= 0:
             reference, reference_K = self.keyframe_image(index, (cam.width, cam.height), "resize")
             reference_c2w = self.world.keyframes[index].c2w
-        canvas_view = None
-        size = self.backend.canvas_size
-        if size:
-            canvas = letterbox(cam, size)
-            canvas_render = self.world.render([canvas.camera], [c2w], self.canvas_style)[0]
-            fitted = self.keyframe_image(index, (size, size), "cover") if index >= 0 else (None, None)
-            canvas_view = CanvasView(canvas, canvas_render, *fitted)
         return FrameRequest(render.rgb, render.depth, render.valid, cam.K, c2w, reference, reference_K,
-                            reference_c2w, index, view.seed, canvas_view)
+                            reference_c2w, index, view.seed, canvas)
 
     def _frame(self, view: View, mounted: "CameraRig", render: RenderResult, rgb: np.ndarray,
                choice: tuple[int, float], timings: dict[str, float]) -> Frame:
