@@ -178,8 +178,10 @@ class Simulator:
         """Load a world (a scene path of any kind, a SceneAnchor, a World, or None/'' for the bundled
         default) and rebuild the frame pipeline; raises WorldFMError and keeps the previous world on failure."""
         world = open_world(source, device=self.device)
-        path = str(source) if isinstance(source, (str, Path)) and source else (
-            world.name if source else str(default_scene_path()))
+        if isinstance(source, (str, Path)) and str(source):
+            path = str(source)
+        else:  # an object in memory is known by its name; nothing at all is the bundled room
+            path = world.name if source is not None and not isinstance(source, str) else str(default_scene_path())
         pipeline = FramePipeline(world, self.rig, self.backend, profile=self.config.backend.profile,
                                  point_radius=self.config.point_radius, splat=self.config.splat,
                                  antialias=self.config.antialias)
