@@ -185,6 +185,8 @@ class FrameModelPipeline:
         lap("encode_render")
         for frame in frames:
             frame.encode_reference(self.codec, self.profile.cache_reference)
+            if frame.noises is None:  # the release's order: posteriors first, then the sampler's noise
+                frame.noises = self._sampler_noise(frame.generator)
         lap("encode_reference")
 
         z_render = _stack([f.z_render for f in frames])  # (B, C, h, w)
@@ -235,12 +237,14 @@ class FrameModelPipeline:
                 fill = residual_base(request.render_rgb, request.render_valid)
             frame.filled = uint8_to_unit(fill, self.device)
             frame.base = self._to_model_size(frame.filled)  # (1, 3, R, R)
-        shape = (1, self.codec.latent_channels, self.latent_size, self.latent_size)
-        frame.draw_noise = lambda: [n.to(self.device) for n in draw_noise(frame.generator, shape,
-                                                                          self.sampler.num_noises)]
         if not self.profile.posterior_first:
-            frame.noises = frame.draw_noise()
+            frame.noises = self._sampler_noise(frame.generator)
         return frame
+
+    def _sampler_noise(self, generator: torch.Generator) -> list[torch.Tensor]:
+        """The sampler's noise tensors (1, C, h, w) of one frame, drawn from its generator."""
+        shape = (1, self.codec.latent_channels, self.latent_size, self.latent_size)
+        return [n.to(self.device) for n in draw_noise(generator, shape, self.sampler.num_noises)]
 
     def _denoise_chunked(self, x_t: torch.Tensor, t: int, z_render: torch.Tensor, z_reference: torch.Tensor,
                          mask: torch.Tensor | None, cameras: Any) -> torch.Tensor:
@@ -314,7 +318,6 @@ class _Frame:
         self.filled: torch.Tensor | None = None  # (1, 3, H, W) the fill at the request's size, [-1, 1]
         self.base: torch.Tensor | None = None  # (1, 3, R, R) the fill at the model's size
         self.noises: list[torch.Tensor] | None = None
-        self.draw_noise: Any = None
         self.z_render = self.z_base = self.z_reference = None
         self.reference_cached = False
 
@@ -332,8 +335,6 @@ class _Frame:
                 self.reference, (request.reference_id, digest), self.generator)
         else:
             self.z_reference = codec.encode(self.reference, self.generator)
-        if self.noises is None:  # the release's order: posteriors first, then the sampler's noise
-            self.noises = self.draw_noise()
 
 
 class PipelineBackend(CanvasBackend):
