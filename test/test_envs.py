@@ -51,7 +51,7 @@ def test_env_passes_the_gymnasium_env_checker(env):
 def test_reset_observes_image_depth_in_metres_and_odom_at_the_origin(env):
     obs, info = env.reset(seed=0)
     assert obs["image"].shape == (H, W, 3) and obs["image"].dtype == np.uint8
-    assert obs["depth"].shape == (H, W) and obs["depth"].dtype == np.float32
+    assert obs["depth"].shape == (H, W, 1) and obs["depth"].dtype == np.float32
     valid = obs["depth"] > 0
     assert valid.mean() > 0.5 and obs["depth"][valid].max() < 8.0  # inside a 6 x 5 m room
     assert np.allclose(obs["odom"], 0.0)
@@ -169,7 +169,7 @@ def test_a_vector_env_steps_robots_in_different_scenes(scene):
     envs = make_vector_env([scene, room_scene(12)], configs=[CONFIG, slow], dt=0.5, max_episode_steps=10,
                            normalized_actions=True, start_poses=None)
     obs, _ = envs.reset(seed=3)
-    assert obs["image"].shape == (2, H, W, 3) and obs["depth"].shape == (2, H, W)
+    assert obs["image"].shape == (2, H, W, 3) and obs["depth"].shape == (2, H, W, 1)
     assert not np.array_equal(obs["image"][0], obs["image"][1])
     obs, reward, terminated, truncated, _ = envs.step(np.array([[1.0, 0.0], [1.0, 0.0]], np.float32))
     assert obs["odom"][:, 0] == pytest.approx([0.5, 0.1], abs=1e-4)  # each robot's own speed limit

@@ -188,6 +188,7 @@ def test_ros_gym_env_matches_the_in_process_env(lockstep, scene_dir):
     remote_obs, _ = env.reset(seed=4)
     local_obs, _ = local.reset(seed=4)
     assert np.array_equal(remote_obs["image"], local_obs["image"])
+    assert remote_obs["depth"].shape == (H, W, 1) and np.array_equal(remote_obs["depth"], local_obs["depth"])
     for _ in range(3):
         action = np.array([0.5, 0.3], np.float32)
         r, l = env.step(action), local.step(action)

@@ -54,10 +54,10 @@ def test_rgbd_carries_depth_scaled_from_ten_metres_to_255(scene):
     rgbd, _ = WorldFMEnv(CONFIG, scene=scene, observation="rgbd").reset(seed=0)
     full, _ = WorldFMEnv(CONFIG, scene=scene, observation="dict").reset(seed=0)
     assert np.array_equal(rgbd[..., :3], full["image"])
-    assert np.abs(rgbd[..., 3].astype(float) - full["depth"] * 25.5).max() <= 0.5
+    assert np.abs(rgbd[..., 3:].astype(float) - full["depth"] * 25.5).max() <= 0.5
 
 
-@pytest.mark.parametrize("mode", ["image", "rgbd"])
+@pytest.mark.parametrize("mode", ["image", "rgbd", "dict_uint8"])
 def test_gymnasium_and_sb3_env_checkers_pass_without_warnings(scene, mode):
     sb3()
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
@@ -81,6 +81,50 @@ def test_the_dict_observation_has_finite_bounds_for_the_checkers(scene):
         check_env(env, skip_render_check=True)
     assert [str(w.message) for w in caught] == []
     assert all(np.isfinite(s.high).all() and np.isfinite(s.low).all() for s in env.observation_space.values())
+
+
+def test_sb3_takes_the_metric_dict_depth_for_a_one_channel_image_not_an_unconventional_shape(scene):
+    sb3()
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    from worldfm_ros.envs import WorldFMEnv
+
+    env = WorldFMEnv(CONFIG, scene=scene, observation="dict", max_episode_steps=20)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sb3_check_env(env)
+    messages = [str(w.message) for w in caught]
+    assert not any("unconventional shape" in m for m in messages)
+    # What SB3 still says of a float image in metres: its dtype and range (the reason for 'dict_uint8').
+    assert messages and all("observation depth" in m or "observation space depth" in m for m in messages)
+
+
+def test_the_dict_depth_is_one_channel_in_metres_and_dict_uint8_scales_it_like_rgbd(scene):
+    from worldfm_ros.envs import WorldFMEnv
+
+    metric, _ = WorldFMEnv(CONFIG, scene=scene, observation="dict").reset(seed=0)
+    scaled, _ = WorldFMEnv(CONFIG, scene=scene, observation="dict_uint8").reset(seed=0)
+    rgbd, _ = WorldFMEnv(CONFIG, scene=scene, observation="rgbd").reset(seed=0)
+    assert metric["depth"].shape == (H, W, 1) and metric["depth"].dtype == np.float32
+    assert scaled["depth"].shape == (H, W, 1) and scaled["depth"].dtype == np.uint8
+    assert np.array_equal(scaled["depth"], rgbd[..., 3:]) and np.array_equal(scaled["image"], metric["image"])
+
+
+def test_sb3_multi_input_policy_runs_a_cnn_on_the_dict_uint8_depth(scene):
+    sb3()
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.torch_layers import NatureCNN
+    from torch import nn
+
+    from worldfm_ros.envs import WorldFMEnv
+
+    env = WorldFMEnv(CONFIG, scene=scene, observation="dict_uint8", max_episode_steps=8)
+    model = PPO("MultiInputPolicy", env, n_steps=16, batch_size=16, n_epochs=1, seed=0, device="cpu")
+    extractors = model.policy.features_extractor.extractors
+    assert isinstance(extractors["depth"], NatureCNN) and extractors["depth"].cnn[0].in_channels == 1
+    assert isinstance(extractors["image"], NatureCNN) and isinstance(extractors["odom"], nn.Flatten)
+    model.learn(total_timesteps=16)
+    assert model.num_timesteps >= 16
 
 
 def test_different_seeds_start_at_different_collision_free_poses_and_a_seed_repeats_its_start(scene):

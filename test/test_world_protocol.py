@@ -113,7 +113,7 @@ def test_the_env_steps_through_a_box_world_and_collides_with_its_walls(box_scene
                      start_poses=[(5.3, 2.0, 0.0)], max_episode_steps=50)
     obs, info = env.reset(seed=0)
     assert info["coverage"] == 1.0  # a closed room: every ray hits a wall
-    ahead = obs["depth"][H // 2, W // 2]
+    ahead = obs["depth"][H // 2, W // 2, 0]
     assert ahead == pytest.approx(6.0 - 5.3 - 0.1, abs=1e-3)  # the +x wall, from the camera 0.1 m ahead of base
     assert tuple(obs["image"][H // 2, W // 2]) == tuple(FACE_COLOURS[1])
     for _ in range(20):

@@ -60,8 +60,9 @@ class WorldFMEnv(gym.Env):
     device: torch device of the point-cloud renderer.
     normalized_actions: actions in [-1, 1] scaled by the kinematics limits (the default: what RL
         libraries expect, and robots with different limits share one action space); False: m/s, rad/s.
-    observation: 'dict' (image, depth, odom), 'rgbd' ((H, W, 4) uint8) or 'image' ((H, W, 3) uint8);
-        the last two suit CNN policies; see :mod:`worldfm_ros.envs.spaces`.
+    observation: 'dict' (image, depth (H, W, 1) metres, odom), 'dict_uint8' (the same, depth as
+        uint8: stable-baselines3's MultiInputPolicy), 'rgbd' ((H, W, 4) uint8) or 'image' ((H, W, 3)
+        uint8); the last two suit CNN policies; see :mod:`worldfm_ros.envs.spaces`.
     start_poses: where episodes start: 'random' (default: a collision-free pose drawn from the
         scene's free space with the env's generator, so ``reset(seed=s)`` picks the start), a list
         of (x m, y m, yaw rad) in the map frame (one drawn per reset), or None (the config's

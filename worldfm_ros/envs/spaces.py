@@ -7,10 +7,14 @@ axes), bounded by the kinematics limits (or normalised to [-1, 1] and scaled by 
 Observation, by ``observation`` mode:
   'dict' (default): a Dict of
     image: (H, W, 3) uint8 RGB camera frame;
-    depth: (H, W) float32 z-depth in metres along the optical axis, 0 = no data, clipped to
-           DEPTH_RANGE_M (10 m: farther reads as 10);
+    depth: (H, W, 1) float32 z-depth in metres along the optical axis, 0 = no data, clipped to
+           DEPTH_RANGE_M (10 m: farther reads as 10); a one-channel image, as gymnasium and
+           stable-baselines3 expect of image-like observations;
     odom: (6,) float32 [x m, y m, yaw rad, vx m/s, vy m/s, wz rad/s]: base_link pose in the
           odom frame (planar part) and its body-frame velocity, bounded by +-ODOM_RANGE (1000);
+  'dict_uint8': the same Dict with depth as (H, W, 1) uint8, scaled from [0, DEPTH_RANGE_M] to
+          [0, 255] (3.9 cm a step): stable-baselines3's MultiInputPolicy runs a CNN only on uint8
+          images in [0, 255] (it flattens a float one), so this is the mode for it;
   'rgbd': (H, W, 4) uint8: the image plus depth scaled from [0, DEPTH_RANGE_M] to [0, 255]
           (a CNN policy's input: stable-baselines3's CnnPolicy takes it as it is);
   'image': (H, W, 3) uint8, the image alone.
@@ -47,7 +51,7 @@ def action_space(kinematics: KinematicsConfig, normalized: bool = False) -> spac
     return spaces.Box(-high, high, dtype=np.float32)
 
 
-OBSERVATION_MODES = ("dict", "rgbd", "image")
+OBSERVATION_MODES = ("dict", "dict_uint8", "rgbd", "image")
 DEPTH_RANGE_M = 10.0
 ODOM_RANGE = 1000.0
 
@@ -61,13 +65,15 @@ def check_observation_mode(mode: str) -> str:
 def observation_space(camera: PinholeCamera, mode: str = "dict") -> spaces.Space:
     """The observation space of ``mode`` (see module docstring) for frames of ``camera``."""
     h, w = camera.height, camera.width
-    if check_observation_mode(mode) != "dict":
+    if check_observation_mode(mode) in ("image", "rgbd"):
         return spaces.Box(0, 255, (h, w, 3 if mode == "image" else 4), dtype=np.uint8)
     # Loose, robot-independent bounds: robots with different limits share the space in a vector env.
     odom_high = np.array([ODOM_RANGE, ODOM_RANGE, math.pi, ODOM_RANGE, ODOM_RANGE, ODOM_RANGE], np.float32)
+    depth = (spaces.Box(0, 255, (h, w, 1), dtype=np.uint8) if mode == "dict_uint8"
+             else spaces.Box(0.0, DEPTH_RANGE_M, (h, w, 1), dtype=np.float32))
     return spaces.Dict({
         "image": spaces.Box(0, 255, (h, w, 3), dtype=np.uint8),
-        "depth": spaces.Box(0.0, DEPTH_RANGE_M, (h, w), dtype=np.float32),
+        "depth": depth,
         "odom": spaces.Box(-odom_high, odom_high, dtype=np.float32),
     })
 
@@ -101,15 +107,17 @@ def odom_vector(odom_T_base: np.ndarray, linear: np.ndarray, angular: np.ndarray
 
 def observation(rgb: np.ndarray, depth: np.ndarray, odom: np.ndarray, space: spaces.Space) -> dict | np.ndarray:
     """The observation in ``space`` (one of :func:`observation_space`): rgb (H, W, 3) uint8, depth
-    (H, W) metres (NaN = ROS 'no data', becomes 0), odom (6,) from :func:`odom_vector`."""
+    (H, W) metres (NaN = ROS 'no data', becomes 0; the dict's depth is (H, W, 1)), odom (6,) from
+    :func:`odom_vector`."""
     image = np.asarray(rgb, dtype=np.uint8)
     if isinstance(space, spaces.Box) and space.shape[-1] == 3:
         return image
     depth = np.nan_to_num(np.asarray(depth, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    depth = np.clip(depth, 0.0, DEPTH_RANGE_M)
+    depth = np.clip(depth, 0.0, DEPTH_RANGE_M)[..., None]  # (H, W, 1)
+    if isinstance(space, spaces.Box) or space["depth"].dtype == np.uint8:
+        depth = np.round(depth * (255.0 / DEPTH_RANGE_M)).astype(np.uint8)
     if isinstance(space, spaces.Box):
-        scaled = np.round(depth * (255.0 / DEPTH_RANGE_M)).astype(np.uint8)
-        return np.concatenate([image, scaled[..., None]], axis=-1)
+        return np.concatenate([image, depth], axis=-1)
     odom_space = space["odom"]
     return {"image": image, "depth": depth, "odom": np.clip(odom, odom_space.low, odom_space.high)}
 
