@@ -147,6 +147,50 @@ def test_a_list_of_start_poses_is_drawn_from_by_the_seed(scene):
     assert seen == {(2.0, 2.0), (4.0, 3.0)}
 
 
+@pytest.fixture(scope="module")
+def icl_env():
+    from worldfm_ros.envs import WorldFMEnv
+    from worldfm_ros.resources import demo_scene_path
+
+    # The ICL-NUIM recording saw part of the room: many free poses face where it holds nothing.
+    env = WorldFMEnv({"camera": {"width": 160, "height": 120}, "backend": {"name": "anchor"}},
+                     scene=str(demo_scene_path()))
+    yield env
+    env.close()
+
+
+def test_random_starts_in_the_icl_room_see_at_least_the_start_coverage(icl_env):
+    assert icl_env.min_start_coverage == 0.5
+    coverage = [icl_env.reset(seed=s)[1]["coverage"] for s in range(30)]
+    assert min(coverage) >= 0.5
+
+
+def test_the_start_coverage_threshold_is_the_users_to_set(icl_env):
+    icl_env.min_start_coverage = 0.7
+    try:
+        assert all(icl_env.reset(seed=s)[1]["coverage"] >= 0.7 for s in range(10))
+    finally:
+        icl_env.min_start_coverage = 0.5
+
+
+def test_a_start_coverage_no_free_pose_reaches_is_an_error_naming_the_threshold(icl_env):
+    from worldfm_ros.errors import WorldFMError
+
+    icl_env.min_start_coverage = 1.0  # the partial scan never fills a whole view
+    try:
+        with pytest.raises(WorldFMError, match=r"none of 64 collision-free poses sees min_start_coverage 1\.00 .*best 0\."):
+            icl_env.reset(seed=0)
+    finally:
+        icl_env.min_start_coverage = 0.5
+
+
+def test_a_start_coverage_outside_zero_to_one_is_rejected(scene):
+    from worldfm_ros.envs import WorldFMEnv
+
+    with pytest.raises(ValueError, match=r"min_start_coverage: expected a fraction in \[0, 1\], got 1\.5"):
+        WorldFMEnv(CONFIG, scene=scene, min_start_coverage=1.5)
+
+
 def test_bad_start_poses_are_rejected_with_the_argument_named(scene):
     from worldfm_ros.envs import WorldFMEnv
 

@@ -67,6 +67,9 @@ class WorldFMEnv(gym.Env):
         scene's free space with the env's generator, so ``reset(seed=s)`` picks the start), a list
         of (x m, y m, yaw rad) in the map frame (one drawn per reset), or None (the config's
         initial pose every time).
+    min_start_coverage: a random start is redrawn until the camera sees at least this fraction of
+        its view on the world ([0, 1], the ``coverage`` of ``info``; default 0.5); WorldFMError when
+        none of a bounded number of collision-free draws does (see ``Simulator.random_free_pose``).
     threads: torch CPU threads of the process (None = ``config.torch_threads``, default 1; 0 = one
         per core, torch's default); the last env constructed in a process sets it.
 
@@ -82,10 +85,12 @@ class WorldFMEnv(gym.Env):
                  backend: FrameBackend | None = None, dt: float = 0.1, max_episode_steps: int | None = spaces.DEFAULT_MAX_EPISODE_STEPS,
                  reward_fn: RewardFn | None = None, render_mode: str | None = None, device: str = "cpu",
                  normalized_actions: bool = True, observation: str = "dict",
-                 start_poses: str | list | None = "random", threads: int | None = None) -> None:
+                 start_poses: str | list | None = "random", threads: int | None = None,
+                 min_start_coverage: float = spaces.DEFAULT_MIN_START_COVERAGE) -> None:
         spaces.check_episode_arguments(dt, max_episode_steps, render_mode, self.metadata["render_modes"],
                                        observation)
         self.start_poses = spaces.check_start_poses(start_poses)
+        self.min_start_coverage = spaces.check_min_start_coverage(min_start_coverage)
         self.config = sim_config(config)
         if threads is not None:
             self.config = dataclasses.replace(self.config, torch_threads=threads)
@@ -117,7 +122,7 @@ class WorldFMEnv(gym.Env):
         if options.get("pose") is not None:
             pose = start_pose(options["pose"], z)
         elif self.start_poses == "random":
-            pose = self.sim.random_free_pose(self.np_random)
+            pose = self.sim.random_free_pose(self.np_random, min_coverage=self.min_start_coverage)
         else:
             listed = spaces.listed_start(self.start_poses, self.np_random)
             pose = None if listed is None else start_pose(listed, z)

@@ -124,6 +124,9 @@ def observation(rgb: np.ndarray, depth: np.ndarray, odom: np.ndarray, space: spa
 
 RESET_OPTIONS = ("pose", "scene")
 DEFAULT_MAX_EPISODE_STEPS = 500
+# Random starts in a partial scan (the bundled ICL room saw only part of the room) may face where
+# nothing was recorded; half the view on the world keeps such starts out.
+DEFAULT_MIN_START_COVERAGE = 0.5
 
 
 def truncated(steps: int, max_episode_steps: int | None) -> bool:
@@ -143,6 +146,15 @@ def check_start_poses(start_poses) -> str | list[tuple[float, float, float]] | N
     if not poses or any(len(p) != 3 or not all(math.isfinite(v) for v in p) for p in poses):
         raise ValueError(f"start_poses: expected None, 'random' or a list of (x, y, yaw), got {start_poses!r}")
     return poses
+
+
+def check_min_start_coverage(value: float) -> float:
+    """``min_start_coverage``: the fraction of the first camera's view a random start must see on
+    the world, in [0, 1]; ValueError otherwise."""
+    value = float(value)
+    if not 0.0 <= value <= 1.0:  # False for NaN too
+        raise ValueError(f"min_start_coverage: expected a fraction in [0, 1], got {value}")
+    return value
 
 
 def listed_start(start_poses, rng: np.random.Generator) -> tuple[float, float, float] | None:

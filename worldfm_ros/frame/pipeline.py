@@ -65,7 +65,12 @@ class Frame:
     @property
     def coverage(self) -> float:
         """Fraction of pixels the world render covered, [0, 1]."""
-        return np.count_nonzero(self.valid) / self.valid.size  # 10x faster than a bool mean
+        return coverage_of(self.valid)
+
+
+def coverage_of(valid: np.ndarray) -> float:
+    """Fraction of the True pixels of a (H, W) bool mask, [0, 1]."""
+    return np.count_nonzero(valid) / valid.size  # 10x faster than a bool mean
 
 
 @dataclass
@@ -148,13 +153,27 @@ class FramePipeline:
         """The frame of one ``View`` (see there for the arguments)."""
         return self.render_views([View(map_T_base, stamp_ns, camera, seed, reference_index, None, twist, rng)])[0]
 
+    def coverage(self, views: Sequence[View]) -> list[float]:
+        """The fraction of each view's camera the world covers, [0, 1], from one world render call:
+        ``Frame.coverage`` of the frames ``render_views`` would make (before a camera's sensor
+        effects, on a distorting lens's pinhole canvas), without choosing references or running
+        the backend."""
+        _, cams, c2ws = self._cameras(views)
+        return [coverage_of(r.valid) for r in self.world.render(cams, c2ws, self.camera_style)]
+
+    def _cameras(self, views: Sequence[View]) -> tuple[list["CameraRig"], list[PinholeCamera], list[np.ndarray]]:
+        """Each view's mounted camera, the pinhole camera the world renders for it and its (4, 4)
+        camera-to-scene pose (OpenCV axes, metres)."""
+        mounted = [self.rig if v.camera is None else v.camera.mounted for v in views]
+        cams = [m.camera if v.camera is None else v.camera.lens.render_camera for m, v in zip(mounted, views)]
+        c2ws = [m.optical_in_scene(v.map_T_base, self.world.map_T_scene) for m, v in zip(mounted, views)]
+        return mounted, cams, c2ws
+
     def render_views(self, views: Sequence[View]) -> list[Frame]:
         """The frames of ``views``, in order, each stage run once over the batch."""
         n = len(views)
         timings: list[dict[str, float]] = [{} for _ in range(n)]
-        mounted = [self.rig if v.camera is None else v.camera.mounted for v in views]
-        cams = [m.camera if v.camera is None else v.camera.lens.render_camera for m, v in zip(mounted, views)]
-        c2ws = [m.optical_in_scene(v.map_T_base, self.world.map_T_scene) for m, v in zip(mounted, views)]
+        mounted, cams, c2ws = self._cameras(views)
 
         t0 = time.perf_counter()
         renders = self.world.render(cams, c2ws, self.camera_style)

@@ -37,6 +37,11 @@ from worldfm_ros.sensors.imu import ImuModel, ImuSample
 from worldfm_ros.sim.sensor_rig import SensorRig, build_rig, load_rig, single_camera_rig
 
 
+#: collision-free start candidates ``Simulator.random_free_pose`` renders at most, and per world render call
+START_COVERAGE_TRIES = 64
+START_COVERAGE_BATCH = 4
+
+
 def planar_pose(x: float, y: float, z: float, yaw: float) -> np.ndarray:
     """(4, 4) pose at (x, y, z) metres with heading ``yaw`` radians about +z."""
     T = np.eye(4)
@@ -339,23 +344,45 @@ class Simulator:
                            self.collided, distance, self.collided or not self.inside_scene(), frames,
                            self.take_imu_samples())
 
-    def random_free_pose(self, rng: np.random.Generator, clearance: float = 0.2, tries: int = 1000) -> np.ndarray:
+    def random_free_pose(self, rng: np.random.Generator, clearance: float = 0.2, tries: int = 10_000,
+                         min_coverage: float = 0.0, coverage_tries: int = START_COVERAGE_TRIES) -> np.ndarray:
         """(4, 4) map→base_link at the ground height of the configured initial pose, drawn uniformly
         over the scene's xy extent (shrunk by the robot radius + ``clearance`` metres) with a uniform
         yaw, whose nearest obstacle point is at least radius + ``clearance`` away (collision-free
-        with room to turn). WorldFMError when no scene is loaded or ``tries`` draws all fail."""
-        if self._extent is None or self.collision is None:
+        with room to turn) and whose primary camera sees at least ``min_coverage`` of its view on
+        the world ([0, 1], ``FramePipeline.coverage``: what ``Frame.coverage`` reports), so an
+        episode does not start looking where the scene holds nothing. At most ``tries`` draws and
+        ``coverage_tries`` of them rendered; WorldFMError when no scene is loaded or none passes."""
+        if self._extent is None or self.collision is None or self.pipeline is None:
             raise WorldFMError("random start pose: no scene loaded")
         keep = self.config.collision.radius + clearance
         lo, hi = self._extent[0][:2] + keep, self._extent[1][:2] - keep
         if np.any(hi <= lo):
             raise WorldFMError(f"random start pose: the scene's extent is smaller than the robot ({keep:.2f} m)")
         z = self.map_T_odom[2, 3]
-        for _ in range(tries):
+        free: list[np.ndarray] = []
+        rendered, best = 0, 0.0
+        for i in range(tries):
             x, y = rng.uniform(lo, hi)
             pose = planar_pose(x, y, z, rng.uniform(-math.pi, math.pi))
             if self.collision.min_distance(pose) >= keep:
-                return pose
+                if min_coverage <= 0.0:
+                    return pose
+                free.append(pose)
+            if free and (len(free) == START_COVERAGE_BATCH or rendered + len(free) >= coverage_tries
+                         or i == tries - 1):
+                camera = self.sensors.cameras[0]
+                coverage = self.pipeline.coverage([View(p, self.time_ns, camera) for p in free])
+                for candidate, c in zip(free, coverage):
+                    if c >= min_coverage:
+                        return candidate
+                rendered, best, free = rendered + len(free), max(best, *coverage), []
+                if rendered >= coverage_tries:
+                    break
+        if rendered:
+            raise WorldFMError(f"random start pose: none of {rendered} collision-free poses sees min_start_coverage "
+                               f"{min_coverage:.2f} of the view on the scene (best {best:.2f}); lower it or give "
+                               "start_poses")
         raise WorldFMError(f"random start pose: no point of the scene is {keep:.2f} m from every obstacle "
                            f"after {tries} draws")
 
