@@ -57,6 +57,13 @@ def test_bundled_presets_load_with_a_left_and_right_eye(preset):
     assert rig.imu.enabled == (preset == "stereo_imu")
 
 
+def test_cameras_group_by_rate_and_those_at_rate_0_follow_the_node_rate_given():
+    rig = build_rig(load_rig({"cameras": [{"name": "a"}, {"name": "b", "rate_hz": 30.0}, {"name": "c"}]}), 10.0)
+    assert rig.groups() == {10.0: [0, 2], 30.0: [1]}
+    assert rig.groups(default_rate_hz=5.0) == {5.0: [0, 2], 30.0: [1]}
+    assert rig.groups(default_rate_hz=30.0) == {30.0: [0, 1, 2]}
+
+
 def test_right_camera_info_follows_the_ros_stereo_convention():
     rig = build_rig(load_rig("stereo"), 10.0)
     left, right = rig.cameras

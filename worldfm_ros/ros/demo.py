@@ -59,7 +59,7 @@ def remounted_rig(rig: str, drive_overrides: list, path: Path) -> str:
 
     import yaml
 
-    from worldfm_ros.sim.rig import MountConfig
+    from worldfm_ros.sensors.mount import MountConfig
     from worldfm_ros.sim.sensor_rig import load_rig, remount
 
     values = {p.name: p.value for p in drive_overrides}

@@ -1,7 +1,7 @@
 """A simulated IMU on the kinematic robot: angular rate and specific force, with Kalibr's noise model.
 
 The motion: between two kinematic ticks the base moves with the constant body twist that takes
-the first tick's pose to the second's (the exact arc, ``kinematics.exp_se3``; this is how
+the first tick's pose to the second's (the exact arc, ``geometry.exp_se3``; this is how
 ``KinematicModel`` integrates), so the pose, the rate and the velocity of the IMU point
 (``base_T_imu``, lever arm included) are known at every instant.
 
@@ -32,8 +32,8 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from worldfm_ros.errors import ConfigError
-from worldfm_ros.sim.kinematics import exp_se3
-from worldfm_ros.sim.rig import MountConfig
+from worldfm_ros.geometry import exp_se3
+from worldfm_ros.sensors.mount import MountConfig
 
 MAX_IMU_RATE_HZ = 2000.0
 #: orientation variance reported (rad²): the orientation is the simulator's own, without noise

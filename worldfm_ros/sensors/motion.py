@@ -14,7 +14,7 @@ at the stamp itself, the last row at ``stamp + readout_s * (height - 1) / height
 exposure is ``exposure_s`` long and centred on its row time; motion blur is the mean of
 ``samples`` sub-exposure images at the centres of equal slices of that interval. During the
 frame the robot keeps the body twist it has at the stamp (exact arc motion, as
-:func:`worldfm_ros.sim.kinematics.exp_se3`).
+:func:`worldfm_ros.geometry.exp_se3`).
 
 Outputs: rgb is interpolated bilinearly (image borders replicated: what lies outside the
 rendered frame is unknown, and a black wedge would be a worse guess); depth and valid take the

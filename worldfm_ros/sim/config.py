@@ -12,7 +12,8 @@ from worldfm_ros.runtime import DEFAULT_TORCH_THREADS, check_threads
 from worldfm_ros.sim.collision import CollisionConfig
 from worldfm_ros.sim.scan import ScanConfig
 from worldfm_ros.sim.kinematics import KinematicsConfig
-from worldfm_ros.sim.rig import CameraConfig, MountConfig
+from worldfm_ros.sensors.mount import MountConfig
+from worldfm_ros.sim.rig import CameraConfig
 from worldfm_ros.viz import parse_targets
 
 INPUT_MODES = ("cmd_vel", "tf")

@@ -12,9 +12,9 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from worldfm_ros.errors import ConfigError
+from worldfm_ros.geometry import exp_se3
 
 MODELS = ("diff_drive", "holonomic", "free")
 
@@ -119,19 +119,3 @@ class KinematicModel:
 
 def _approach(current: np.ndarray, target: np.ndarray, max_delta: float) -> np.ndarray:
     return current + np.clip(target - current, -max_delta, max_delta)
-
-
-def exp_se3(v: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """(4, 4) motion of a body under the constant body twist (v: (3,) metres, w: (3,) radians, both
-    already multiplied by the duration) — the exponential map of se(3), exact arc motion."""
-    T = np.eye(4)
-    theta = float(np.linalg.norm(w))
-    T[:3, :3] = Rotation.from_rotvec(w).as_matrix()
-    if theta < 1e-9:
-        T[:3, 3] = v
-        return T
-    k = w / theta
-    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    V = np.eye(3) + (1 - math.cos(theta)) / theta * K + (theta - math.sin(theta)) / theta * (K @ K)
-    T[:3, 3] = V @ v
-    return T

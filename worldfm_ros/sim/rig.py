@@ -8,16 +8,15 @@ OPTICAL_FROM_LINK rotation.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from worldfm_ros.camera import LINK_T_OPTICAL, PinholeCamera, check_image_size, check_pose, invert_pose
 from worldfm_ros.errors import ConfigError
 from worldfm_ros.sensors.lens import load_calibration
+from worldfm_ros.sensors.mount import MountConfig  # noqa: F401  (re-exported: the mount of a CameraRig)
 
 
 @dataclass
@@ -39,27 +38,6 @@ class CameraConfig:
         if self.camera_info_url:
             return load_camera_info_yaml(self.camera_info_url)
         return PinholeCamera.from_fov(self.width, self.height, self.hfov_deg)
-
-
-@dataclass
-class MountConfig:
-    """base_link → camera_link: xyz in metres, rpy in radians (fixed-axis roll, pitch, yaw)."""
-
-    xyz: list[float] = field(default_factory=lambda: [0.1, 0.0, 1.0])
-    rpy: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
-
-    def __post_init__(self) -> None:
-        for name in ("xyz", "rpy"):
-            v = getattr(self, name)
-            if len(v) != 3 or not all(math.isfinite(x) for x in v):
-                raise ConfigError(f"mount.{name}: expected 3 finite numbers, got {v}")
-
-    def matrix(self) -> np.ndarray:
-        """base_T_link (4, 4): pose of camera_link in base_link."""
-        T = np.eye(4)
-        T[:3, :3] = Rotation.from_euler("xyz", self.rpy).as_matrix()
-        T[:3, 3] = self.xyz
-        return T
 
 
 def load_camera_info_yaml(path: str | Path) -> PinholeCamera:

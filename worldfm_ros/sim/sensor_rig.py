@@ -33,9 +33,10 @@ from worldfm_ros.errors import ConfigError
 from worldfm_ros.sensors.effects import CameraEffects
 from worldfm_ros.sensors.imu import ImuConfig
 from worldfm_ros.sensors.lens import Lens, LensConfig, load_calibration
+from worldfm_ros.sensors.mount import MountConfig
 from worldfm_ros.sensors.motion import MotionBlurConfig, RollingShutterConfig
 from worldfm_ros.sensors.noise import DepthNoiseConfig, PhotometricConfig
-from worldfm_ros.sim.rig import CameraConfig, CameraRig, MountConfig
+from worldfm_ros.sim.rig import CameraConfig, CameraRig
 
 #: rig presets shipped in ``config/rigs/<name>.yaml``
 RIG_PRESETS = ("stereo", "stereo_imu")
@@ -157,12 +158,15 @@ class SensorRig:
     cameras: list[RigCamera]
     imu: ImuConfig
 
-    def groups(self) -> dict[float, list[int]]:
+    def groups(self, default_rate_hz: float | None = None) -> dict[float, list[int]]:
         """Camera indices by frame rate, Hz, in rig order: the cameras of one group render from the
-        same robot pose at each of its ticks."""
+        same robot pose at each of its ticks. ``default_rate_hz``: the rate of cameras whose file
+        says 0 (the node's rate_hz now, which may have changed since the rig was built); None =
+        the rate resolved when the rig was built."""
         out: dict[float, list[int]] = {}
         for i, cam in enumerate(self.cameras):
-            out.setdefault(cam.rate_hz, []).append(i)
+            rate = cam.rate_hz if default_rate_hz is None else (cam.config.rate_hz or default_rate_hz)
+            out.setdefault(rate, []).append(i)
         return out
 
     def static_transforms(self, base: str) -> list[tuple[np.ndarray, str, str]]:
