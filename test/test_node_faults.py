@@ -294,11 +294,9 @@ def test_use_sim_time_without_clock_is_an_error_diagnostic_until_clock_comes(sce
         stop_clean(sim, observer)
 
 
-@pytest.fixture(scope="module")
-def tf_camera(scenes, tmp_path_factory):
-    """A tf-mode node and a pose source sending map -> camera_optical_frame."""
-    log = tmp_path_factory.mktemp("log") / "tf.log"
-    sim, observer = start({"scene": str(scenes / "room"), "input_mode": "tf"}, log, wait_for_image=False)
+def pose_source(observer: Observer):
+    """A node in the observer's context sending map -> camera_optical_frame: (node, send, a pose
+    inside the room); ``send(T, ahead_s)`` stamps T ``ahead_s`` after now. Waits for the first image."""
     source = rclpy.create_node("pose_source", context=observer.context)
     observer.spinner.add(source)
     tf = TfPublisher(source)
@@ -310,6 +308,15 @@ def tf_camera(scenes, tmp_path_factory):
         tf.send([(T, source.get_clock().now().nanoseconds + int(ahead_s * 1e9), "map", "camera_optical_frame")])
 
     wait_for(lambda: send(good) or observer.images, timeout_s=START_S, what="the first image in tf mode")
+    return source, send, good
+
+
+@pytest.fixture(scope="module")
+def tf_camera(scenes, tmp_path_factory):
+    """A tf-mode node and a pose source sending map -> camera_optical_frame."""
+    log = tmp_path_factory.mktemp("log") / "tf.log"
+    sim, observer = start({"scene": str(scenes / "room"), "input_mode": "tf"}, log, wait_for_image=False)
+    source, send, good = pose_source(observer)
     yield observer, send, good
     observer.spinner.executor.remove_node(source)
     source.destroy_node()
@@ -382,6 +389,22 @@ def test_pose_outside_the_scene_gives_a_warning_not_ok(tf_camera, distance):
     status = _send_until(observer, send, "the camera sees no scene point", far)
     assert status.level != DiagnosticStatus.OK and "outside the scene's extent" in status.message
     _send_good_and_see_frames(observer, send, good)
+
+
+def test_a_pose_gone_stale_on_tf_is_logged_once_per_5_s_while_diagnostics_say_it_every_second(scenes, tmp_path):
+    sim, observer = start({"scene": str(scenes / "room"), "input_mode": "tf", "rate_hz": 20.0}, tmp_path / "node.log",
+                          wait_for_image=False)
+    try:
+        pose_source(observer)  # one pose, then none: each frame tick finds it older (its age is in the message)
+        observer.diagnostic("waiting for pose on /tf", timeout_s=30)
+        time.sleep(7.0)  # about 140 frame ticks
+        said = [s for s in list(observer.diags) if "waiting for pose on /tf" in s.message]
+        logged = [line for line in sim.output().splitlines() if "waiting for pose on /tf" in line]
+        assert len(said) >= 6
+        assert 1 <= len(logged) <= 2, "\n".join(logged)
+        assert "[WARN]" in logged[0]
+    finally:
+        stop_clean(sim, observer)
 
 
 def test_cuda_device_without_cuda_renders_on_the_cpu_with_a_warning(scenes, tmp_path):

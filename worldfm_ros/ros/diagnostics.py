@@ -1,8 +1,10 @@
 """The node's problems and its camera status on /diagnostics.
 
 Every problem a callback meets is kept for /diagnostics (the last 20, shown for 10 s) and logged as
-a warning unless it repeats the last one within 5 s. The status is published on the steady
-clock, so it keeps coming when ROS time stands still and can say why.
+a warning. A problem that can come with every frame, tick or message names a ``throttle_key``
+and is logged at most once per THROTTLE_S for that key (rclpy's ``throttle_duration_sec``), so
+that "waiting for pose on /tf" does not flood the log at the frame rate. The status is published
+on the steady clock, so it keeps coming when ROS time stands still and can say why.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import threading
 import time
 from collections import deque
 
+import rclpy.logging
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
@@ -21,6 +24,8 @@ from worldfm_ros.sim.simulator import Simulator
 
 # ROS time standing still for this long (steady clock) with use_sim_time set means no /clock.
 NO_CLOCK_AFTER_S = 2.0
+#: a throttled problem is logged at most once per this many seconds (steady clock)
+THROTTLE_S = 5.0
 
 
 class Diagnostics:
@@ -32,18 +37,27 @@ class Diagnostics:
         self._errors: deque[tuple[float, str]] = deque(maxlen=20)
         self._errors_lock = threading.Lock()
         self._last_logged = 0.0
+        # rclpy throttles per logger object and call site: one logger per key throttles each kind alone.
+        self._throttled: dict[str, rclpy.impl.rcutils_logger.RcutilsLogger] = {}
         self._ros_time_seen = (node.get_clock().now().nanoseconds, time.monotonic())
 
-    def report(self, message: str) -> None:
-        """Keep a problem for /diagnostics; log it unless it repeats the last one within 5 s."""
+    def report(self, message: str, throttle_key: str | None = None) -> None:
+        """Keep a problem for /diagnostics and log it. With ``throttle_key``, the log says it at
+        most once per THROTTLE_S for that key; without, unless it repeats the last one within 5 s."""
         now = time.monotonic()
         with self._errors_lock:
             last = self._errors[-1] if self._errors else None
             self._errors.append((now, message))
-            if last is not None and last[1] == message and now - self._last_logged <= 5.0:
+            if throttle_key is not None:
+                logger = self._throttled.setdefault(throttle_key, rclpy.logging.get_logger(self.node.get_logger().name))
+            elif last is not None and last[1] == message and now - self._last_logged <= 5.0:
                 return
-            self._last_logged = now
-        self.node.get_logger().warning(message)
+            else:
+                self._last_logged = now
+        if throttle_key is not None:
+            logger.warning(message, throttle_duration_sec=THROTTLE_S)
+        else:
+            self.node.get_logger().warning(message)
 
     def publish(self, sim: Simulator, frames: FrameCounters, stamp_ns: int) -> None:
         """Publish the camera status (rate, per-stage ms, skipped frames, the last problem) stamped ``stamp_ns``."""

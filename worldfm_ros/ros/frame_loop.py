@@ -274,7 +274,7 @@ class FrameLoop:
                 frames = self.sim.render_cameras(map_T_base, stamp, indices, twist=twist)
                 self._outbox.put((frames, indices, map_T_base, t_trigger))
             except Exception as exc:  # keep serving: a bad frame must not kill the camera
-                self.report(f"frame failed: {type(exc).__name__}: {exc}")
+                self.report(f"frame failed: {type(exc).__name__}: {exc}", throttle_key="frame failed")
 
     def _publish_loop(self) -> None:
         while (item := self._outbox.get()) is not None:
@@ -284,7 +284,7 @@ class FrameLoop:
                     self.publisher.publish(frame, t_trigger, i)
                 self._check_blank(frames[0], map_T_base)
             except Exception as exc:
-                self.report(f"frame failed: {type(exc).__name__}: {exc}")
+                self.report(f"frame failed: {type(exc).__name__}: {exc}", throttle_key="frame failed")
 
     def _check_blank(self, frame: Frame, map_T_base: np.ndarray) -> None:
         """Report a frame that shows no scene point, saying how far the pose is from the scene."""
@@ -293,7 +293,7 @@ class FrameLoop:
         outside = self.sim.distance_outside_scene(map_T_base)
         where = (f"base_link is {outside:.3g} m outside the scene's extent" if outside > 0
                  else "base_link is inside the scene's extent, looking at no point")
-        self.report(f"blank frame: the camera sees no scene point ({where})")
+        self.report(f"blank frame: the camera sees no scene point ({where})", throttle_key="blank frame")
 
     def close(self) -> None:
         """Stop the render thread, publish what is queued, stop the publish thread (≤ 5 s each)."""

@@ -92,7 +92,8 @@ class SimNode(Node):
         self.pub_odom = self.create_publisher(Odometry, "odom", 10)
         self.pub_clock = self.create_publisher(Clock, "/clock", 10) if (cfg.publish_clock or cfg.lockstep) else None
         self.tf = TfPublisher(self)
-        self.tf_listener = (TfListener(self, on_reject=lambda why: self._report(f"/tf rejected: {why}"))
+        self.tf_listener = (TfListener(self, on_reject=lambda why: self._report(f"/tf rejected: {why}",
+                                                                                throttle_key="/tf rejected"))
                             if cfg.input_mode == "tf" else None)
 
         self._state: RobotState | None = None  # the last kinematic tick, whose odom was published
@@ -135,7 +136,7 @@ class SimNode(Node):
             try:
                 callback(*args)
             except Exception as exc:
-                self._report(f"{what} failed: {type(exc).__name__}: {exc}")
+                self._report(f"{what} failed: {type(exc).__name__}: {exc}", throttle_key=f"{what} failed")
         return run
 
     def _served(self, what: str, handler: Callable) -> Callable:
@@ -203,9 +204,9 @@ class SimNode(Node):
             if self.viz is not None:
                 self.viz.log_world(self.sim.world)
 
-    def _report(self, message: str) -> None:
+    def _report(self, message: str, throttle_key: str | None = None) -> None:
         """Keep a problem for /diagnostics and log it (see Diagnostics.report)."""
-        self.diagnostics.report(message)
+        self.diagnostics.report(message, throttle_key)
 
     # ----------------------------------------------------------------- time
     def now_ns(self) -> int:
@@ -220,7 +221,7 @@ class SimNode(Node):
             with self._lock:
                 self.sim.set_command(body, self.now_ns() * 1e-9)
         except ValueError as exc:
-            self._report(f"cmd_vel rejected: {exc}")
+            self._report(f"cmd_vel rejected: {exc}", throttle_key="cmd_vel rejected")
 
     def _on_initial_pose(self, msg: PoseWithCovarianceStamped) -> None:
         try:
@@ -243,7 +244,7 @@ class SimNode(Node):
         if self.cfg.publish_clock:
             self.pub_clock.publish(Clock(clock=conv.time_msg(now)))
         if state.collided:
-            self._report("motion blocked: the robot would collide with the scene")
+            self._report("motion blocked: the robot would collide with the scene", throttle_key="motion blocked")
         self.pub_odom.publish(conv.odometry_msg(state.odom_T_base, state.linear, state.angular, now, f.odom, f.base))
         self.tf.send([(state.odom_T_base, now, f.odom, f.base)])
         self._publish_imu(imu)
@@ -287,12 +288,13 @@ class SimNode(Node):
         try:
             T, stamp = self.tf_listener.lookup(f.map, source, now, self.cfg.tf_max_age_s)
         except TransformLookupError as exc:
-            self._report(f"waiting for pose on /tf: {exc}")
+            self._report(f"waiting for pose on /tf: {exc}", throttle_key="waiting for pose on /tf")
             return None
         ahead_s = (stamp - now) * 1e-9
         if ahead_s > self.cfg.tf_future_tolerance_s:
             self._report(f"/tf rejected: {f.map} -> {source} is stamped {ahead_s:.3f} s ahead of the node's clock "
-                         f"(tf_future_tolerance_s {self.cfg.tf_future_tolerance_s:g}); images would carry that stamp")
+                         f"(tf_future_tolerance_s {self.cfg.tf_future_tolerance_s:g}); images would carry that stamp",
+                         throttle_key="/tf stamped ahead")
             return None
         if self.cfg.tf_source == "optical":
             T = self.rig.base_from_optical_in_map(T)
