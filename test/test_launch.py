@@ -347,6 +347,17 @@ def test_nav2_example_without_nav2_starts_the_simulator_and_names_what_is_missin
         assert stop(process) == 0
 
 
+def test_a_misspelt_parameter_in_a_params_file_is_named_by_the_launched_node(tmp_path):
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("worldfm_sim:\n  ros__parameters:\n    rate_hzz: 5.0\n")
+    process = ros2_launch("sim.launch.py", "backend:=anchor", "camera:=small_256", f"params_file:={extra}")
+    try:
+        text = read_until(process, "does not have", timeout_s=90)
+        assert "ignoring parameter(s) that this node does not have: rate_hzz (did you mean rate_hz?)" in text, text
+    finally:
+        assert stop(process) == 0
+
+
 def test_an_unknown_camera_preset_fails_the_launch_naming_the_presets_that_exist():
     process = ros2_launch("sim.launch.py", "camera:=kinect_v9")
     text = read_until(process, "kinect_v9", timeout_s=60)

@@ -31,7 +31,7 @@ from worldfm_ros.scene.store import save_scene  # noqa: E402
 from worldfm_ros.srv import Step  # noqa: E402
 
 W, H = 64, 48
-BASE = {"backend.name": "anchor", "camera.width": W, "camera.height": H, "rate_hz": 10.0,
+BASE = {"backend.name": "anchor", "camera.width": W, "camera.height": H, "rate_hz": 10.0, "sim_rate_hz": 100,
         "initial_pose": [3.0, 2.5, 0.0, 0.0]}
 START_S = 90.0  # a node process imports torch and loads a scene: slow on a busy 2-core machine
 
@@ -170,6 +170,45 @@ def test_npz_that_inflates_past_the_limit_is_refused_before_inflating(camera, sc
     assert bomb.stat().st_size < 20 * 1024**2
     out = load_scene(sim, bomb)
     assert "inflates.npz: the archive inflates to more than the limit of 2147483648 bytes" in out, out
+    observer.frames_keep_arriving()
+
+
+# ----------------------------------------------------------------- parameter names and types
+
+
+def param(sim: SimProcess, verb: str, *args: str) -> str:
+    return sim.ros2("param", verb, "--no-daemon", "--timeout", "30", "/worldfm_sim", *args).strip()
+
+
+def test_a_misspelt_start_up_parameter_is_named_once_with_the_nearest_real_one(scenes, tmp_path):
+    sim, observer = start({"scene": str(scenes / "room"), "rate_hzz": 5.0, "camera.widht": 32}, tmp_path / "node.log")
+    try:
+        warned = [line for line in sim.output().splitlines() if "does not have" in line]
+        assert len(warned) == 1, sim.output()
+        assert "[WARN]" in warned[0]
+        assert "camera.widht (did you mean camera.width?), rate_hzz (did you mean rate_hz?)" in warned[0]
+    finally:
+        stop_clean(sim, observer)
+
+
+def test_an_integer_for_a_double_parameter_is_taken_as_that_double_by_ros2_param_set(camera):
+    sim, observer = camera
+    assert param(sim, "set", "rate_hz", "8") == "Set parameter successful"
+    assert param(sim, "get", "rate_hz") == "Double value is: 8.0"
+    assert param(sim, "set", "rate_hz", "10") == "Set parameter successful"
+    observer.frames_keep_arriving()
+
+
+def test_an_integer_for_a_double_parameter_at_start_up_is_that_double(camera):
+    sim, _ = camera
+    assert param(sim, "get", "sim_rate_hz") == "Double value is: 100.0"  # started with -p sim_rate_hz:=100
+
+
+def test_another_type_change_by_ros2_param_set_is_refused_naming_the_parameter(camera):
+    sim, observer = camera
+    out = param(sim, "set", "rate_hz", "fast")
+    assert out == "Setting parameter failed: parameter rate_hz: expected a value of type double, got type string", out
+    assert param(sim, "get", "rate_hz") == "Double value is: 10.0"
     observer.frames_keep_arriving()
 
 

@@ -49,6 +49,7 @@ from worldfm_ros.ros.diagnostics import Diagnostics
 from worldfm_ros.ros.executors import make_executor
 from worldfm_ros.ros.frame_loop import FrameLoop, FramePose, FramePublisher
 from worldfm_ros.ros.lockstep import LockstepServices
+from worldfm_ros.ros.parameters import declared_type, type_change, unknown_overrides, widen, widened
 from worldfm_ros.ros.tf_io import TfListener, TfPublisher
 from worldfm_ros.ros.tf_tree import TransformLookupError
 from worldfm_ros.runtime import apply_torch_threads
@@ -171,10 +172,21 @@ class SimNode(Node):
             self.frame_loop.stop_triggering()
 
     def _declare_config(self) -> SimConfig:
+        """Declare SimConfig's fields as parameters, with their start-up values; warn once about
+        start-up values that name no parameter; return the validated configuration."""
         defaults = flatten(SimConfig())
-        # dynamic typing: YAML writes 1 for 1.0; load_config then checks the type once, by field.
-        for key, value in defaults.items():
-            self.declare_parameter(key, value, ParameterDescriptor(dynamic_typing=True))
+        self._types = {key: declared_type(value) for key, value in defaults.items()}
+        # What -p, parameter files, the launch file and parameter_overrides set, as rclpy gathered it.
+        overrides = self._parameter_overrides
+        for key, default in defaults.items():
+            value = widened(overrides[key].value, self._types[key]) if key in overrides else default
+            # dynamic typing: a wrong type is load_config's one-line error, and later refused by
+            # _on_set_parameters by name (see worldfm_ros.ros.parameters)
+            self.declare_parameter(key, value, ParameterDescriptor(dynamic_typing=True), ignore_override=True)
+        if unknown := unknown_overrides(overrides, self._parameters):
+            self.get_logger().warning(unknown)
+        self.add_pre_set_parameters_callback(
+            lambda params: [widen(p, self._types[p.name]) if p.name in self._types else p for p in params])
         values = {key: self.get_parameter(key).value for key in defaults}
         return load_config(SimConfig, unflatten(values), prefix="parameter")
 
@@ -334,6 +346,9 @@ class SimNode(Node):
         for p in params:
             if p.name not in flat:
                 continue  # rclpy's own parameters (use_sim_time, ...)
+            if reason := type_change(p, self._types[p.name]):
+                self._report(f"parameter change rejected: {reason}")
+                return SetParametersResult(successful=False, reason=reason)
             flat[p.name] = list(p.value) if isinstance(p.value, (list, tuple, array.array)) else p.value
         old_rate = self.cfg.rate_hz
         try:
