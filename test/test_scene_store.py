@@ -296,3 +296,43 @@ def test_npz_with_more_points_than_the_limit_is_refused_before_reading(tmp_path:
             for _ in range(n * 12 // 2**24 + 1):
                 f.write(bytes(2**24))
     assert "many.npz: array 'points': expected at most 20000000 points" in load_error(path)
+
+
+def test_npz_keyframe_larger_than_8k_is_refused_from_its_npy_header_before_inflating(tmp_path: Path) -> None:
+    import zipfile
+
+    path = tmp_path / "big.npz"
+    side = 16_000  # 768 MB as an RGB array, a few MB deflated
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        with zf.open("kf0000_image.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": (side, side, 3)})
+            row = bytes(side * 3 * 1000)
+            for _ in range(side // 1000):
+                f.write(row)
+    assert path.stat().st_size < 8 * 1024**2
+    assert (f"big.npz: array 'kf0000_image': expected at most 8192 px a side and 33177600 pixels in all "
+            f"(7680x4320), got 16000x16000") in load_error(path)
+
+
+@pytest.fixture
+def small_keyframe_limit(monkeypatch: pytest.MonkeyPatch) -> int:
+    from worldfm_ros.scene import store
+
+    limit = 64 * 48 + 32 * 24 - 1  # one pixel fewer than make_anchor's two keyframes hold
+    monkeypatch.setattr(store, "MAX_KEYFRAME_PIXELS", limit)
+    return limit
+
+
+def test_npz_keyframes_over_the_total_pixel_limit_are_refused_before_inflating(tmp_path: Path,
+                                                                                small_keyframe_limit: int) -> None:
+    save_scene(make_anchor(), tmp_path / "s.npz")
+    assert (f"s.npz: keyframes: expected at most {small_keyframe_limit} pixels in all, the archive holds 3840"
+            in load_error(tmp_path / "s.npz"))
+
+
+def test_directory_keyframes_over_the_total_pixel_limit_are_refused_from_the_image_headers(
+        tmp_path: Path, small_keyframe_limit: int) -> None:
+    save_scene(make_anchor(), tmp_path / "scene")
+    assert (f"scene.yaml: keyframes: expected at most {small_keyframe_limit} pixels in all, keyframes[1] goes "
+            "past it" in load_error(tmp_path / "scene"))
+

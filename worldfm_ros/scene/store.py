@@ -21,7 +21,8 @@ shortest round-trip float repr, so every array loads back bit-exact.
 
 Loading is safe on files from anyone: nothing is unpickled, every file a scene.yaml names
 must lie inside the scene's folder, sizes are bounded (MAX_POINTS, MAX_KEYFRAMES,
-MAX_SCENE_BYTES, MAX_YAML_BYTES) and checked from headers before data is decoded, and error
+camera.MAX_PIXELS a keyframe, MAX_KEYFRAME_PIXELS in all, MAX_SCENE_BYTES, MAX_YAML_BYTES) and
+checked from headers before data is decoded, and error
 messages name the file and the expected form without repeating text read from a file.
 """
 
@@ -35,11 +36,12 @@ from typing import Any
 
 import numpy as np
 
+from worldfm_ros.camera import check_image_size
 from worldfm_ros.errors import SceneError, WorldFMError
 from worldfm_ros.scene.anchor import Keyframe, SceneAnchor
 from worldfm_ros.scene.checks import check_depth, check_K_for_size, check_points, check_rigid
-from worldfm_ros.scene.io import (check_file_size, npy_header, read_image, read_npy, read_ply, require_file,
-                                  write_image, write_ply)
+from worldfm_ros.scene.io import (check_file_size, image_size, npy_header, read_image, read_npy, read_ply,
+                                  require_file, write_image, write_ply)
 
 FORMAT_NAME = "worldfm_scene"
 FORMAT_VERSION = 1
@@ -56,6 +58,11 @@ MAX_POINTS = 20_000_000
 MAX_KEYFRAMES = 1000
 MAX_SCENE_BYTES = 2 * 1024**3
 MAX_YAML_BYTES = 16 * 1024**2
+# Each keyframe is at most an 8K image (camera.MAX_PIXELS, as any image a scene reads); all of
+# them together at most what MAX_SCENE_BYTES holds as RGB + float32 depth (7 bytes a pixel):
+# about 1000 keyframes of 640x480. A zip member's .npy header states its shape, so an archive's
+# keyframes are measured before any is inflated, a directory's from its image headers.
+MAX_KEYFRAME_PIXELS = 300_000_000
 
 
 def save_scene(anchor: SceneAnchor, path: str | os.PathLike) -> Path:
@@ -266,13 +273,23 @@ def _load_dir(yaml_path: Path) -> SceneAnchor:
     entries = _field(doc, "keyframes", y, list)
     if len(entries) != num:
         raise SceneError(f"{y}: keyframes lists {len(entries)} entries but num_keyframes = {num}")
-    keyframes = [_load_keyframe_entry(e, i, root, y) for i, e in enumerate(entries)]
+    keyframes: list[Keyframe] = []
+    used = 0
+    for i, entry in enumerate(entries):
+        keyframes.append(_load_keyframe_entry(entry, i, root, y, MAX_KEYFRAME_PIXELS - used))
+        used += keyframes[-1].image.shape[0] * keyframes[-1].image.shape[1]
     return _anchor(y, points, colors, map_T_scene, keyframes, name, **_render_fields(doc, y))
 
 
-def _load_keyframe_entry(entry: Any, i: int, root: Path, y: str) -> Keyframe:
+def _load_keyframe_entry(entry: Any, i: int, root: Path, y: str, pixels_left: int) -> Keyframe:
+    """Keyframe ``i`` of a scene.yaml; SceneError when its image holds more than ``pixels_left``
+    pixels (what MAX_KEYFRAME_PIXELS leaves after the keyframes before it), read from its header."""
     where = f"{y}: keyframes[{i}]"
     image_path = _inside(root, _field(entry, "image", where, str), f"{where}.image")
+    w, h = image_size(image_path)
+    if w * h > pixels_left:
+        raise SceneError(f"{y}: keyframes: expected at most {MAX_KEYFRAME_PIXELS} pixels in all, "
+                         f"keyframes[{i}] goes past it")
     image = read_image(image_path)
     size = _field(entry, "size", where, list)
     h, w = image.shape[:2]
@@ -332,8 +349,10 @@ def _unexpected_array(key: str, num_keyframes: int) -> bool:
 
 
 def _check_npz_sizes(path: Path) -> None:
-    """Refuse, before inflating anything, an archive whose entries inflate past MAX_SCENE_BYTES or
-    whose .npy headers declare more data than their entry holds (numpy allocates from the header)."""
+    """Refuse, before inflating anything, an archive whose entries inflate past MAX_SCENE_BYTES,
+    whose .npy headers declare more data than their entry holds (numpy allocates from the header),
+    or whose keyframe images or depth maps are larger than camera.MAX_PIXELS each or, counted once
+    per keyframe, MAX_KEYFRAME_PIXELS in all."""
     import zipfile
 
     with zipfile.ZipFile(path) as zf:
@@ -342,11 +361,20 @@ def _check_npz_sizes(path: Path) -> None:
             raise SceneError(f"{path}: more archive entries than a scene of {MAX_KEYFRAMES} keyframes has")
         if sum(i.file_size for i in infos) > MAX_SCENE_BYTES:
             raise SceneError(f"{path}: the archive inflates to more than the limit of {MAX_SCENE_BYTES} bytes")
+        pixels: dict[int, int] = {}  # per keyframe: the larger of its image and depth
         for info in infos:
             with zf.open(info) as f:
                 shape, _ = npy_header(f, info.file_size, f"{path}: an archive entry")
             if info.filename == "points.npy" and shape and shape[0] > MAX_POINTS:
                 raise SceneError(f"{path}: array 'points': expected at most {MAX_POINTS} points")
+            m = _KEYFRAME_ARRAY.match(info.filename.removesuffix(".npy"))
+            if m and m.group(2) in ("image", "depth") and len(shape) >= 2:
+                check_image_size(shape[1], shape[0], f"{path}: array '{m.group(0)}'", SceneError)
+                index = int(m.group(1))
+                pixels[index] = max(pixels.get(index, 0), shape[0] * shape[1])
+        if sum(pixels.values()) > MAX_KEYFRAME_PIXELS:
+            raise SceneError(f"{path}: keyframes: expected at most {MAX_KEYFRAME_PIXELS} pixels in all, "
+                             f"the archive holds {sum(pixels.values())}")
 
 
 def _load_npz(path: Path) -> SceneAnchor:
