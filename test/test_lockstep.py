@@ -110,6 +110,17 @@ def test_reset_to_a_pose_puts_the_robot_there(lockstep):
     assert (odom.x, odom.y) == pytest.approx((-1.0, -0.5))  # odom origin is the initial pose (3, 2.5)
 
 
+def test_reset_to_a_pose_far_outside_the_scene_is_rejected_with_the_bound(lockstep):
+    reset, *_ = lockstep
+    req = Reset.Request(use_pose=True, seed=-1)
+    req.pose.position.x = 1e300
+    req.pose.orientation.w = 1.0
+    r = reset(req)
+    assert not r.success and r.message.startswith("reset rejected: pose: base_link at (1e+300, 0, 0) m")
+    assert "expected at most 1000 m" in r.message
+    assert reset(Reset.Request(seed=1)).success  # the node keeps serving
+
+
 def test_driving_into_a_wall_is_blocked_and_ends_the_episode(lockstep):
     reset, step, *_ = lockstep
     reset(Reset.Request(seed=1))

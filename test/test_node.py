@@ -312,6 +312,24 @@ def test_initialpose_teleports_the_robot_in_the_map(sim_factory):
              and abs(probe.odoms[-1].pose.pose.position.y - 0.5) < 1e-6, what="teleported odometry")
 
 
+def test_an_initialpose_far_outside_the_scene_is_reported_and_the_robot_stays(sim_factory):
+    from geometry_msgs.msg import PoseWithCovarianceStamped
+
+    sim, probe, _ = sim_factory()
+    pub = probe.node.create_publisher(PoseWithCovarianceStamped, "initialpose", 10)
+    wait_for(lambda: probe.odoms and pub.get_subscription_count() > 0, what="initialpose match")
+    msg = PoseWithCovarianceStamped()
+    msg.header.frame_id = "map"
+    msg.pose.pose.position.x = 1e300
+    msg.pose.pose.orientation.w = 1.0
+    pub.publish(msg)
+    wait_for(lambda: any("initialpose rejected: pose: base_link at (1e+300, 0, 0) m" in m
+                         for m in probe.diag_messages()), what="far-pose diagnostic")
+    n = len(probe.images)
+    wait_for(lambda: len(probe.images) > n + 2, what="more images after the bad pose")
+    assert abs(probe.odoms[-1].pose.pose.position.x) < 1e-6  # still at the start pose
+
+
 def test_point_cloud_is_published_in_the_optical_frame_when_enabled(sim_factory):
     from sensor_msgs.msg import PointCloud2
 

@@ -89,3 +89,35 @@ def test_render_stamps_the_frame_with_the_given_time(room):
     sim.load_scene(room)
     assert sim.world.anchor is room
     assert sim.render(sim.map_T_base, 123).stamp_ns == 123
+
+
+def test_a_pose_far_outside_the_world_is_refused_by_reset_and_teleport_and_nothing_changes(room):
+    sim = Simulator(config())
+    sim.load_scene(room)
+    before = sim.reset(seed=0)
+    far = np.eye(4)
+    far[0, 3] = 1e300  # finite: check_pose lets it through, the renderer's projection overflows
+    for move in (sim.reset, sim.set_map_pose):
+        with pytest.raises(ValueError, match=r"pose: base_link at \(1e\+300, 0, 0\) m is 1e\+300 m from the "
+                                             r"scene's extent; expected at most 1000 m"):
+            move(far)
+    assert np.array_equal(sim.map_T_base, before.map_T_base)
+
+
+def test_a_pose_within_the_bound_around_the_world_is_accepted(room):
+    from worldfm_ros.sim.simulator import MAX_POSE_DISTANCE_M
+    from worldfm_ros.world.base import points_in_map
+
+    sim = Simulator(config())
+    sim.load_scene(room)
+    near = np.eye(4)
+    near[0, 3] = points_in_map(sim.world, sim.world.surface_points()[0])[:, 0].max() + MAX_POSE_DISTANCE_M - 1.0
+    assert sim.reset(near).map_T_base[0, 3] == near[0, 3]
+
+
+def test_without_a_world_poses_are_bounded_around_the_map_origin():
+    sim = Simulator(config())
+    far = np.eye(4)
+    far[:3, 3] = [1e3, 1e3, 0.0]
+    with pytest.raises(ValueError, match=r"is 1.41e\+03 m from the map origin; expected at most 1000 m"):
+        sim.set_map_pose(far)

@@ -236,16 +236,15 @@ class SimNode(Node):
             self._report(f"cmd_vel rejected: {exc}", throttle_key="cmd_vel rejected")
 
     def _on_initial_pose(self, msg: PoseWithCovarianceStamped) -> None:
-        try:
-            map_T_base = conv.pose_to_matrix(msg.pose.pose)
-        except ValueError as exc:
-            self._report(f"initialpose rejected: {exc}")
-            return
         if msg.header.frame_id not in ("", self.cfg.frames.map):
             self._report(f"initialpose rejected: frame_id {msg.header.frame_id!r} is not {self.cfg.frames.map!r}")
             return
-        with self._lock:
-            self.sim.set_map_pose(map_T_base)
+        try:
+            map_T_base = conv.pose_to_matrix(msg.pose.pose)
+            with self._lock:
+                self.sim.set_map_pose(map_T_base)
+        except ValueError as exc:  # NaN, a non-unit quaternion, or far outside the scene
+            self._report(f"initialpose rejected: {exc}")
 
     def _on_sim_tick(self) -> None:
         """Integrate the kinematics, then publish /clock (own time), odom and odom→base_link."""

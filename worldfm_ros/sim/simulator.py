@@ -21,7 +21,7 @@ from scipy.spatial.transform import Rotation
 
 from worldfm_ros.backends.base import FrameBackend
 from worldfm_ros.backends.fill_backend import FillBackend
-from worldfm_ros.camera import invert_pose
+from worldfm_ros.camera import check_pose, invert_pose
 from worldfm_ros.config import flatten
 from worldfm_ros.errors import ConfigError, WorldFMError
 from worldfm_ros.resources import default_scene_path
@@ -37,6 +37,9 @@ from worldfm_ros.sensors.imu import ImuModel, ImuSample
 from worldfm_ros.sim.sensor_rig import SensorRig, build_rig, load_rig, single_camera_rig
 
 
+#: metres base_link may be from the world's extent (from the map origin without a world): far
+#: past any view of the world, and far short of where the renderer's float32 projection overflows
+MAX_POSE_DISTANCE_M = 1000.0
 #: collision-free start candidates ``Simulator.random_free_pose`` renders at most, and per world render call
 START_COVERAGE_TRIES = 64
 START_COVERAGE_BATCH = 4
@@ -242,8 +245,23 @@ class Simulator:
     def map_T_base(self) -> np.ndarray:
         return self.map_T_odom @ self.model.pose
 
+    def check_map_pose(self, map_T_base: np.ndarray, name: str = "pose") -> np.ndarray:
+        """``map_T_base`` as a (4, 4) rigid base pose in the map frame (metres); ValueError naming
+        ``name`` when it is not finite and rigid, or when base_link lies more than
+        MAX_POSE_DISTANCE_M from the world's extent (from the map origin without a world)."""
+        T = check_pose(map_T_base, name)
+        far = self.distance_outside_scene(T) if self._extent is not None else math.hypot(*T[:3, 3])
+        if not far <= MAX_POSE_DISTANCE_M:
+            where = "the scene's extent" if self._extent is not None else "the map origin"
+            xyz = ", ".join(f"{v:.3g}" for v in T[:3, 3])
+            raise ValueError(f"{name}: base_link at ({xyz}) m is {far:.3g} m from {where}; expected at most "
+                             f"{MAX_POSE_DISTANCE_M:g} m")
+        return T
+
     def set_map_pose(self, map_T_base: np.ndarray) -> None:
-        """Teleport the robot (at rest) to a base pose in the map frame."""
+        """Teleport the robot (at rest) to a base pose in the map frame; ValueError, and nothing
+        changes, for a pose :meth:`check_map_pose` refuses."""
+        map_T_base = self.check_map_pose(map_T_base)
         self.model.reset(invert_pose(self.map_T_odom) @ map_T_base)
         self.collided = False
         if self.imu is not None:
@@ -296,9 +314,11 @@ class Simulator:
 
     # ------------------------------------------------------------------ lockstep
     def reset(self, map_T_base: np.ndarray | None = None, seed: int | None = None) -> Observation:
-        """Start an episode at ``map_T_base`` (default: the configured initial pose) with time 0."""
+        """Start an episode at ``map_T_base`` (default: the configured initial pose) with time 0;
+        ValueError, and nothing changes, for a pose :meth:`check_map_pose` refuses."""
+        map_T_base = self.check_map_pose(self.map_T_odom if map_T_base is None else map_T_base)
         self.time_ns = 0
-        self.set_map_pose(self.map_T_odom if map_T_base is None else map_T_base)
+        self.set_map_pose(map_T_base)
         self._imu_samples = []
         self._steps = 0
         if seed is not None:
@@ -393,7 +413,7 @@ class Simulator:
             return 0.0
         lo, hi = self._extent
         xyz = map_T_base[:3, 3]
-        return float(np.linalg.norm(np.maximum(lo - xyz, 0.0) + np.maximum(xyz - hi, 0.0)))
+        return math.hypot(*(np.maximum(lo - xyz, 0.0) + np.maximum(xyz - hi, 0.0)))  # no overflow at 1e300
 
     def inside_scene(self, margin: float = 0.5) -> bool:
         """Whether base_link lies within the scene's xy extent (plus ``margin`` metres)."""
