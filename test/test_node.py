@@ -296,33 +296,30 @@ def test_twist_stamped_commands_drive_the_robot_when_configured(sim_factory):
     wait_for(lambda: probe.odoms[-1].pose.pose.position.x > 0.2, what="motion from TwistStamped")
 
 
-def test_initialpose_teleports_the_robot_in_the_map(sim_factory):
+def publish_initialpose(probe: Probe, x: float, y: float) -> None:
+    """One PoseWithCovarianceStamped at (x, y) m, heading +x, in the map frame, once the node listens."""
     from geometry_msgs.msg import PoseWithCovarianceStamped
 
-    sim, probe, _ = sim_factory()
     pub = probe.node.create_publisher(PoseWithCovarianceStamped, "initialpose", 10)
     wait_for(lambda: probe.odoms and pub.get_subscription_count() > 0, what="initialpose match")
     msg = PoseWithCovarianceStamped()
     msg.header.frame_id = "map"
-    msg.pose.pose.position.x, msg.pose.pose.position.y = 4.0, 3.0
+    msg.pose.pose.position.x, msg.pose.pose.position.y = x, y
     msg.pose.pose.orientation.w = 1.0
     pub.publish(msg)
+
+
+def test_initialpose_teleports_the_robot_in_the_map(sim_factory):
+    sim, probe, _ = sim_factory()
+    publish_initialpose(probe, 4.0, 3.0)
     # odom's origin is the start pose (3, 2.5): the new map pose reads (1, 0.5) in odom.
     wait_for(lambda: abs(probe.odoms[-1].pose.pose.position.x - 1.0) < 1e-6
              and abs(probe.odoms[-1].pose.pose.position.y - 0.5) < 1e-6, what="teleported odometry")
 
 
 def test_an_initialpose_far_outside_the_scene_is_reported_and_the_robot_stays(sim_factory):
-    from geometry_msgs.msg import PoseWithCovarianceStamped
-
     sim, probe, _ = sim_factory()
-    pub = probe.node.create_publisher(PoseWithCovarianceStamped, "initialpose", 10)
-    wait_for(lambda: probe.odoms and pub.get_subscription_count() > 0, what="initialpose match")
-    msg = PoseWithCovarianceStamped()
-    msg.header.frame_id = "map"
-    msg.pose.pose.position.x = 1e300
-    msg.pose.pose.orientation.w = 1.0
-    pub.publish(msg)
+    publish_initialpose(probe, 1e300, 0.0)
     wait_for(lambda: any("initialpose rejected: pose: base_link at (1e+300, 0, 0) m" in m
                          for m in probe.diag_messages()), what="far-pose diagnostic")
     n = len(probe.images)
