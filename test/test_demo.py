@@ -114,6 +114,43 @@ def test_demo_runs_in_its_own_domain_beside_another_simulator(ros_context, tmp_p
     assert len(msgs["/tf_static"]) == 1
 
 
+def test_demo_on_a_shared_domain_leaves_a_foreign_image_out_of_its_media_with_one_warning(tmp_path, capfd):
+    import cv2
+    import rclpy
+    from sensor_msgs.msg import Image
+
+    from rosutil import Spinner
+    from worldfm_ros.ros.isolation import private_domain_id
+
+    domain = private_domain_id(seed=7)
+    context = rclpy.context.Context()
+    rclpy.init(context=context, domain_id=domain)
+    node = rclpy.create_node("foreign_camera", context=context)
+    pub = node.create_publisher(Image, "/camera/image_raw", 10)
+    foreign = Image(height=2, width=2, encoding="rgb8", step=6, data=bytes(range(12)))
+    node.create_timer(0.05, lambda: pub.publish(foreign))
+    spinner = Spinner(context, node)
+    try:
+        parser = argparse.ArgumentParser()
+        demo.add_arguments(parser)
+        args = parser.parse_args(["-o", str(tmp_path / "out"), "--duration", "3", "--size", "160", "120",
+                                  "--backend", "anchor", "--domain-id", str(domain)])
+        assert demo.run(args) == 0
+    finally:
+        spinner.stop()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+    _, msgs = read_bag(tmp_path / "out" / "bag")
+    assert {(m.width, m.height) for m in msgs["/camera/image_raw"]} == {(2, 2), (160, 120)}  # both were recorded
+    warnings = [line for line in capfd.readouterr().err.splitlines() if line.startswith("warning: demo media")]
+    assert len(warnings) == 1 and "not the camera's 160x120 rgb8 frames" in warnings[0]
+    sheet = cv2.imread(str(tmp_path / "out" / "contact_sheet.png"))
+    assert sheet.shape[1] == 4 * 160 and sheet.shape[0] % 120 == 0  # tiles of the camera's frames only
+    video = cv2.VideoCapture(str(tmp_path / "out" / "frames.mp4"))
+    assert (video.get(cv2.CAP_PROP_FRAME_WIDTH), video.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (160, 120)
+    assert video.get(cv2.CAP_PROP_FRAME_COUNT) == len([m for m in msgs["/camera/image_raw"] if m.width == 160])
+
+
 def test_demo_rrd_logs_every_frame_the_bag_recorded_at_its_stamp(demo_output):
     pytest.importorskip("rerun", reason="rerun-sdk not installed (requirements/python.txt)")
     from rrdutil import frame_stamps, read_rrd

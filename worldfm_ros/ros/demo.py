@@ -166,7 +166,8 @@ def run(args: argparse.Namespace) -> int:
     if intruders:
         raise WorldFMError(f"ROS domain {domain}: {', '.join(intruders)} also subscribe to {cmd_pub.topic_name}; "
                            "stopped driving (pick another --domain-id)")
-    frames = write_media(out / "bag", out, camera=cameras[0])
+    own = sim.sensors.cameras[0].mounted.camera
+    frames = write_media(out / "bag", out, camera=cameras[0], size=(own.width, own.height))
     print(f"demo: {frames} frames from scene {sim.scene_path} with backend {sim.backend.name}, ROS domain {domain}")
     print(f"  bag:           {out / 'bag'}  ({recorder.report()})")
     print(f"  contact sheet: {out / 'contact_sheet.png'}")
@@ -176,19 +177,44 @@ def run(args: argparse.Namespace) -> int:
     return 0 if frames else 1
 
 
-def write_media(bag: Path, out: Path, columns: int = 4, tiles: int = 12, camera: str = "camera") -> int:
-    """Read ``<camera>/image_raw`` back from the bag with rosbags; write contact_sheet.png and frames.mp4."""
+def write_media(bag: Path, out: Path, columns: int = 4, tiles: int = 12, camera: str = "camera",
+                size: tuple[int, int] | None = None) -> int:
+    """Read ``<camera>/image_raw`` back from the bag with rosbags; write contact_sheet.png and frames.mp4
+    of the camera's frames: rgb8 images of ``size`` (width, height) pixels, the camera's own
+    (None: the first rgb8 image's). Others (another publisher on the topic, in a shared ROS domain)
+    are left out with one warning line on stderr. Returns the number of frames written."""
+    import sys
+
     import cv2
     import numpy as np
     from rosbags.highlevel import AnyReader
     from rosbags.typesys import Stores, get_typestore
 
-    images = []
+    from worldfm_ros.ros.conversions import image_to_numpy
+
+    images, foreign, topics = [], 0, set()
     with AnyReader([bag], default_typestore=get_typestore(Stores.ROS2_JAZZY)) as reader:
         conns = [c for c in reader.connections if c.topic.endswith(f"/{camera}/image_raw")]
         for conn, _, raw in reader.messages(connections=conns):
             msg = reader.deserialize(raw, conn.msgtype)
-            images.append(np.asarray(msg.data, dtype=np.uint8).reshape(msg.height, msg.width, 3))
+            if size is None and msg.encoding == "rgb8":
+                size = (msg.width, msg.height)
+            image = None
+            if msg.encoding == "rgb8" and (msg.width, msg.height) == size:
+                try:
+                    image = image_to_numpy(msg)
+                except ValueError:  # a data buffer shorter than its header says
+                    pass
+            if image is None:
+                foreign += 1
+                topics.add(conn.topic)
+            else:
+                images.append(image)
+    if foreign:
+        w, h = size or (0, 0)
+        print(f"warning: demo media: left out {foreign} of {foreign + len(images)} messages on "
+              f"{', '.join(sorted(topics))} that are not the camera's {w}x{h} rgb8 frames (another publisher "
+              "on this ROS domain?)", file=sys.stderr)
     if not images:
         return 0
     h, w = images[0].shape[:2]
