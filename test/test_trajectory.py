@@ -80,7 +80,7 @@ def test_a_5_pose_trajectory_renders_5_pngs_an_mp4_and_a_bag(tmp_path, scene_dir
 
 def test_the_bag_holds_typed_messages_stamped_with_the_pose_times(tmp_path, scene_dir):
     trajectory = load_trajectory(write_tum(tmp_path / "poses.tum"))
-    render_trajectory(sim_for(scene_dir).pipeline, trajectory, tmp_path / "out", png=False, video=False)
+    render_trajectory(sim_for(scene_dir), trajectory, tmp_path / "out", png=False, video=False)
 
     expected_types = {"/camera/image_raw": "sensor_msgs/msg/Image", "/camera/camera_info": "sensor_msgs/msg/CameraInfo",
                       "/camera/depth/image_raw": "sensor_msgs/msg/Image", "/odom": "nav_msgs/msg/Odometry",
@@ -110,7 +110,7 @@ def test_the_bag_holds_typed_messages_stamped_with_the_pose_times(tmp_path, scen
 def test_frames_match_the_simulator_at_the_same_pose(tmp_path, scene_dir):
     sim = sim_for(scene_dir)
     trajectory = load_trajectory(write_tum(tmp_path / "poses.txt", count=2))
-    render_trajectory(sim.pipeline, trajectory, tmp_path / "out", video=False, bag=False)
+    render_trajectory(sim, trajectory, tmp_path / "out", video=False, bag=False)
     sim.set_map_pose(base_poses(trajectory, sim.pipeline)[1])
     expected = sim.observe().frame
     assert np.allclose(expected.map_T_optical, optical_pose(1), atol=1e-9)
@@ -167,7 +167,7 @@ def test_an_existing_bag_is_not_overwritten(tmp_path, scene_dir):
     (tmp_path / "out" / "bag").mkdir(parents=True)
     trajectory = load_trajectory(write_tum(tmp_path / "poses.txt", count=1))
     with pytest.raises(WorldFMError, match="already exists"):
-        render_trajectory(sim_for(scene_dir).pipeline, trajectory, tmp_path / "out")
+        render_trajectory(sim_for(scene_dir), trajectory, tmp_path / "out")
 
 
 def test_seven_scenes_pose_files_render_like_scene_build_accepts_them(tmp_path, scene_dir, shared_data):
@@ -200,3 +200,63 @@ def test_a_rotation_far_from_orthonormal_is_still_refused_naming_the_pose(tmp_pa
     path.write_text(json.dumps([optical_pose(0).tolist(), T.tolist()]))
     with pytest.raises(WorldFMError, match=r"poses.json: c2w\[1\]: rotation is not orthonormal"):
         load_trajectory(path)
+
+
+@pytest.fixture(scope="module")
+def stereo_imu_render(tmp_path_factory, scene_dir) -> Path:
+    """render-trajectory of the 5-pose trajectory through the bundled stereo_imu rig at 64x48."""
+    import yaml
+
+    from worldfm_ros.sim.sensor_rig import rig_path
+
+    base = tmp_path_factory.mktemp("stereo_render")
+    rig = yaml.safe_load(rig_path("stereo_imu").read_text())
+    rig["stereo"]["template"]["camera"].update(width=W, height=H)
+    (base / "rig.yaml").write_text(yaml.safe_dump(rig))
+    tum = write_tum(base / "poses.txt")
+    assert main(["render-trajectory", str(tum), "-o", str(base / "out"), "--scene", str(scene_dir),
+                 "--rig", str(base / "rig.yaml"), "--backend", "anchor", "--device", "cpu"]) == 0
+    return base / "out"
+
+
+def read_bag_messages(path: Path) -> tuple[dict[str, str], dict[str, list]]:
+    messages: dict[str, list] = {}
+    with AnyReader([path], default_typestore=get_typestore(Stores.ROS2_JAZZY)) as reader:
+        types = {c.topic: c.msgtype for c in reader.connections}
+        for conn, t, raw in reader.messages():
+            messages.setdefault(conn.topic, []).append((t, reader.deserialize(raw, conn.msgtype)))
+    return types, messages
+
+
+def test_a_stereo_rig_renders_both_eyes_with_camera_info_into_the_bag(stereo_imu_render):
+    types, msgs = read_bag_messages(stereo_imu_render / "bag")
+    for eye in ("left", "right"):
+        assert types[f"/stereo/{eye}/image_raw"] == "sensor_msgs/msg/Image"
+        assert types[f"/stereo/{eye}/camera_info"] == "sensor_msgs/msg/CameraInfo"
+        assert types[f"/stereo/{eye}/depth/image_raw"] == "sensor_msgs/msg/Image"
+        images = msgs[f"/stereo/{eye}/image_raw"]
+        assert [t for t, _ in images] == [stamp_ns(i) for i in range(5)]
+        assert all(m.header.frame_id == f"stereo_{eye}_optical_frame" and (m.width, m.height) == (W, H)
+                   for _, m in images)
+        assert sorted(p.name for p in (stereo_imu_render / "frames" / f"stereo_{eye}").glob("*.png")) == \
+            [f"{i:06d}.png" for i in range(5)]
+    left = msgs["/stereo/left/camera_info"][0][1]
+    right = msgs["/stereo/right/camera_info"][0][1]
+    assert left.p[3] == 0.0 and right.p[3] == pytest.approx(-left.k[0] * 0.12)  # -fx * baseline
+    left_rgb, right_rgb = (msgs[f"/stereo/{eye}/image_raw"][2][1].data for eye in ("left", "right"))
+    assert not np.array_equal(left_rgb, right_rgb), "the eyes see the room from 12 cm apart"
+    static = {t.child_frame_id for t in msgs["/tf_static"][0][1].transforms}
+    assert {"odom", "stereo_left_link", "stereo_left_optical_frame", "stereo_right_optical_frame", "imu_link"} <= static
+
+
+def test_a_rig_with_an_imu_writes_its_samples_at_its_rate_along_the_trajectory(stereo_imu_render):
+    types, msgs = read_bag_messages(stereo_imu_render / "bag")
+    assert types["/imu/data"] == "sensor_msgs/msg/Imu"
+    imu = msgs["/imu/data"]
+    stamps = np.array([t for t, _ in imu])
+    assert stamps[0] > stamp_ns(0) and stamps[-1] <= stamp_ns(4) and np.all(np.diff(stamps) == 5_000_000)  # 200 Hz
+    assert len(imu) == 80  # 0.4 s at 200 Hz
+    assert all(m.header.frame_id == "imu_link" and m.header.stamp.sec * 10**9 + m.header.stamp.nanosec == t
+               for t, m in imu)
+    # the trajectory turns at 0.05 rad per 0.1 s about +z (imu_link is level on base_link)
+    assert np.median([m.angular_velocity.z for _, m in imu]) == pytest.approx(0.5, abs=0.01)

@@ -10,7 +10,8 @@ from worldfm_ros.sim.cli_config import add_config_arguments, sim_config_from_arg
 
 #: this command's flags and the SimConfig fields they set (beside the common ones)
 CONFIG_FLAGS = {"vae": "backend.vae", "device": "backend.device", "hfov": "camera.hfov_deg",
-                "camera_info": "camera.camera_info_url", "mount_xyz": "mount.xyz", "mount_rpy": "mount.rpy"}
+                "camera_info": "camera.camera_info_url", "mount_xyz": "mount.xyz", "mount_rpy": "mount.rpy",
+                "rig": "rig"}
 
 HELP = "render a pose trajectory (TUM or JSON/YAML 4x4 list) to PNG frames, an MP4 and a rosbag2 MCAP bag"
 
@@ -34,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="base_link -> camera_link translation, m, for --kind base and the bag's TF (mount.xyz, default 0.1 0 1)")
     parser.add_argument("--mount-rpy", type=float, nargs=3, default=None,
                         help="base_link -> camera_link roll pitch yaw, rad (mount.rpy, default 0 0 0)")
+    parser.add_argument("--rig", default=None,
+                        help="sensor rig: stereo | stereo_imu | a rig YAML (default: one camera); every camera is "
+                             "rendered as the node does, into frames/<camera>/ and the bag with the IMU (rig)")
     parser.add_argument("--fps", type=float, default=0.0, help="video frame rate (0 = the trajectory's rate)")
     parser.add_argument("--no-png", action="store_true", help="do not write PNG frames")
     parser.add_argument("--no-video", action="store_true", help="do not write the MP4")
@@ -64,15 +68,17 @@ def run(args: argparse.Namespace) -> int:
     if viz is not None:
         viz.log_world(sim.world)
     try:
-        summary = render_trajectory(sim.pipeline, trajectory, args.output, config.frames, png=not args.no_png,
+        summary = render_trajectory(sim, trajectory, args.output, png=not args.no_png,
                                     video=not args.no_video, bag=not args.no_bag, video_fps=args.fps or None,
                                     compress=not args.no_compress, on_frame=viz.log_frame if viz else None)
     finally:
         if viz is not None:
             viz.close()
-    print(f"rendered {summary.frames} frames ({sim.rig.camera.width}x{sim.rig.camera.height}, backend "
+    cams = sim.sensors.cameras
+    print(f"rendered {summary.frames} poses x {len(cams)} camera{'s' * (len(cams) > 1)} "
+          f"({sim.rig.camera.width}x{sim.rig.camera.height}, backend "
           f"{config.backend.name}) in {summary.seconds:.2f} s: {summary.fps:.1f} frames/s including writing; "
-          f"pipeline median {statistics.median(summary.render_ms):.1f} ms/frame")
+          f"pipeline median {statistics.median(summary.render_ms):.1f} ms per pose")
     for path in summary.outputs:
         print(f"  {path}")
     for target in targets:

@@ -10,11 +10,16 @@ Each pose is either the camera's optical frame (``kind='optical'``: camera-to-wo
 axes) or base_link (``kind='base'``: the camera mount is added), in the map frame or in the
 scene anchor's own frame (``world='scene'``, e.g. poses of a WorldFM meta.json).
 
-The bag is written with rosbags' own serializer (no ROS install needed), on the simulator's
-topics: camera/image_raw (rgb8), camera/camera_info, camera/depth/image_raw (32FC1 metres,
-NaN = no data), odom (nav_msgs/Odometry, twist from finite differences), /tf (odom →
-base_link) and /tf_static (map → odom identity, base_link → camera_link → optical frame).
-Every message is stamped, and written at, the time of its pose.
+The bag is written with rosbags' own serializer (no ROS install needed), on the node's topics:
+for every camera of the simulator's sensor rig (one ``camera`` by default) <name>/image_raw
+(rgb8), <name>/camera_info (its lens model; -fx·B in P for a stereo right eye) and
+<name>/depth/image_raw (32FC1 metres, NaN = no data), imu/data (sensor_msgs/Imu at the IMU's
+rate, with an IMU in the rig), odom (nav_msgs/Odometry, twist from finite differences), /tf
+(odom → base_link) and /tf_static (map → odom identity, the rig's mounts). Every message is
+stamped, and written at, the time of its pose (an IMU sample, at its own time). The cameras are
+rendered as the node renders them (``Simulator.render_cameras``: stereo, lens, noise, motion blur,
+rolling shutter from the trajectory's finite-difference twist); the IMU follows the trajectory
+as a screw motion between consecutive poses.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -36,7 +42,11 @@ from worldfm_ros.messages import MessageBuilder
 from worldfm_ros.scene.checks import orthonormalize_pose
 from worldfm_ros.sim.config import FramesConfig
 from worldfm_ros.frame.pipeline import Frame, FramePipeline
-from worldfm_ros.sim.rig import CameraRig
+
+if TYPE_CHECKING:
+    from worldfm_ros.sensors.imu import ImuModel, ImuSample
+    from worldfm_ros.sim.sensor_rig import SensorRig
+    from worldfm_ros.sim.simulator import Simulator
 
 KINDS = ("optical", "base")
 WORLDS = ("map", "scene")
@@ -179,27 +189,31 @@ def base_poses(trajectory: Trajectory, pipeline: FramePipeline) -> np.ndarray:
 class TrajectoryBag:
     """An MCAP rosbag2 of rendered frames, written with rosbags (no rclpy).
 
-    path: the bag directory (must not exist); rig: the frames' camera and its mount (its static
-    TF chain goes to /tf_static); frames: frame ids.
+    path: the bag directory (must not exist); sensors: the rig whose cameras the frames come from
+    (their mounts and the IMU's go to /tf_static); frames: frame ids; imu: the IMU model whose
+    covariances the imu/data messages carry (None: no IMU topic).
     """
 
-    def __init__(self, path: str | Path, rig: CameraRig,
-                 frames: FramesConfig | None = None, compress: bool = True) -> None:
+    def __init__(self, path: str | Path, sensors: "SensorRig", frames: FramesConfig | None = None,
+                 compress: bool = True, imu: "ImuModel | None" = None) -> None:
         from rosbags.typesys import Stores, get_typestore
 
         from worldfm_ros.bags import open_writer
 
         self.path = Path(path)
-        self.rig, self.frames = rig, frames or FramesConfig()
+        self.sensors, self.frames, self.imu = sensors, frames or FramesConfig(), imu
         self._store = get_typestore(Stores.ROS2_JAZZY)
         self._msg = MessageBuilder(self._store.types.__getitem__, lambda array: array)
         self._writer = open_writer(self.path, compress=compress)
-        topics = {"image": ("/camera/image_raw", "sensor_msgs/msg/Image"),
-                  "info": ("/camera/camera_info", "sensor_msgs/msg/CameraInfo"),
-                  "depth": ("/camera/depth/image_raw", "sensor_msgs/msg/Image"),
-                  "odom": ("/odom", "nav_msgs/msg/Odometry"),
-                  "tf": ("/tf", "tf2_msgs/msg/TFMessage"),
+        topics = {"odom": ("/odom", "nav_msgs/msg/Odometry"), "tf": ("/tf", "tf2_msgs/msg/TFMessage"),
                   "tf_static": ("/tf_static", "tf2_msgs/msg/TFMessage")}
+        for cam in sensors.cameras:
+            topics[f"{cam.name}/image"] = (f"/{cam.name}/image_raw", "sensor_msgs/msg/Image")
+            topics[f"{cam.name}/info"] = (f"/{cam.name}/camera_info", "sensor_msgs/msg/CameraInfo")
+            if cam.config.publish_depth:
+                topics[f"{cam.name}/depth"] = (f"/{cam.name}/depth/image_raw", "sensor_msgs/msg/Image")
+        if imu is not None:
+            topics["imu"] = ("/imu/data", "sensor_msgs/msg/Imu")
         self._connections = {key: self._writer.add_connection(topic, msgtype, typestore=self._store)
                              for key, (topic, msgtype) in topics.items()}
         self._static_written = False
@@ -208,18 +222,28 @@ class TrajectoryBag:
         conn = self._connections[key]
         self._writer.write(conn, stamp_ns, self._store.serialize_cdr(msg, conn.msgtype))
 
-    def write(self, frame: Frame, odom_T_base: np.ndarray, linear: np.ndarray, angular: np.ndarray) -> None:
-        """Write one frame with its base pose (4, 4) and body velocities (3,) each. The bag's
-        map → odom is the identity, so ``odom_T_base`` is the map pose."""
-        m, f, stamp = self._msg, self.frames, frame.stamp_ns
+    def write(self, frames: list[Frame], odom_T_base: np.ndarray, linear: np.ndarray, angular: np.ndarray,
+              imu: "list[ImuSample] | None" = None) -> None:
+        """Write the frames of one pose, one per rig camera in rig order, with the base pose (4, 4)
+        and body velocities (3,) each, after the IMU samples up to it. The bag's map → odom is the
+        identity, so ``odom_T_base`` is the map pose."""
+        m, f, stamp = self._msg, self.frames, frames[0].stamp_ns
         if not self._static_written:
-            chain = [(np.eye(4), f.map, f.odom)] + self.rig.static_transforms(f.base, f.camera, f.optical)
+            chain = [(np.eye(4), f.map, f.odom)] + self.sensors.static_transforms(f.base)
             static = [m.transform_stamped(T, stamp, parent, child) for T, parent, child in chain]
             self._write("tf_static", m.tf_message(static), stamp)
             self._static_written = True
-        self._write("image", m.rgb_image(frame.rgb, stamp, f.optical), stamp)
-        self._write("depth", m.depth_image(frame.depth, stamp, f.optical), stamp)
-        self._write("info", m.camera_info(self.rig.camera, stamp, f.optical), stamp)
+        model = self.imu
+        for s in imu or []:
+            self._write("imu", m.imu(s.stamp_ns, self.sensors.imu.frame_id, s.angular_velocity, s.linear_acceleration,
+                                     s.orientation_xyzw, model.angular_velocity_covariance,
+                                     model.linear_acceleration_covariance, model.orientation_covariance), s.stamp_ns)
+        for cam, frame in zip(self.sensors.cameras, frames):
+            self._write(f"{cam.name}/image", m.rgb_image(frame.rgb, stamp, cam.optical_frame), stamp)
+            if cam.config.publish_depth:
+                self._write(f"{cam.name}/depth", m.depth_image(frame.depth, stamp, cam.optical_frame), stamp)
+            self._write(f"{cam.name}/info", m.camera_info(cam.camera, stamp, cam.optical_frame, cam.lens.distortion_model,
+                                                          cam.lens.D, cam.projection_tx()), stamp)
         self._write("tf", m.tf_message([m.transform_stamped(odom_T_base, stamp, f.odom, f.base)]), stamp)
         self._write("odom", m.odometry(odom_T_base, linear, angular, stamp, f.odom, f.base), stamp)
 
@@ -259,51 +283,63 @@ class RenderSummary:
         return self.frames / self.seconds if self.seconds > 0 else float("inf")
 
 
-def render_trajectory(pipeline: FramePipeline, trajectory: Trajectory, output: str | Path,
-                      frames: FramesConfig | None = None, png: bool = True, video: bool = True, bag: bool = True,
-                      video_fps: float | None = None, compress: bool = True,
+def render_trajectory(sim: "Simulator", trajectory: Trajectory, output: str | Path, png: bool = True,
+                      video: bool = True, bag: bool = True, video_fps: float | None = None, compress: bool = True,
                       on_frame: Callable[[Frame], None] | None = None) -> RenderSummary:
-    """Render every pose of ``trajectory`` through ``pipeline`` into the folder ``output``.
+    """Render every pose of ``trajectory`` with every camera of ``sim``'s sensor rig into the folder
+    ``output`` (``sim`` needs a loaded scene; its robot state is not used).
 
-    Writes ``frames/NNNNNN.png`` (RGB), ``video.mp4`` (mp4v, ``video_fps`` or the trajectory's
-    mean rate) and the bag folder ``bag/`` (zstd chunks unless not ``compress``); pose i is rendered
-    with backend seed i. ``on_frame`` sees each frame once it is written (e.g. a viz.RerunLog).
+    Writes ``frames/NNNNNN.png`` (RGB; ``frames/<camera name, '/' as '_'>/NNNNNN.png`` for a rig of
+    several cameras), ``video.mp4`` of the first camera (mp4v, ``video_fps`` or the trajectory's
+    mean rate) and the bag folder ``bag/`` (zstd chunks unless not ``compress``; see the module
+    docstring); pose i is rendered with backend seed i. ``on_frame`` sees each frame of the first
+    camera once it is written (e.g. a viz.RerunLog).
     """
+    pipeline = sim.pipeline
+    if pipeline is None:
+        raise WorldFMError("render_trajectory: no scene loaded")
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    camera = pipeline.rig.camera
+    cameras = sim.sensors.cameras
+    width, height = cameras[0].camera.width, cameras[0].camera.height
     poses = base_poses(trajectory, pipeline)
     linear, angular = body_velocities(poses, trajectory.stamps_ns)
     summary = RenderSummary(len(trajectory), 0.0)
     writer = None
-    bag_writer = TrajectoryBag(output / "bag", pipeline.rig, frames,
-                               compress=compress) if bag else None
+    bag_writer = TrajectoryBag(output / "bag", sim.sensors, sim.config.frames, compress=compress,
+                               imu=sim.imu) if bag else None
+    folders = [output / "frames"] if len(cameras) == 1 else \
+        [output / "frames" / cam.name.replace("/", "_") for cam in cameras]
     if png:
-        (output / "frames").mkdir(exist_ok=True)
+        for folder in folders:
+            folder.mkdir(parents=True, exist_ok=True)
         summary.outputs.append(output / "frames")
     if video:
         span = (trajectory.stamps_ns[-1] - trajectory.stamps_ns[0]) * 1e-9
         fps = video_fps or ((len(trajectory) - 1) / span if len(trajectory) > 1 else 10.0)
-        writer = cv2.VideoWriter(str(output / "video.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps,
-                                 (camera.width, camera.height))
+        writer = cv2.VideoWriter(str(output / "video.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
         if not writer.isOpened():
             raise WorldFMError(f"{output / 'video.mp4'}: OpenCV cannot open an mp4v video writer")
         summary.outputs.append(output / "video.mp4")
+    if sim.imu is not None:
+        sim.imu.reset(int(trajectory.stamps_ns[0]), poses[0], linear[0], angular[0])
+    indices = list(range(len(cameras)))
     start = time.perf_counter()
     try:
         for i, (T, stamp) in enumerate(zip(poses, trajectory.stamps_ns)):
+            imu = sim.imu.update(int(stamp), T, linear[i], angular[i]) if sim.imu is not None and i else []
             t0 = time.perf_counter()
-            frame = pipeline.render(T, int(stamp), seed=i)
+            rendered = sim.render_cameras(T, int(stamp), indices, seed=i, twist=(linear[i], angular[i]))
             summary.render_ms.append((time.perf_counter() - t0) * 1e3)
-            bgr = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR)
             if png:
-                cv2.imwrite(str(output / "frames" / f"{i:06d}.png"), bgr)
+                for folder, frame in zip(folders, rendered):
+                    cv2.imwrite(str(folder / f"{i:06d}.png"), cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR))
             if writer is not None:
-                writer.write(bgr)
+                writer.write(cv2.cvtColor(rendered[0].rgb, cv2.COLOR_RGB2BGR))
             if bag_writer is not None:
-                bag_writer.write(frame, T, linear[i], angular[i])
+                bag_writer.write(rendered, T, linear[i], angular[i], imu)
             if on_frame is not None:
-                on_frame(frame)
+                on_frame(rendered[0])
     finally:
         if writer is not None:
             writer.release()
