@@ -358,6 +358,43 @@ def test_a_misspelt_parameter_in_a_params_file_is_named_by_the_launched_node(tmp
         assert stop(process) == 0
 
 
+def processes_in_group(pgid: int) -> dict[int, str]:
+    """Live processes of process group ``pgid`` (pid -> command line), from /proc."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if fields[0] != "Z" and int(fields[2]) == pgid:
+                found[int(stat.parent.name)] = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError, ValueError):
+            pass  # gone meanwhile
+    return found
+
+
+def test_sigterm_to_ros2_launch_ends_the_node_and_the_recorder_and_leaves_a_closed_bag(probe, tmp_path):
+    from rosbags.highlevel import AnyReader
+
+    image_t, _, _ = camera_topics(probe)
+    bag = tmp_path / "bag"
+    process = ros2_launch("sim.launch.py", "backend:=anchor", "camera:=small_256", f"record:={bag}")
+    try:
+        wait_for(lambda: len(probe.received(image_t)) >= 20, timeout_s=90, what="20 images while recording")
+        children = {pid: cmd for pid, cmd in processes_in_group(process.pid).items() if pid != process.pid}
+        assert any("sim_node" in c for c in children.values()) and any("record" in c for c in children.values())
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)  # at once, with 1: launch 3.4 does not wait for its processes on SIGTERM
+        wait_for(lambda: not processes_in_group(process.pid), timeout_s=30, what="every launched process to end")
+    finally:
+        if processes_in_group(process.pid):
+            os.killpg(process.pid, signal.SIGKILL)
+    assert (bag / "metadata.yaml").is_file(), sorted(p.name for p in bag.iterdir())
+    with AnyReader([bag]) as reader:
+        counts = {c.topic: 0 for c in reader.connections}
+        for connection, _, _ in reader.messages():
+            counts[connection.topic] += 1
+    assert counts.get("/camera/image_raw", 0) > 0, counts
+
+
 def test_an_unknown_camera_preset_fails_the_launch_naming_the_presets_that_exist():
     process = ros2_launch("sim.launch.py", "camera:=kinect_v9")
     text = read_until(process, "kinect_v9", timeout_s=60)

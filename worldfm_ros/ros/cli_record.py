@@ -22,6 +22,7 @@ def run(args: argparse.Namespace) -> int:
 
     import rclpy
 
+    from worldfm_ros.lifetime import end_with_parent
     from worldfm_ros.ros.executors import make_executor
     from worldfm_ros.ros.recorder import BagRecorder, simulator_topics
 
@@ -42,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    end_with_parent()  # a launcher killed outright still closes the bag (SIGTERM)
     # rclpy's Python executor: with the events executor, a recording started beside the node
     # (sim.launch.py record:=) came back empty in 2 of 6 launch tests, and in 0 of 5 with this one.
     executor, _ = make_executor("single")

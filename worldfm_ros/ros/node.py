@@ -42,6 +42,7 @@ from sensor_msgs.msg import Imu
 
 from worldfm_ros.config import flatten, load_config, unflatten
 from worldfm_ros.errors import ConfigError, SceneError, WorldFMError
+from worldfm_ros.lifetime import end_with_parent
 from worldfm_ros.resources import default_scene_path
 from worldfm_ros.ros import conversions as conv
 from worldfm_ros.ros.dds import use_camera_profile
@@ -379,6 +380,7 @@ def main(args: list[str] | None = None) -> int:
     publishing and the executor waiting on it. Here a signal only asks the spin loop to stop;
     the node then stops its worker before the context goes.
     """
+    end_with_parent()  # a launcher killed outright still stops the node cleanly (SIGTERM)
     transport_note = use_camera_profile()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     if transport_note:
