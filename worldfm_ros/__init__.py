@@ -10,3 +10,7 @@ rclpy; ``worldfm_ros.ros`` is the thin ROS adapter.
 __path__ = __import__("pkgutil").extend_path(__path__, __name__)
 
 __version__ = "0.1.0"
+
+# numba (the splat rasterizer, gsply) otherwise probes TBB first and warns when it is old; OpenMP
+# ships with numba's wheels.
+__import__("os").environ.setdefault("NUMBA_THREADING_LAYER", "omp")

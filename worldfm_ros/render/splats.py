@@ -322,3 +322,7 @@ class SplatRenderer:
     def render(self, camera: PinholeCamera, c2w: np.ndarray) -> RenderResult:
         """The view as a RenderResult (uint8 colour, expected depth, alpha >= VALID_ALPHA)."""
         return self.render_image(camera, c2w).result()
+
+    def render_batch(self, cameras: list[PinholeCamera], c2ws: list[np.ndarray]) -> list[RenderResult]:
+        """``render`` of each camera at its pose (each view already uses every core)."""
+        return [self.render(camera, c2w) for camera, c2w in zip(cameras, c2ws)]

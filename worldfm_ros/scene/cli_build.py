@@ -128,6 +128,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--max-depth", type=float, metavar="M", help="drop points beyond this many metres")
     _common(p)
     _add_procedural(kinds)
+    _add_splats(kinds)
+
+
+def _add_splats(kinds) -> None:
+    from worldfm_ros.scene.build_splats import FRAMES
+
+    p = kinds.add_parser("splats", help="a Gaussian-splat world from a 3DGS .ply, .compressed.ply, .spz or .splat file, "
+                                        "or from a point-cloud scene (points become surface discs)",
+                         description="Import Gaussian splats as a splat world (kind: splats): the file's frame is the "
+                                     "scene frame, the lowest horizontal plane of its opaque surfaces the floor, and "
+                                     "keyframes are rendered from the splats around the room's centre.")
+    p.add_argument("source", help="splat file (.ply, .compressed.ply, .spz, .splat) or a point-cloud scene")
+    p.add_argument("-o", "--output", required=True, help="scene directory to write")
+    p.add_argument("--name", help="scene name (default: from the input)")
+    p.add_argument("--frame", choices=sorted(FRAMES), default=None,
+                   help="the file's axes: opencv (y down: COLMAP, INRIA 3DGS, gsplat; default for .ply/.splat), "
+                        "rub (SPZ's right-up-back; default for .spz), zup, upside-down")
+    p.add_argument("--up", type=_up, default="auto", help="the file's up axis (+x ... -z), instead of --frame")
+    p.add_argument("--scale", type=float, default=1.0, help="metres per file unit (default 1)")
+    p.add_argument("--keyframes", type=int, default=8, help="keyframes rendered around the centre (default 8)")
+    p.add_argument("--keyframe-size", type=int, nargs=2, default=(320, 240), metavar=("W", "H"),
+                   help="keyframe size in pixels (default 320 240)")
+    p.add_argument("--keyframe-hfov", type=float, default=90.0, metavar="DEG", help="keyframe field of view (default 90)")
+    p.add_argument("--camera-height", type=float, default=1.2, metavar="M",
+                   help="keyframe camera height above the floor (default 1.2)")
 
 
 def _add_procedural(kinds) -> None:
@@ -153,6 +178,11 @@ def _K(values: list[float] | None):
 
 
 def _build(args: argparse.Namespace):
+    if args.kind == "splats":
+        from worldfm_ros.scene.build_splats import build_splats
+
+        return build_splats(args.source, args.up, args.frame, args.scale, args.keyframes, tuple(args.keyframe_size),
+                            args.keyframe_hfov, args.camera_height, args.name)
     if args.kind == "procedural":
         from worldfm_ros.scene.procedural import build_procedural
 
@@ -204,6 +234,15 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="  %(message)s")
     start = time.perf_counter()
     anchor = _build(args)
+    if args.kind == "splats":
+        from worldfm_ros.world.splats import save_splat_world
+
+        path = save_splat_world(anchor, args.output)
+        from worldfm_ros.scene.summary import world_summary
+
+        print(world_summary(anchor))
+        print(f"saved {path} in {time.perf_counter() - start:.1f} s")
+        return 0
     # The spacing sizes footprint splats and the anti-aliasing filter; measured once here, not at every load.
     anchor = dataclasses.replace(anchor, splat=getattr(args, "splat", "square"), point_spacing=point_spacing(anchor.points))
     path = save_scene(anchor, args.output)

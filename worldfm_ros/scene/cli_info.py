@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "check a saved scene (directory or .npz) and print its points, bounds, keyframes and scene-to-map transform"
+HELP = ("check a saved scene (directory or .npz) and print its points or splats, bounds, keyframes and "
+        "scene-to-map transform")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,12 +16,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from worldfm_ros.scene.store import load_scene
-    from worldfm_ros.scene.summary import scene_summary
+    from worldfm_ros.scene.summary import world_summary
+    from worldfm_ros.world.store import load_world
 
-    anchor = load_scene(args.scene)
-    print(scene_summary(anchor, per_keyframe=args.keyframes))
+    world = load_world(args.scene)
+    print(world_summary(world, per_keyframe=args.keyframes))
     print("  map_T_scene (scene.yaml scene_to_map):")
-    for row in anchor.map_T_scene:
+    for row in world.map_T_scene:
         print("    " + np.array2string(row, precision=6, suppress_small=True, floatmode="fixed"))
     return 0

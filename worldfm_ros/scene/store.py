@@ -65,18 +65,34 @@ MAX_YAML_BYTES = 16 * 1024**2
 MAX_KEYFRAME_PIXELS = 300_000_000
 
 
-def save_scene(anchor: SceneAnchor, path: str | os.PathLike) -> Path:
+def save_scene(anchor: SceneAnchor, path: str | os.PathLike, extra: dict | None = None) -> Path:
     """Write ``anchor`` to ``path``: a ``.npz`` file, or else a directory (created if needed).
 
     Saving over an existing scene directory replaces its scene.yaml, points.ply and
-    numbered keyframe files. Returns the path written.
+    numbered keyframe files. ``extra``: further top-level scene.yaml fields a world kind keeps
+    (``kind``, its own files; directories only). Returns the path written.
     """
     path = Path(path)
     if path.suffix.lower() == ".npz":
+        if extra:
+            raise SceneError(f"{path}: fields {sorted(extra)} need a scene directory, not a .npz archive")
         _save_npz(anchor, path)
     else:
-        _save_dir(anchor, path)
+        _save_dir(anchor, path, extra or {})
     return path
+
+
+def scene_field(yaml_path: str | os.PathLike, key: str, kind: type | tuple[type, ...]) -> Any:
+    """Top-level field ``key`` of a scene.yaml, checked against ``kind`` (a world kind's own fields)."""
+    yaml_path = Path(yaml_path)
+    return _field(_read_yaml(yaml_path), key, str(yaml_path), kind)
+
+
+def scene_inside(yaml_path: str | os.PathLike, name: Any, where: str) -> Path:
+    """The file ``name`` (text) of the scene whose scene.yaml is ``yaml_path``, kept inside its folder."""
+    if not isinstance(name, str):
+        raise SceneError(f"{where}: expected a file name inside the scene folder")
+    return _inside(Path(yaml_path).parent, name, where)
 
 
 def load_scene(path: str | os.PathLike) -> SceneAnchor:
@@ -121,7 +137,7 @@ def _keyframe_files(i: int) -> tuple[str, str]:
     return f"{KEYFRAME_DIR}/{i:04d}.png", f"{KEYFRAME_DIR}/{i:04d}_depth.npy"
 
 
-def _save_dir(anchor: SceneAnchor, root: Path) -> None:
+def _save_dir(anchor: SceneAnchor, root: Path, extra: dict) -> None:
     import yaml
 
     if root.exists() and not root.is_dir():
@@ -155,6 +171,7 @@ def _save_dir(anchor: SceneAnchor, root: Path) -> None:
         "num_keyframes": len(entries),
         "keyframes": entries,
         **_render_doc(anchor),
+        **extra,
     }
     # scene.yaml last: a directory with a scene.yaml is a complete scene
     with open(root / SCENE_YAML, "w", encoding="utf-8") as f:
@@ -240,12 +257,12 @@ def _inside(root: Path, name: str, where: str) -> Path:
     return path
 
 
-def _load_dir(yaml_path: Path) -> SceneAnchor:
+def _read_yaml(yaml_path: Path) -> dict:
+    """The top-level mapping of a scene.yaml, size-checked; SceneError naming the fault's line."""
     import yaml
 
     require_file(yaml_path, "scene file")
     check_file_size(yaml_path, MAX_YAML_BYTES, "scene file")
-    root = yaml_path.parent
     try:
         with open(yaml_path, encoding="utf-8") as f:
             doc = yaml.safe_load(f)
@@ -257,6 +274,12 @@ def _load_dir(yaml_path: Path) -> SceneAnchor:
         raise SceneError(f"{yaml_path}: unreadable ({type(exc).__name__}; expected UTF-8 YAML)") from None
     if not isinstance(doc, dict):
         raise SceneError(f"{yaml_path}: expected a mapping at the top level, got {type(doc).__name__}")
+    return doc
+
+
+def _load_dir(yaml_path: Path) -> SceneAnchor:
+    doc = _read_yaml(yaml_path)
+    root = yaml_path.parent
     y = str(yaml_path)
     _check_version(doc.get("format"), doc.get("version"), y)
     name = str(_field(doc, "name", y, (str, int, float)))

@@ -46,3 +46,10 @@ def scene_summary(anchor: SceneAnchor, per_keyframe: bool = False) -> str:
                 + (" +depth" if kf.depth is not None else "")
             )
     return "\n".join(lines)
+
+
+def world_summary(world, per_keyframe: bool = False) -> str:
+    """``scene_summary`` of a world's point-cloud side (``world.anchor``), after the lines the world
+    kind adds about itself (``world.describe()``, where it has one)."""
+    lines = list(world.describe()) if hasattr(world, "describe") else []
+    return "\n".join(lines + [scene_summary(world.anchor, per_keyframe)])

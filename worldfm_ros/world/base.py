@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from worldfm_ros.camera import PinholeCamera
     from worldfm_ros.scene.anchor import Keyframe
 
-__all__ = ["DEFAULT_NEAR", "RenderResult", "RenderStyle", "World", "points_in_map", "render_one"]
+__all__ = ["DEFAULT_NEAR", "RenderResult", "RenderStyle", "World", "check_views", "points_in_map", "render_one",
+           "thin_points"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,23 @@ def points_in_map(world: World, points: np.ndarray) -> np.ndarray:
     """(N, 3) scene-frame points of ``world`` moved to the map frame (float64, metres)."""
     T = world.map_T_scene
     return points @ T[:3, :3].T + T[:3, 3]
+
+
+def thin_points(points: np.ndarray, colors: np.ndarray, max_points: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``max_points`` of (N, 3) ``points`` and their ``colors``, drawn evenly at random
+    (seeded: the same points every call), in their original order; all of them when None."""
+    if max_points is not None and len(points) > max_points:
+        keep = np.sort(np.random.default_rng(0).choice(len(points), max_points, replace=False))
+        points, colors = points[keep], colors[keep]
+    return points, colors
+
+
+def check_views(cameras: Sequence, c2ws: Sequence) -> None:
+    """ConfigError unless ``World.render`` was given one pose per camera."""
+    from worldfm_ros.errors import ConfigError
+
+    if len(cameras) != len(c2ws):
+        raise ConfigError(f"render: expected one pose per camera, got {len(cameras)} cameras and {len(c2ws)} poses")
 
 
 def render_one(world: World, camera: "PinholeCamera", c2w: np.ndarray,

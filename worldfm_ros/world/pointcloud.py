@@ -12,7 +12,7 @@ from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.errors import ConfigError
 from worldfm_ros.render.density import closing_radius
 from worldfm_ros.scene.anchor import SPLATS, SceneAnchor
-from worldfm_ros.world.base import RenderResult, RenderStyle
+from worldfm_ros.world.base import RenderResult, RenderStyle, check_views, thin_points
 
 #: keyframe poses (evenly picked) the closing splat radius of a camera is measured at
 CLOSING_VIEWS = 8
@@ -59,17 +59,11 @@ class PointCloudWorld:
         return self.anchor.bounds()
 
     def surface_points(self, max_points: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        points, colors = self.anchor.points, self.anchor.colors
-        if max_points is not None and len(points) > max_points:
-            keep = np.random.default_rng(0).choice(len(points), max_points, replace=False)
-            keep.sort()
-            points, colors = points[keep], colors[keep]
-        return points, colors
+        return thin_points(self.anchor.points, self.anchor.colors, max_points)
 
     def render(self, cameras: Sequence[PinholeCamera], c2ws: Sequence[np.ndarray],
                style: RenderStyle = RenderStyle()) -> list[RenderResult]:
-        if len(cameras) != len(c2ws):
-            raise ConfigError(f"render: expected one pose per camera, got {len(cameras)} cameras and {len(c2ws)} poses")
+        check_views(cameras, c2ws)
         if style.splat not in STYLE_SPLATS:
             raise ConfigError(f"splat: expected one of {STYLE_SPLATS}, got {style.splat!r}")
         renderer = self._release_renderer() if style.release else self._renderer

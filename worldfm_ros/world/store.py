@@ -22,7 +22,14 @@ def _load_pointcloud(path: Path, device: str) -> World:
     return PointCloudWorld(load_scene(path), device=device)
 
 
+def _load_splats(path: Path, device: str) -> World:
+    from worldfm_ros.world.splats import load_splat_world
+
+    return load_splat_world(path, device)
+
+
 WORLD_KINDS["pointcloud"] = _load_pointcloud
+WORLD_KINDS["splats"] = _load_splats
 
 
 def register_world_kind(kind: str, loader: Callable[[Path, str], World]) -> None:
