@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "scene-build": "worldfm_ros.scene.cli_build",
     "scene-info": "worldfm_ros.scene.cli_info",
     "bench-render": "worldfm_ros.eval.bench_render",
+    "bench-splats": "worldfm_ros.eval.bench_splats",
     "bench-model": "worldfm_ros.eval.bench_model",
     "bench-density": "worldfm_ros.eval.bench_density",
     "bench-sensors": "worldfm_ros.eval.bench_sensors",

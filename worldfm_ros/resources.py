@@ -21,6 +21,11 @@ def default_scene_path() -> Path:
     return share_dir() / "scenes" / "default_room"
 
 
+def splat_scene_path() -> Path:
+    """The bundled splat world: the default room's points as surface discs (``scene-build splats``)."""
+    return share_dir() / "scenes" / "default_room_splats"
+
+
 def demo_scene_path() -> Path:
     """The bundled photorealistic scene ``worldfm demo`` drives through (ICL-NUIM living room, CC BY 3.0)."""
     return share_dir() / "scenes" / "icl_livingroom"

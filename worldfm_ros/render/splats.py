@@ -303,17 +303,23 @@ class SplatRenderer:
                  EPS2D, out.xy, out.conic, out.depth, out.radius, out.color)
         return out
 
-    def rasterize(self, camera: PinholeCamera, proj: Projected) -> SplatImage:
-        """Passes 2 and 3 of projected Gaussians."""
-        w, h = camera.width, camera.height
+    def bin(self, camera: PinholeCamera, proj: Projected) -> tuple[np.ndarray, np.ndarray]:
+        """Pass 2: (offsets (tiles + 1,), ids) of the visible Gaussians per tile, front to back."""
         visible = np.flatnonzero(proj.radius[:, 0] > 0).astype(np.int32)
         order = visible[np.argsort(proj.depth[visible], kind="stable")]
-        tiles_x, tiles_y = -(-w // TILE), -(-h // TILE)
-        offsets, ids = _bin(order, proj.xy, proj.radius, tiles_x, tiles_y)
+        return _bin(order, proj.xy, proj.radius, -(-camera.width // TILE), -(-camera.height // TILE))
+
+    def composite(self, camera: PinholeCamera, proj: Projected, tiles: tuple[np.ndarray, np.ndarray]) -> SplatImage:
+        """Pass 3 over the tile lists of ``bin``."""
+        w, h = camera.width, camera.height
         image = SplatImage(np.zeros((h, w, 3), np.float32), np.zeros((h, w), np.float32), np.zeros((h, w), np.float32))
-        _rasterize(offsets, ids, proj.xy, proj.conic, proj.radius, self.gaussians.opacities, proj.color, proj.depth, w, h,
-                   tiles_x, image.rgb, image.alpha, image.depth)
+        _rasterize(tiles[0], tiles[1], proj.xy, proj.conic, proj.radius, self.gaussians.opacities, proj.color,
+                   proj.depth, w, h, -(-w // TILE), image.rgb, image.alpha, image.depth)
         return image
+
+    def rasterize(self, camera: PinholeCamera, proj: Projected) -> SplatImage:
+        """Passes 2 and 3 of projected Gaussians."""
+        return self.composite(camera, proj, self.bin(camera, proj))
 
     def render_image(self, camera: PinholeCamera, c2w: np.ndarray) -> SplatImage:
         """The float view (colour, opacity, expected depth) at ``camera`` placed by ``c2w``."""

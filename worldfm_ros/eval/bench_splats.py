@@ -1,0 +1,74 @@
+"""``worldfm bench-splats``: the CPU splat rasterizer's ms per frame, per stage, against splat count
+and image size, beside the point renderer on the same room.
+
+Scene: ``bench-render``'s synthetic room (points uniform over its faces, fixed seed); each point
+becomes a surface disc one point spacing wide (``scene.build_splats.splats_from_points``), so both
+renderers draw the same surfaces. Views: ``bench-render``'s headings inside the room. Figures are
+medians over ``--repeats`` frames, the two renderers alternating frame by frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from worldfm_ros.runtime import add_threads_argument
+
+HELP = "time the CPU splat rasterizer (project / sort+bin / rasterize) against splat count and size, beside points"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--splats", type=int, nargs="+", default=[100_000, 1_000_000],
+                        help="splat counts (default 100000 1000000)")
+    parser.add_argument("--sizes", nargs="+", default=["320x240", "640x480"], help="image sizes WxH")
+    parser.add_argument("--repeats", type=int, default=10, help="timed frames per renderer and size (default 10)")
+    parser.add_argument("--hfov", type=float, default=70.0, help="horizontal field of view, degrees (default 70)")
+    add_threads_argument(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from worldfm_ros.camera import PinholeCamera
+    from worldfm_ros.eval.bench_render import ROOM_SIZE, _cpu_name, room_cloud, room_views
+    from worldfm_ros.render.pointcloud import PointCloudRenderer
+    from worldfm_ros.render.splats import SplatRenderer
+    from worldfm_ros.scene.build_splats import splats_from_points
+
+    area = 2 * (ROOM_SIZE[0] * ROOM_SIZE[1] + ROOM_SIZE[1] * ROOM_SIZE[2] + ROOM_SIZE[0] * ROOM_SIZE[2])
+    poses = room_views(8, 0)
+    print(f"# bench-splats on {_cpu_name()}, {time.strftime('%Y-%m-%d')}; medians of {args.repeats} frames")
+    print("| splats | size | project ms | sort+bin ms | rasterize ms | splats ms | FPS | coverage | points ms | points coverage |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n in args.splats:
+        points, colors = room_cloud(n, 0)
+        splats = SplatRenderer(splats_from_points(points, colors, float(np.sqrt(area / n))))
+        cloud = PointCloudRenderer(points, colors)
+        for size in args.sizes:
+            w, h = (int(v) for v in size.lower().split("x"))
+            camera = PinholeCamera.from_fov(w, h, args.hfov)
+            splats.render(camera, poses[0])  # compiles on the first call of a process
+            stages: dict[str, list[float]] = {"project": [], "bin": [], "rasterize": [], "points": []}
+            cover, point_cover = [], []
+            for i in range(args.repeats):
+                pose = poses[i % len(poses)]
+                t0 = time.perf_counter()
+                proj = splats.project(camera, pose)
+                t1 = time.perf_counter()
+                tiles = splats.bin(camera, proj)
+                t2 = time.perf_counter()
+                image = splats.composite(camera, proj, tiles)
+                t3 = time.perf_counter()
+                view = cloud.render(camera, pose)
+                t4 = time.perf_counter()
+                for key, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                    stages[key].append(dt * 1e3)
+                cover.append(image.result().coverage)
+                point_cover.append(view.coverage)
+            med = {k: statistics.median(v) for k, v in stages.items()}
+            total = med["project"] + med["bin"] + med["rasterize"]
+            print(f"| {n:,} | {w}x{h} | {med['project']:.1f} | {med['bin']:.1f} | {med['rasterize']:.1f} | {total:.1f} | "
+                  f"{1e3 / total:.1f} | {np.mean(cover):.3f} | {med['points']:.1f} | {np.mean(point_cover):.3f} |",
+                  flush=True)
+    return 0
