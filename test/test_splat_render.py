@@ -160,3 +160,17 @@ def test_moving_the_gaussians_and_the_camera_together_changes_nothing():
     b = SplatRenderer(transform_gaussians(g, b_T_a)).render_image(CAM, b_T_a @ c2w)
     assert np.abs(a.rgb - b.rgb).mean() < 1e-4
     assert np.abs(a.alpha - b.alpha).max() < 1e-3
+
+
+@pytest.mark.cuda
+def test_the_cuda_path_draws_what_the_cpu_path_draws():
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    from worldfm_ros.render.splats_cuda import GsplatRenderer
+
+    g = random_gaussians(300, spread=0.9)
+    c2w = look_at_pose([0.2, 0.1, -0.2], [0.0, 0.0, 2.5])
+    cpu = SplatRenderer(g).render_image(CAM, c2w)
+    gpu = GsplatRenderer(g, "cuda").render_images(CAM, [c2w])[0]
+    assert np.abs(cpu.rgb - gpu.rgb).mean() < 2 / 255
+    assert np.abs(cpu.alpha - gpu.alpha).mean() < 2 / 255

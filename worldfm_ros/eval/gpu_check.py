@@ -114,6 +114,9 @@ def plan(out: Path, dry_run: bool) -> list[Part]:
                  "--repeats", "20", "--warmup", "3"]
     out_parts = [Part("render", worldfm("bench-render", *render, "--json", str(parts / "render.json")),
                       60, str(parts / "render.json"), target=f">= {RENDER_TARGET_FPS:g} FPS at 250k points")]
+    splats = (["--splats", "2000", "--sizes", "64x48", "--repeats", "2"] if dry_run else
+              ["--device", "cuda", "--splats", "1000000", "2000000", "--sizes", "640x480", "--repeats", "50"])
+    out_parts.append(Part("splats", worldfm("bench-splats", *splats), 120, target=">= 300 FPS at 640x480, 2M splats"))
     variants = (("eager", [], 45.0), ("cuda-graphs", ["--cuda-graphs"], 45.0), ("compile", ["--compile"], 120.0))
     for variant, flags, limit in variants:
         for steps in (1, 2):
