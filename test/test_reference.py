@@ -85,8 +85,8 @@ def test_the_same_view_asked_again_reuses_the_choice_and_a_changed_one_is_scored
     anchor = anchor_with(keyframes)
     selector = KeyframeSelector(PointCloudWorld(anchor))
     scored = []
-    count = reference.covisibility_counts
-    monkeypatch.setattr(reference, "covisibility_counts", lambda *a, **k: scored.append(1) or count(*a, **k))
+    count = reference.covisible
+    monkeypatch.setattr(reference, "covisible", lambda *a, **k: scored.append(1) or count(*a, **k))
     depth = target_depth(anchor, pose())
     first = selector.select(depth, CAM, pose())
     assert selector.select(depth.copy(), CAM, pose()) is first and len(scored) == len(keyframes)

@@ -185,11 +185,11 @@ class FramePipeline:
                 renders[i] = self._antialiased(renders[i], cams[i])
                 timings[i]["antialias"] = (time.perf_counter() - t1) * 1e3
 
-        choices: list[tuple[int, float]] = []
-        for i, view in enumerate(views):
-            t1 = time.perf_counter()
-            choices.append(self._choose(view, renders[i], cams[i], c2ws[i], choices))
-            timings[i]["select"] = (time.perf_counter() - t1) * 1e3
+        t1 = time.perf_counter()
+        choices = self._choose(views, renders, cams, c2ws)
+        per_view = (time.perf_counter() - t1) * 1e3 / max(n, 1)
+        for i in range(n):
+            timings[i]["select"] = per_view
 
         t1 = time.perf_counter()
         canvases = self._canvases(cams, c2ws, [index for index, _ in choices])
@@ -213,17 +213,27 @@ class FramePipeline:
             return render
         return RenderResult(antialias_render(render.rgb, render.valid, sigma), render.depth, render.valid)
 
-    def _choose(self, view: View, render: RenderResult, cam: PinholeCamera, c2w: np.ndarray,
-                earlier: list[tuple[int, float]]) -> tuple[int, float]:
-        """(keyframe index, score) of one view: its own choice, the one it is given, or an earlier view's."""
+    def _choose(self, views: Sequence[View], renders: list[RenderResult], cams: list[PinholeCamera],
+                c2ws: list[np.ndarray]) -> list[tuple[int, float]]:
+        """(keyframe index, score) of every view: the one it is given, an earlier view's, or its own
+        choice, the views that choose their own scored in one selector call."""
         if self.selector is None:
-            return -1, 0.0
-        if view.reference_of is not None and earlier[view.reference_of][0] >= 0:
-            return earlier[view.reference_of][0], 0.0
-        if view.reference_index is not None:
-            return view.reference_index, 0.0
-        choice = self.selector.select(render.depth, cam, c2w)
-        return choice.index, choice.score
+            return [(-1, 0.0)] * len(views)
+        own = [i for i, v in enumerate(views) if v.reference_of is None and v.reference_index is None]
+        if len(own) == 1:  # the selector remembers a single view's last choice
+            chosen = [self.selector.select(renders[own[0]].depth, cams[own[0]], c2ws[own[0]])]
+        else:
+            chosen = self.selector.select_batch([renders[i].depth for i in own], [cams[i] for i in own],
+                                                [c2ws[i] for i in own])
+        choices: list[tuple[int, float]] = [(-1, 0.0)] * len(views)
+        for i, choice in zip(own, chosen):
+            choices[i] = (choice.index, choice.score)
+        for i, view in enumerate(views):
+            if view.reference_of is not None:
+                choices[i] = (choices[view.reference_of][0], 0.0)
+            elif view.reference_index is not None:
+                choices[i] = (view.reference_index, 0.0)
+        return choices
 
     def _canvases(self, cams: list[PinholeCamera], c2ws: list[np.ndarray], indices: list[int]) -> list:
         """Each view's ``CanvasView`` (one world render call for all of them) when the backend sees

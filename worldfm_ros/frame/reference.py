@@ -22,13 +22,13 @@ depth always rendered from the world, and keyframe 0 when no sample has depth.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from worldfm_ros.camera import PinholeCamera, check_pose
 from worldfm_ros.errors import CameraError, ConfigError
-from worldfm_ros.scene.backproject import backproject_pixels
 from worldfm_ros.world.base import DEFAULT_NEAR, RenderStyle, World, render_one
 
 
@@ -156,15 +156,18 @@ class SelectionRules:
         return w_near + (w_far - w_near) * a
 
 
-def covisibility_counts(points: np.ndarray, camera: PinholeCamera, c2w: np.ndarray, depth: np.ndarray,
-                        rel_tol: float, abs_tol: float, near: float = DEFAULT_NEAR, strict: bool = False) -> int:
-    """How many world points (S, 3) float64 (metres) a view confirms.
+def covisible(points: np.ndarray, camera: PinholeCamera, c2w: np.ndarray, depth: np.ndarray,
+              rel_tol: float, abs_tol: float, near: float = DEFAULT_NEAR, strict: bool = False) -> np.ndarray:
+    """(S,) bool: which world points (S, 3) float64 (metres) a view confirms.
 
     camera, c2w: (4, 4) camera-to-world (OpenCV axes) of the view; depth: (H, W) z-depth in
-    metres of that view, 0 = no data; strict: |z - D| < tolerance instead of <=.
+    metres of that view, 0 = no data; strict: |z - D| < tolerance instead of <=. Elementwise
+    arithmetic only (no matrix product, whose rounding depends on how many rows it is given),
+    so a point's answer does not depend on the other points asked with it.
     """
     R, t = c2w[:3, :3], c2w[:3, 3]
-    pc = (points - t) @ R  # (S, 3) world -> camera: Rᵀ (p - t)
+    d = points - t
+    pc = d[:, 0:1] * R[0] + d[:, 1:2] * R[1] + d[:, 2:3] * R[2]  # (S, 3) world -> camera: Rᵀ (p - t)
     z = pc[:, 2]
     front = z > near
     zs = np.where(front, z, 1.0)
@@ -174,8 +177,15 @@ def covisibility_counts(points: np.ndarray, camera: PinholeCamera, c2w: np.ndarr
     seen = depth[v[inside].astype(np.int64), u[inside].astype(np.int64)]
     zi = z[inside]
     error, tolerance = np.abs(zi - seen), np.maximum(rel_tol * zi, abs_tol)
-    agree = (seen > 0) & ((error < tolerance) if strict else (error <= tolerance))
-    return int(agree.sum())
+    agree = np.zeros(len(points), bool)
+    agree[inside] = (seen > 0) & ((error < tolerance) if strict else (error <= tolerance))
+    return agree
+
+
+def covisibility_counts(points: np.ndarray, camera: PinholeCamera, c2w: np.ndarray, depth: np.ndarray,
+                        rel_tol: float, abs_tol: float, near: float = DEFAULT_NEAR, strict: bool = False) -> int:
+    """How many world points (S, 3) float64 (metres) a view confirms (``covisible``)."""
+    return int(np.count_nonzero(covisible(points, camera, c2w, depth, rel_tol, abs_tol, near, strict)))
 
 
 class KeyframeSelector:
@@ -214,6 +224,24 @@ class KeyframeSelector:
         Ties go to the lowest keyframe index.
         """
         c2w = check_pose(c2w, "c2w")
+        d, uv = self._samples(depth, camera)
+        # The choice depends on the sampled depths, the pose and the camera only: a robot standing
+        # still asks again for the view it asked for last.
+        view = (d.tobytes(), c2w.tobytes(), camera.K.tobytes())
+        if self._last is None or self._last[0] != view:
+            self._last = (view, self._select([d], [uv], [camera], [c2w])[0])
+        return self._last[1]
+
+    def select_batch(self, depths: Sequence[np.ndarray], cameras: Sequence[PinholeCamera],
+                     c2ws: Sequence[np.ndarray]) -> list[KeyframeChoice]:
+        """``select`` of every view i (depths[i], cameras[i], c2ws[i]), scored together: the same
+        choices as one call each."""
+        c2ws = [check_pose(c2w, "c2w") for c2w in c2ws]
+        samples = [self._samples(depth, camera) for depth, camera in zip(depths, cameras)]
+        return self._select([d for d, _ in samples], [uv for _, uv in samples], list(cameras), c2ws)
+
+    def _samples(self, depth: np.ndarray, camera: PinholeCamera) -> tuple[np.ndarray, np.ndarray]:
+        """(S,) float64 depths (metres) at the (S, 2) sample pixels (u, v) of ``camera``'s grid."""
         depth = np.asarray(depth)
         if depth.shape != (camera.height, camera.width):
             raise CameraError(f"depth shape {depth.shape} does not match camera size {(camera.height, camera.width)}")
@@ -221,29 +249,45 @@ class KeyframeSelector:
         if key not in self._grids:
             self._grids[key] = self.rules.samples(camera.width, camera.height)
         uv = self._grids[key]
-        d = depth[uv[:, 1], uv[:, 0]].astype(np.float64)
-        # The choice depends on the sampled depths, the pose and the camera only: a robot standing
-        # still asks again for the view it asked for last.
-        view = (d.tobytes(), c2w.tobytes(), camera.K.tobytes())
-        if self._last is None or self._last[0] != view:
-            self._last = (view, self._select(d, uv, camera, c2w))
-        return self._last[1]
+        return depth[uv[:, 1], uv[:, 0]].astype(np.float64), uv
 
-    def _select(self, d: np.ndarray, uv: np.ndarray, camera: PinholeCamera, c2w: np.ndarray) -> KeyframeChoice:
-        """The choice from depths ``d`` (S,) metres sampled at pixels ``uv`` (S, 2)."""
+    def _select(self, ds: list[np.ndarray], uvs: list[np.ndarray], cameras: list[PinholeCamera],
+                c2ws: list[np.ndarray]) -> list[KeyframeChoice]:
+        """The choice of every view from its depths ``ds[i]`` (S,) metres sampled at pixels
+        ``uvs[i]`` (S, 2). Every sample of every view is tested against each keyframe at once,
+        with elementwise arithmetic only, so a view's scores do not depend on the others."""
         rules = self.rules
-        ok = d > 0
         keyframes = self.world.keyframes
-        distances = [float(np.linalg.norm(kf.c2w[:3, 3] - c2w[:3, 3])) for kf in keyframes]
-        if not ok.any():
-            index = int(np.argmin(distances)) if rules.fallback == "nearest" else 0
-            return KeyframeChoice(index, 0.0, np.zeros(len(keyframes)), 0)
-        u, v, d = uv[ok, 0], uv[ok, 1], d[ok]
-        world = backproject_pixels(u, v, d, camera.K, c2w)  # (S, 3)
-        scores = np.array([
-            rules.weight(distances[i]) * covisibility_counts(world, kf.camera, kf.c2w, self.keyframe_depth(i),
-                                                             rules.rel_tol, rules.abs_tol, strict=rules.strict)
-            for i, kf in enumerate(keyframes)
-        ], dtype=np.float64) / len(d)
-        index = int(np.argmax(scores))
-        return KeyframeChoice(index, float(scores[index]), scores, int(len(d)))
+        centres = np.array([kf.c2w[:3, 3] for kf in keyframes])  # (K, 3)
+        offsets = centres[None] - np.array([c2w[:3, 3] for c2w in c2ws])[:, None]  # (V, K, 3)
+        distances = np.sqrt(np.vecdot(offsets, offsets))  # (V, K) metres
+        weights = np.ones_like(distances)
+        if rules.distance_weight is not None:
+            near, far, w_near, w_far = rules.distance_weight
+            weights = w_near + (w_far - w_near) * np.clip((distances - near) / (far - near), 0.0, 1.0)
+        points, owners, usable = [], [], []
+        for i, (d, uv, camera, c2w) in enumerate(zip(ds, uvs, cameras, c2ws)):
+            ok = d > 0
+            usable.append(int(np.count_nonzero(ok)))
+            u, v, z = uv[ok, 0], uv[ok, 1], d[ok]
+            K = camera.K
+            cam = ((u - K[0, 2]) / K[0, 0] * z, (v - K[1, 2]) / K[1, 1] * z, z)
+            R, t = c2w[:3, :3], c2w[:3, 3]
+            points.append(np.stack([cam[0] * R[a, 0] + cam[1] * R[a, 1] + cam[2] * R[a, 2] + t[a] for a in range(3)],
+                                   axis=1))  # (S_i, 3) scene frame
+            owners.append(np.full(len(z), i))
+        world, owner = np.concatenate(points), np.concatenate(owners)
+        counts = np.stack([
+            np.bincount(owner[covisible(world, kf.camera, kf.c2w, self.keyframe_depth(k), rules.rel_tol,
+                                        rules.abs_tol, strict=rules.strict)], minlength=len(ds))
+            for k, kf in enumerate(keyframes)], axis=1) if len(world) else np.zeros((len(ds), len(keyframes)), int)
+        choices = []
+        for i, n in enumerate(usable):
+            if n == 0:
+                index = int(np.argmin(distances[i])) if rules.fallback == "nearest" else 0
+                choices.append(KeyframeChoice(index, 0.0, np.zeros(len(keyframes)), 0))
+                continue
+            scores = weights[i] * counts[i] / n
+            index = int(np.argmax(scores))
+            choices.append(KeyframeChoice(index, float(scores[index]), scores, n))
+        return choices

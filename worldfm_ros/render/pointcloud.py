@@ -124,9 +124,54 @@ class PointCloudRenderer:
         """
         return self.render_tensors(camera, c2w, point_radius, footprint_spacing).numpy()
 
-    def render_tensors(self, camera: PinholeCamera, c2w: np.ndarray, point_radius: int = 0,
-                       footprint_spacing: float = 0.0) -> RenderTensors:
-        """Like :meth:`render`, but the outputs stay torch tensors on the renderer's device."""
+    def render_batch(self, cameras: "list[PinholeCamera]", c2ws: "list[np.ndarray]", point_radius: int = 0,
+                     footprint_spacing: float = 0.0) -> list[RenderResult]:
+        """``render`` of cameras[i] at c2ws[i] for every i, bit-identical to one call each. On the
+        CPU the z-buffers of all views are filled by one compiled pass (``render.pointcloud_batch``)
+        instead of a dozen torch kernels per view; on other devices it is one render call each."""
+        if self.device.type != "cpu":
+            return [self.render(c, p, point_radius, footprint_spacing) for c, p in zip(cameras, c2ws)]
+        from worldfm_ros.render import pointcloud_batch as kernels
+
+        setups = [self._frame_setup(c, p, point_radius, footprint_spacing) for c, p in zip(cameras, c2ws)]
+        consts = np.empty((len(setups), kernels.CONSTS), np.float32)
+        dims = np.empty((len(setups), kernels.DIMS), np.int64)
+        above_near = np.nextafter(np.float32(self.near), np.float32(np.inf))
+        offset = 0
+        for c, (camera, (r, _, w2c, intrinsics, _)) in enumerate(zip(cameras, setups)):
+            pad = 2 * r + 1  # the border of render_tensors
+            wp, hp = camera.width + 2 * pad, camera.height + 2 * pad
+            consts[c] = [*w2c[:3, :3].ravel(), *w2c[:3, 3], *intrinsics, self.near, above_near, _PUSH_OUT]
+            dims[c] = (camera.width, camera.height, r, pad, wp, hp, offset)
+            offset += wp * hp
+        blocks = np.concatenate([s[4] for s in setups]) if setups else np.zeros(0, np.int64)
+        block_start = np.cumsum([0] + [len(s[4]) for s in setups])
+        bs = self._blocks.block_size
+        zbuf = np.full(offset, self._empty_key, np.int64)
+        kernels.zbuffer(self._xyz.numpy(), self._blocks.order.reshape(-1, bs), blocks, block_start, consts, dims, zbuf)
+        if all(s[1] == 0 for s in setups):
+            return self._resolve_squares(cameras, dims, zbuf)
+        return [self._resolve(torch.from_numpy(zbuf[d[6]:d[6] + d[4] * d[5]]).view(int(d[5]), int(d[4])), int(d[3]),
+                              int(d[2]), c.height, c.width, s[3][0] * s[1]).numpy()
+                for c, d, s in zip(cameras, dims, setups)]
+
+    def _resolve_squares(self, cameras: "list[PinholeCamera]", dims: np.ndarray, zbuf: np.ndarray) -> list[RenderResult]:
+        """The square-splat views of ``render_batch``'s z-buffers, resolved by one compiled pass."""
+        from worldfm_ros.render import pointcloud_batch as kernels
+
+        sizes = [c.width * c.height for c in cameras]
+        start = np.cumsum([0] + sizes)
+        rgb, depth = np.empty((start[-1], 3), np.uint8), np.empty(start[-1], np.float32)
+        valid = np.empty(start[-1], np.bool_)
+        kernels.resolve_square(zbuf, dims, self._rgba.numpy().view(np.uint8).reshape(-1, 4), rgb, depth, valid,
+                               start[:-1])
+        return [RenderResult(rgb[a:b].reshape(c.height, c.width, 3), depth[a:b].reshape(c.height, c.width),
+                             valid[a:b].reshape(c.height, c.width)) for c, a, b in zip(cameras, start[:-1], start[1:])]
+
+    def _frame_setup(self, camera: PinholeCamera, c2w: np.ndarray, point_radius: int,
+                     footprint_spacing: float) -> tuple[int, float, np.ndarray, tuple[float, ...], np.ndarray]:
+        """The checked arguments of one view: splat reach r (pixels), footprint spacing (m), (4, 4)
+        w2c, float32 (fx, fy, cx, cy) and the (K,) ids of the blocks that may reach the image."""
         if not isinstance(camera, PinholeCamera):
             raise CameraError(f"camera must be a PinholeCamera, got {type(camera).__name__}")
         if isinstance(point_radius, bool) or not isinstance(point_radius, (int, np.integer)) or point_radius < 0:
@@ -140,10 +185,16 @@ class PointCloudRenderer:
         # The padding and culling margin are those of the widest splat the footprints may need.
         r = MAX_FOOTPRINT_RADIUS if spacing > 0 else int(point_radius)
         w2c = invert_pose(check_pose(c2w, "c2w"))
-        width, height = camera.width, camera.height
         fx, fy, cx, cy = (float(np.float32(v)) for v in (camera.fx, camera.fy, camera.cx, camera.cy))
 
-        blocks = self._blocks.visible(w2c, fx, fy, cx, cy, width, height, self.near, margin_px=r + 2.0)
+        blocks = self._blocks.visible(w2c, fx, fy, cx, cy, camera.width, camera.height, self.near, margin_px=r + 2.0)
+        return r, spacing, w2c, (fx, fy, cx, cy), blocks
+
+    def render_tensors(self, camera: PinholeCamera, c2w: np.ndarray, point_radius: int = 0,
+                       footprint_spacing: float = 0.0) -> RenderTensors:
+        """Like :meth:`render`, but the outputs stay torch tensors on the renderer's device."""
+        r, spacing, w2c, (fx, fy, cx, cy), blocks = self._frame_setup(camera, c2w, point_radius, footprint_spacing)
+        width, height = camera.width, camera.height
         sel = torch.from_numpy(blocks).to(self.device)
         # A fresh copy each call: its depth slots are written below.
         pairs = self._pairs.index_select(0, sel)  # (K, block_size, 2)
@@ -183,10 +234,16 @@ class PointCloudRenderer:
         key = pairs.view(torch.int64).reshape(-1)  # (M,) depth_bits << 32 | index
         zbuf = torch.empty(hp * wp, dtype=torch.int64, device=self.device).fill_(self._empty_key)
         zbuf.scatter_reduce_(0, pix, key, "amin")
-        if spacing > 0:
-            inner = _footprint_min(zbuf.view(hp, wp), pad, r, height, width, fx * spacing, self._empty_key)
+        return self._resolve(zbuf.view(hp, wp), pad, r, height, width, fx * spacing)
+
+    def _resolve(self, zbuf: torch.Tensor, pad: int, r: int, height: int, width: int,
+                 focal_spacing: float) -> RenderTensors:
+        """The view from its padded one-pixel z-buffer (hp, wp) int64: square splats of radius r, or
+        footprint splats when ``focal_spacing`` (fx * spacing, pixel·metres) > 0."""
+        if focal_spacing > 0:
+            inner = _footprint_min(zbuf, pad, r, height, width, focal_spacing, self._empty_key)
         else:
-            inner = _square_min(zbuf.view(hp, wp), pad, r, height, width)  # (H, W) int64
+            inner = _square_min(zbuf, pad, r, height, width)  # (H, W) int64
         halves = inner.view(torch.int32).view(height, width, 2)  # [..., 0] index, [..., 1] depth bits
         depth = torch.nan_to_num(halves[..., 1].view(torch.float32), posinf=0.0)  # (H, W), contiguous
         valid = depth.bool()  # (H, W); bool() is != 0, several times faster than a comparison on CPU

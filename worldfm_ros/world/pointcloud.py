@@ -68,15 +68,14 @@ class PointCloudWorld:
             raise ConfigError(f"splat: expected one of {STYLE_SPLATS}, got {style.splat!r}")
         renderer = self._release_renderer() if style.release else self._renderer
         footprint = (self.anchor.splat if style.splat == "auto" else style.splat) == "footprint"
-        out = []
-        for camera, c2w in zip(cameras, c2ws):
-            if style.closed:
-                out.append(renderer.render(camera, c2w, point_radius=self._closing_radius(renderer, camera, c2w)))
-            elif footprint and not style.release:
-                out.append(renderer.render(camera, c2w, footprint_spacing=self.surface_spacing))
-            else:
-                out.append(renderer.render(camera, c2w, point_radius=style.point_radius))
-        return out
+        if style.closed:
+            return [renderer.render(camera, c2w, point_radius=self._closing_radius(renderer, camera, c2w))
+                    for camera, c2w in zip(cameras, c2ws)]
+        if style.release:
+            return [renderer.render(camera, c2w, point_radius=style.point_radius) for camera, c2w in zip(cameras, c2ws)]
+        if footprint:
+            return renderer.render_batch(list(cameras), list(c2ws), footprint_spacing=self.surface_spacing)
+        return renderer.render_batch(list(cameras), list(c2ws), point_radius=style.point_radius)
 
     def _release_renderer(self):
         if self._release is None:

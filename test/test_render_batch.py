@@ -1,0 +1,59 @@
+"""Many views in one call: the point renderer's batch pass and the batched keyframe choice give
+exactly what one call per view gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from worldfm_ros.frame.reference import KeyframeSelector
+from worldfm_ros.world.store import open_world
+
+
+@pytest.fixture(scope="module")
+def room():
+    return open_world(None)  # the bundled room: a real fused cloud with keyframes
+
+
+def views(room, count=6, seed=0):
+    """Poses near the room's keyframes (some looking off the cloud), at two camera sizes."""
+    rng = np.random.default_rng(seed)
+    cams, poses = [], []
+    for i in range(count):
+        kf = room.keyframes[i % len(room.keyframes)]
+        c2w = kf.c2w.copy()
+        c2w[:3, 3] += rng.normal(size=3) * 0.4
+        cams.append(kf.camera.scaled(48, 36) if i % 2 else kf.camera.scaled(40, 40))
+        poses.append(c2w)
+    return cams, poses
+
+
+def same(a, b):
+    return all(np.array_equal(x.rgb, y.rgb) and np.array_equal(x.depth, y.depth) and np.array_equal(x.valid, y.valid)
+               for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("radius", [0, 1, 3])
+def test_a_batch_of_square_splat_views_is_bit_identical_to_one_render_each(room, radius):
+    renderer = room._renderer
+    cams, poses = views(room)
+    batch = renderer.render_batch(cams, poses, point_radius=radius)
+    assert same(batch, [renderer.render(c, p, point_radius=radius) for c, p in zip(cams, poses)])
+    assert np.mean([r.valid.mean() for r in batch]) > 0.2
+
+
+def test_a_batch_of_footprint_views_is_bit_identical_to_one_render_each(room):
+    renderer, spacing = room._renderer, room.surface_spacing
+    cams, poses = views(room, seed=1)
+    assert same(renderer.render_batch(cams, poses, footprint_spacing=spacing),
+                [renderer.render(c, p, footprint_spacing=spacing) for c, p in zip(cams, poses)])
+
+
+def test_the_batched_keyframe_choice_is_the_choice_of_each_view_alone(room):
+    cams, poses = views(room, count=8, seed=2)
+    depths = [r.depth for r in room.render(cams, poses)]
+    together = KeyframeSelector(room).select_batch(depths, cams, poses)
+    alone = [KeyframeSelector(room).select(d, c, p) for d, c, p in zip(depths, cams, poses)]
+    assert [(c.index, c.score, c.num_samples) for c in together] == [(c.index, c.score, c.num_samples) for c in alone]
+    assert all(np.array_equal(a.scores, b.scores) for a, b in zip(together, alone))
+    assert len({c.index for c in alone}) > 1
