@@ -1,9 +1,11 @@
 """Several in-process envs side by side, on different scenes and robots.
 
 ``make_vector_env``: a gymnasium ``SyncVectorEnv`` (CleanRL-style loops; ``gymnasium.make_vec``
-builds the same from the registered id). ``make_sb3_vector_env``: a stable-baselines3
-``DummyVecEnv`` of the same envs, each in a ``Monitor`` (SB3 does not take gymnasium's
-vector envs).
+builds the same from the registered id), or with ``batched=True`` one ``BatchedWorldFMEnv``
+(robots of the same scene share one world and are stepped and rendered as one batch: the fast
+choice for many robots). ``make_sb3_vector_env``: a stable-baselines3 ``DummyVecEnv`` of the
+same envs, each in a ``Monitor`` (SB3 does not take gymnasium's vector envs), or with
+``batched=True`` the batched env through ``envs.sb3.Sb3VecEnv`` in a ``VecMonitor``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from gymnasium.vector import SyncVectorEnv
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from worldfm_ros.backends.base import FrameBackend
 from worldfm_ros.envs.sim_env import SceneSource, WorldFMEnv, sim_config
@@ -59,19 +61,32 @@ def env_factories(scenes: Sequence[SceneSource], configs: ConfigSource | Sequenc
 
 
 def make_vector_env(scenes: Sequence[SceneSource], configs: ConfigSource | Sequence[ConfigSource] = None,
-                    **env_kwargs: Any) -> SyncVectorEnv:
-    """A SyncVectorEnv of ``env_factories(scenes, configs, **env_kwargs)``; sub-envs reset
-    automatically on the step after their episode ends (gymnasium's next-step autoreset)."""
+                    batched: bool = False, **env_kwargs: Any):
+    """A SyncVectorEnv of ``env_factories(scenes, configs, **env_kwargs)``, or with ``batched`` a
+    ``BatchedWorldFMEnv`` of one robot per scene (the same observations for the same seeds and
+    actions); sub-envs reset automatically on the step after their episode ends (gymnasium's
+    next-step autoreset)."""
+    if batched:
+        from worldfm_ros.envs.batched import BatchedWorldFMEnv
+
+        return BatchedWorldFMEnv(len(scenes), configs, scenes=list(scenes), **env_kwargs)
     return SyncVectorEnv(env_factories(scenes, configs, **env_kwargs))
 
 
 def make_sb3_vector_env(scenes: Sequence[SceneSource], configs: ConfigSource | Sequence[ConfigSource] = None,
-                        **env_kwargs: Any):
+                        batched: bool = False, **env_kwargs: Any):
     """A stable-baselines3 ``DummyVecEnv`` of ``env_factories(scenes, configs, **env_kwargs)``, each
-    sub-env wrapped in SB3's ``Monitor`` (episode returns for its logger). Needs stable-baselines3."""
+    sub-env wrapped in SB3's ``Monitor`` (episode returns for its logger), or with ``batched`` a
+    ``BatchedWorldFMEnv`` (same-step autoreset, as SB3 expects) in a ``VecMonitor``. Needs
+    stable-baselines3."""
     try:
         from stable_baselines3.common.monitor import Monitor
-        from stable_baselines3.common.vec_env import DummyVecEnv
+        from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
     except ImportError as exc:
         raise ImportError("make_sb3_vector_env needs stable-baselines3 (pip install stable-baselines3)") from exc
+    if batched:
+        from worldfm_ros.envs.sb3 import Sb3VecEnv
+
+        return VecMonitor(Sb3VecEnv(make_vector_env(scenes, configs, batched=True, autoreset_mode=AutoresetMode.SAME_STEP,
+                                                    **env_kwargs)))
     return DummyVecEnv([lambda f=factory: Monitor(f()) for factory in env_factories(scenes, configs, **env_kwargs)])

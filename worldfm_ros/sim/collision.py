@@ -52,6 +52,13 @@ class CollisionChecker:
         d, _ = self._tree.query(map_T_base[:2, 3])
         return float(d)
 
+    def min_distances(self, map_T_base: np.ndarray) -> np.ndarray:
+        """(K,) ``min_distance`` of each base pose (K, 4, 4), in one query: metres, inf if no obstacles."""
+        if self._tree is None:
+            return np.full(len(map_T_base), np.inf)
+        d, _ = self._tree.query(map_T_base[:, :2, 3])
+        return np.asarray(d, np.float64)
+
     def collides(self, map_T_base: np.ndarray) -> bool:
         """True when an obstacle point lies inside the robot's cylinder."""
         return self.min_distance(map_T_base) < self.config.radius

@@ -128,6 +128,23 @@ def sensor_rig(config: SimConfig) -> SensorRig:
     return single_camera_rig(config.camera, config.mount, f.camera, f.optical, config.rate_hz)
 
 
+def camera_views(sensors: SensorRig, map_T_base: np.ndarray, stamp_ns: int, indices: list[int], seed: int | None,
+                 backend_seed: int, twist: tuple[np.ndarray, np.ndarray]) -> list[View]:
+    """The frame pipeline's views of rig cameras ``indices`` from base pose ``map_T_base`` ((4, 4),
+    map frame) at ``stamp_ns``: the backend noise ``seed`` (None: the backend's own, and
+    ``backend_seed`` seeds the sensor effects), twist (linear (3,) m/s, angular (3,) rad/s) for the
+    motion effects; a right eye rendered with its left eye takes the left eye's keyframe."""
+    noise_seed = backend_seed if seed is None else seed
+    views, position = [], {}
+    for i in indices:
+        cam = sensors.cameras[i]
+        rng = np.random.default_rng([noise_seed % 2**63, stamp_ns, i]) if cam.effects.enabled else None
+        position[i] = len(views)
+        views.append(View(map_T_base, stamp_ns, cam, seed, twist=twist, rng=rng,
+                          reference_of=position.get(cam.stereo_left) if cam.stereo_left is not None else None))
+    return views
+
+
 class Simulator:
     """One robot with a sensor rig (cameras, IMU) in one world. ``backend`` defaults to the fill
     backend ('anchor') and may be shared with other simulators (a backend keeps no per-call state);
@@ -221,14 +238,7 @@ class Simulator:
         if twist is None:
             v = self.model.velocity
             twist = (v.linear.copy(), v.angular.copy())
-        noise_seed = self.config.backend.seed if seed is None else seed
-        views, position = [], {}
-        for i in indices:
-            cam = self.sensors.cameras[i]
-            rng = np.random.default_rng([noise_seed % 2**63, stamp_ns, i]) if cam.effects.enabled else None
-            position[i] = len(views)
-            views.append(View(map_T_base, stamp_ns, cam, seed, twist=twist, rng=rng,
-                              reference_of=position.get(cam.stereo_left) if cam.stereo_left is not None else None))
+        views = camera_views(self.sensors, map_T_base, stamp_ns, indices, seed, self.config.backend.seed, twist)
         return pipeline.render_views(views)
 
     def take_imu_samples(self) -> list[ImuSample]:
