@@ -5,6 +5,12 @@ For every camera size, one ``WorldFMEnv`` on the scene drives a slow circle (0.3
 Each step integrates the kinematics, checks collisions, renders the anchor, picks the
 reference keyframe and runs the frame backend. Prints steps/s and ms per step.
 
+Beside it, in the same run, ``BatchedWorldFMEnv`` (``--envs``, default 1 4 16 robots in one shared
+world) drives the same circle with every robot, and the table gives env-steps/s (robots x batched
+steps per second), per core of the process (torch threads, 1 by default: the batch runs on one
+core), the ratio to the single env at that size, and the memory each extra robot adds (resident
+memory of the process after building and stepping the batch, over a batch of one in the same world).
+
 ``--starts N`` times resets instead: N seeded resets (seeds 0..N-1) at random collision-free
 starts (``start_poses='random'``) with ``--min-start-coverage``, and prints the coverage of the
 first frames (``info['coverage']``): its mean, how many see no surface at all, and ms per reset.
@@ -30,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="auto | cpu | cuda, renderer and backend (backend.device, default auto)")
     parser.add_argument("--sizes", nargs="+", default=["64x48", "320x240"], help="camera sizes WxH")
     parser.add_argument("--steps", type=int, default=200, help="timed steps per size (default 200)")
+    parser.add_argument("--envs", type=int, nargs="*", default=[1, 4, 16],
+                        help="robots of the batched env, one row each (default 1 4 16; none: skip it)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
     parser.add_argument("--starts", type=int, default=0,
                         help="time N seeded resets at random starts instead, and print their coverage")
@@ -80,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         print("\n| camera | steps/s | ms/step median | ms/step p90 | episodes |")
         print("|---|---:|---:|---:|---:|")
     action = np.array([0.3, 0.5], np.float32)
+    single: dict[tuple[int, int], float] = {}
     for w, h in sizes:
         sized = dataclasses.replace(config, camera=dataclasses.replace(config.camera, width=w, height=h))
         if args.starts > 0:
@@ -109,4 +118,59 @@ def run(args: argparse.Namespace) -> int:
         env.close()
         print(f"| {w}x{h} | {args.steps / total:.1f} | {statistics.median(times):.2f} | "
               f"{float(np.percentile(times, 90)):.2f} | {episodes} |")
+        single[(w, h)] = args.steps / total
+    if args.envs and args.starts <= 0:
+        _bench_batched(args, config, device, sizes, single, action)
     return 0
+
+
+def _rss_mb() -> float:
+    """Resident memory of this process, MiB (Linux)."""
+    import os
+
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _bench_batched(args: argparse.Namespace, config, device: str, sizes: list[tuple[int, int]],
+                   single: dict[tuple[int, int], float], action) -> None:
+    """The batched env's table: env-steps/s against robots and camera size."""
+    import dataclasses
+    import time
+
+    import numpy as np
+    import torch
+
+    from worldfm_ros.envs.batched import BatchedWorldFMEnv
+    from worldfm_ros.world.store import open_world
+
+    cores = max(1, torch.get_num_threads())
+    print(f"\n## batched env (BatchedWorldFMEnv: robots in one shared world, one process, {cores} core(s))")
+    print("\n| camera | robots | env-steps/s | per core | x single env | ms/batch step | MB per extra robot |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    world = open_world(config.scene or None, device=device)
+    for w, h in sizes:
+        sized = dataclasses.replace(config, camera=dataclasses.replace(config.camera, width=w, height=h))
+        base = None
+        for n in args.envs:
+            before = _rss_mb()
+            env = BatchedWorldFMEnv(n, sized, scene=world, dt=0.1, device=device, normalized_actions=False,
+                                    start_poses=None)
+            actions = np.tile(action, (n, 1))
+            env.reset(seed=0)
+            for _ in range(args.warmup):
+                env.step(actions)
+            steps = args.steps
+            start = time.perf_counter()
+            for _ in range(steps):
+                env.step(actions)
+            total = time.perf_counter() - start
+            grown = _rss_mb() - before
+            rate = n * steps / total
+            if n == 1 or base is None:
+                base, per_robot = (n, grown), ""
+            else:
+                per_robot = f"{max(grown - base[1], 0.0) / (n - base[0]):.2f}"
+            print(f"| {w}x{h} | {n} | {rate:.0f} | {rate / cores:.0f} | {rate / single[(w, h)]:.1f} | "
+                  f"{total / steps * 1e3:.2f} | {per_robot} |")
+            env.close()

@@ -43,7 +43,9 @@ class CollisionChecker:
         self.base_z = float(base_z)
         z = points_map[:, 2] - self.base_z
         band = points_map[(z >= config.z_min) & (z <= config.z_max)]
-        self._tree = cKDTree(band[:, :2]) if len(band) else None
+        # Unbalanced, uncompacted: the same nearest distances, built faster and queried about twice
+        # as fast on walls, whose points pile up on a few lines in the plane.
+        self._tree = cKDTree(band[:, :2], balanced_tree=False, compact_nodes=False) if len(band) else None
 
     def min_distance(self, map_T_base: np.ndarray) -> float:
         """Horizontal distance (m) from base_link to the nearest obstacle point; inf if none."""
