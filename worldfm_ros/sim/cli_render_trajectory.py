@@ -20,6 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("trajectory", help="pose file: TUM 't tx ty tz qx qy qz qw' lines, or .json/.yaml 4x4 list")
     parser.add_argument("--output", "-o", required=True, help="output folder (frames/, video.mp4, bag/); "
                                                                 "its bag/ must not exist")
+    add_render_arguments(parser)
+    add_view_arguments(parser)
+
+
+def add_render_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of how a trajectory is rendered and what is written (shared with render-batch)."""
     add_config_arguments(parser)
     parser.add_argument("--kind", choices=("optical", "base"), default="optical",
                         help="poses are the camera optical frame (OpenCV axes) or base_link (default optical)")
@@ -43,34 +49,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-video", action="store_true", help="do not write the MP4")
     parser.add_argument("--no-bag", action="store_true", help="do not write the bag")
     parser.add_argument("--no-compress", action="store_true", help="write the bag's MCAP chunks uncompressed")
-    add_view_arguments(parser)
     add_threads_argument(parser, default=None, default_text="torch_threads of the configuration, 1")
+
+
+def output_options(args: argparse.Namespace) -> dict:
+    """The ``render_trajectory`` keywords of this command's output flags."""
+    return dict(png=not args.no_png, video=not args.no_video, bag=not args.no_bag, video_fps=args.fps or None,
+                compress=not args.no_compress)
+
+
+def open_simulator(config):
+    """A Simulator of ``config`` (its backend, renderer device and scene loaded)."""
+    from worldfm_ros.backends.registry import create_backend
+    from worldfm_ros.devices import resolve_device
+    from worldfm_ros.sim.simulator import Simulator
+
+    apply_torch_threads(config.torch_threads)
+    sim = Simulator(config, create_backend(config.backend.name, config=config.backend),
+                    device=resolve_device(config.backend.device))
+    sim.load_scene(config.scene or None)
+    return sim
 
 
 def run(args: argparse.Namespace) -> int:
     import statistics
 
-    from worldfm_ros.backends.registry import create_backend
-    from worldfm_ros.sim.simulator import Simulator
     from worldfm_ros.sim.trajectory import load_trajectory, render_trajectory
     from worldfm_ros.viz import RerunLog, targets_from_args
 
     targets = targets_from_args(args)
     trajectory = load_trajectory(args.trajectory, args.kind, args.world, args.rate)
     config = sim_config_from_args(args, CONFIG_FLAGS)
-    apply_torch_threads(config.torch_threads)
-    backend = create_backend(config.backend.name, config=config.backend)
-    from worldfm_ros.devices import resolve_device
-
-    sim = Simulator(config, backend, device=resolve_device(config.backend.device))
+    sim = open_simulator(config)
     viz = RerunLog(targets, sim.rig.camera) if targets else None
-    sim.load_scene(config.scene or None)
     if viz is not None:
         viz.log_world(sim.world)
     try:
-        summary = render_trajectory(sim, trajectory, args.output, png=not args.no_png,
-                                    video=not args.no_video, bag=not args.no_bag, video_fps=args.fps or None,
-                                    compress=not args.no_compress, on_frame=viz.log_frame if viz else None)
+        summary = render_trajectory(sim, trajectory, args.output, on_frame=viz.log_frame if viz else None,
+                                    **output_options(args))
     finally:
         if viz is not None:
             viz.close()

@@ -1,0 +1,1 @@
+"""Work beyond one process: Ray jobs (``render_batch``). Ray is optional and imported only here."""
