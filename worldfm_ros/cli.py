@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "bag-info": "worldfm_ros.cli_bag_info",
     "bag-reindex": "worldfm_ros.cli_bag_reindex",
     "render-trajectory": "worldfm_ros.sim.cli_render_trajectory",
+    "render-batch": "worldfm_ros.scale.cli_render_batch",
     "rig-calibration": "worldfm_ros.sim.cli_rig",
     "bench-env": "worldfm_ros.envs.bench_env",
     "train": "worldfm_ros.train.cli_train",
