@@ -18,6 +18,7 @@ from worldfm_ros.errors import WorldFMError
 COMMANDS: dict[str, str] = {
     "scene-build": "worldfm_ros.scene.cli_build",
     "scene-info": "worldfm_ros.scene.cli_info",
+    "scene-complete": "worldfm_ros.scene.cli_complete",
     "bench-render": "worldfm_ros.eval.bench_render",
     "bench-splats": "worldfm_ros.eval.bench_splats",
     "bench-model": "worldfm_ros.eval.bench_model",

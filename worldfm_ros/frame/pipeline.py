@@ -48,6 +48,9 @@ class Frame:
     backend got it (anti-aliased when ``antialias`` > 0; holes black).
     map_T_optical: (4, 4) camera pose in the map frame (OpenCV axes).
     reference_index / reference_score: chosen keyframe (-1 if none) and its co-visibility score.
+    observed: (H, W) bool, pixels showing a captured surface rather than one synthesised when the
+    world was completed (``scene-complete``); None = every valid pixel. A rolling shutter's row
+    shifts are not applied to it.
     timings_ms: per-stage milliseconds (``FRAME_STAGES``; ``canvas`` and ``backend`` are those of the
     batch the frame was made in, and the backend's own stages follow as ``backend.<name>``).
     """
@@ -61,6 +64,7 @@ class Frame:
     reference_index: int = -1
     reference_score: float = 0.0
     timings_ms: dict[str, float] = field(default_factory=dict)
+    observed: np.ndarray | None = None
 
     @property
     def coverage(self) -> float:
@@ -211,7 +215,8 @@ class FramePipeline:
         sigma = antialias_sigma(render.depth, render.valid, cam.fx, self.spacing, self.antialias)
         if sigma <= 0:
             return render
-        return RenderResult(antialias_render(render.rgb, render.valid, sigma), render.depth, render.valid)
+        return RenderResult(antialias_render(render.rgb, render.valid, sigma), render.depth, render.valid,
+                            render.observed)
 
     def _choose(self, views: Sequence[View], renders: list[RenderResult], cams: list[PinholeCamera],
                 c2ws: list[np.ndarray]) -> list[tuple[int, float]]:
@@ -270,5 +275,10 @@ class FramePipeline:
             linear, angular = view.twist if view.twist is not None else (np.zeros(3), np.zeros(3))
             rgb, depth, valid, render_rgb = camera.effects.apply(rgb, depth, valid, render_rgb, linear, angular, rng)
             timings["sensor"] = (time.perf_counter() - t0) * 1e3
+        observed = render.observed
+        if observed is not None:
+            if camera is not None and camera.effects.distorts:
+                observed = camera.effects.lens.apply_mask(observed)
+            observed = observed & valid
         return Frame(view.stamp_ns, rgb, depth, valid, render_rgb, mounted.optical_in_map(view.map_T_base),
-                     choice[0], choice[1], timings)
+                     choice[0], choice[1], timings, observed)

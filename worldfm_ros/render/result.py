@@ -17,11 +17,14 @@ class RenderResult:
     rgb: (H, W, 3) uint8; pixels no surface reached are black.
     depth: (H, W) float32 z-depth in metres along the optical axis; 0 = empty.
     valid: (H, W) bool, True where a surface was hit.
+    observed: optional (H, W) bool, True where the surface shown was captured (not synthesised
+        by completing the world); None = every valid pixel is captured.
     """
 
     rgb: np.ndarray
     depth: np.ndarray
     valid: np.ndarray
+    observed: np.ndarray | None = None
 
     @property
     def coverage(self) -> float:

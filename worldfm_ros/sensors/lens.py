@@ -182,6 +182,13 @@ class Lens:
         out_depth = cv2.remap(depth, *self._nearest, cv2.INTER_NEAREST, **border)
         return self.apply_rgb(rgb), out_depth, out_valid
 
+    def apply_mask(self, mask: np.ndarray) -> np.ndarray:
+        """A canvas (Hr, Wr) bool mask at the output size (H, W), from the nearest canvas pixel."""
+        if self._linear is None:
+            return mask
+        return cv2.remap(np.ascontiguousarray(mask).view(np.uint8), *self._nearest, cv2.INTER_NEAREST,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=0).view(bool)
+
     def apply_rgb(self, rgb: np.ndarray) -> np.ndarray:
         """Only the colour image of ``apply`` (canvas (Hr, Wr, 3) uint8 -> output (H, W, 3))."""
         if self._linear is None:

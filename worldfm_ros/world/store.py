@@ -63,7 +63,27 @@ def load_world(path: str | os.PathLike, device: str = "cpu") -> World:
     kind = scene_kind(path)
     if kind not in WORLD_KINDS:
         raise SceneError(f"{path}: kind: expected one of {sorted(WORLD_KINDS)}, got {kind!r}")
-    return WORLD_KINDS[kind](Path(path), device)
+    world = WORLD_KINDS[kind](Path(path), device)
+    layout = scene_layout(path)
+    if layout is not None:
+        from worldfm_ros.world.completed import CompletedWorld
+        from worldfm_ros.world.layout import load_layout
+
+        world = CompletedWorld(world, load_layout(layout))
+    return world
+
+
+def scene_layout(path: str | os.PathLike) -> Path | None:
+    """The layout.yaml a scene folder's scene.yaml names (``layout:``, written by scene-complete),
+    else None."""
+    path = Path(path)
+    yaml_path = path / "scene.yaml" if path.is_dir() else path
+    if yaml_path.suffix.lower() not in (".yaml", ".yml") or not yaml_path.is_file():
+        return None
+    from worldfm_ros.scene.store import _read_yaml, scene_inside
+
+    name = _read_yaml(yaml_path).get("layout")
+    return None if name is None else scene_inside(yaml_path, name, f"{yaml_path}: layout")
 
 
 def open_world(source, device: str = "cpu") -> World:

@@ -1,0 +1,210 @@
+"""Closing a world: room fitting on constructed rooms, texture synthesis, the layout in renders,
+scan, collision and the observed mask, and ``worldfm scene-complete`` as a user runs it."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from worldfm_ros.camera import PinholeCamera
+from worldfm_ros.errors import SceneError
+from worldfm_ros.scene.anchor import SceneAnchor
+from worldfm_ros.scene.complete import CompletionConfig, NotARoom, complete_world
+from worldfm_ros.scene.store import save_scene
+from worldfm_ros.scene.texture import synthesize
+from worldfm_ros.sim.scan import ScanConfig, depth_to_scan
+from worldfm_ros.world.base import render_one
+from worldfm_ros.world.completed import CompletedWorld
+from worldfm_ros.world.pointcloud import PointCloudWorld
+from worldfm_ros.world.store import load_world
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+STEP = 0.02
+HEIGHT = 2.4
+SCAN = ScanConfig(angle_min=-0.3, angle_max=0.3, angle_increment=math.radians(1.0))
+CAMERA = PinholeCamera.from_K(np.array([[80.0, 0, 63.5], [0, 80.0, 47.5], [0, 0, 1]]), 128, 96)
+
+
+def _rect(origin, u, v, lu, lv, color, rng):
+    a, b = np.meshgrid(np.arange(0, lu, STEP), np.arange(0, lv, STEP))
+    p = np.asarray(origin) + np.outer(a.ravel(), u) + np.outer(b.ravel(), v)
+    c = np.clip(np.asarray(color) + rng.normal(0, 6, (len(p), 3)), 0, 255)
+    return p, c
+
+
+def room_points(floor_cells, walls, table=None, seed=0):
+    """Points of a room: floor rectangles [(x0, y0, x1, y1)], walls [((x0, y0), (x1, y1))] from z = 0
+    to HEIGHT, and an optional table top (x0, y0, x1, y1, z) hiding the floor under it."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for x0, y0, x1, y1 in floor_cells:
+        p, c = _rect((x0, y0, 0), (1, 0, 0), (0, 1, 0), x1 - x0, y1 - y0, (150, 110, 80), rng)
+        if table is not None:
+            tx0, ty0, tx1, ty1, _ = table
+            under = (p[:, 0] > tx0) & (p[:, 0] < tx1) & (p[:, 1] > ty0) & (p[:, 1] < ty1)
+            p, c = p[~under], c[~under]
+        parts.append((p, c))
+    for (x0, y0), (x1, y1) in walls:
+        d = np.array([x1 - x0, y1 - y0, 0.0])
+        length = float(np.linalg.norm(d))
+        parts.append(_rect((x0, y0, 0), d / length, (0, 0, 1), length, HEIGHT, (200, 200, 190), rng))
+    if table is not None:
+        x0, y0, x1, y1, z = table
+        parts.append(_rect((x0, y0, z), (1, 0, 0), (0, 1, 0), x1 - x0, y1 - y0, (90, 60, 40), rng))
+    p = np.concatenate([q for q, _ in parts]).astype(np.float32)
+    c = np.concatenate([c for _, c in parts]).astype(np.uint8)
+    return p, c
+
+
+def worldfm(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "worldfm_ros.cli", *args], cwd=ROOT, env=ENV, text=True,
+                          capture_output=True, timeout=300)
+
+
+def world_of(points, colors):
+    return PointCloudWorld(SceneAnchor(points, colors, name="constructed"))
+
+
+BOX_3_WALLS = [((0, 0), (4, 0)), ((4, 0), (4, 3)), ((0, 3), (0, 0))]  # the wall at y = 3 is missing
+
+
+def c2w_looking(position, yaw, pitch=0.0):
+    """(4, 4) camera-to-map (OpenCV axes) at ``position`` looking along ``yaw`` about z, up tilted by ``pitch``."""
+    f = np.array([math.cos(yaw) * math.cos(pitch), math.sin(yaw) * math.cos(pitch), math.sin(pitch)])
+    right = np.cross(f, [0, 0, 1.0])
+    right /= np.linalg.norm(right)
+    T = np.eye(4)
+    T[:3, 0], T[:3, 1], T[:3, 2], T[:3, 3] = right, np.cross(f, right), f, position
+    return T
+
+
+@pytest.fixture(scope="module")
+def box_world():
+    base = world_of(*room_points([(0, 0, 4, 3)], BOX_3_WALLS))
+    return CompletedWorld(base, complete_world(base))
+
+
+def test_a_box_room_missing_a_wall_is_closed_where_its_floor_ends(box_world):
+    layout = box_world.layout
+    lo, hi = layout.footprint.min(axis=0), layout.footprint.max(axis=0)
+    assert np.allclose(lo, [0, 0], atol=0.05) and np.allclose(hi, [4, 3], atol=0.05)
+    assert sum(s.kind == "wall" for s in layout.surfaces) == 4
+    assert "walls" in layout.report["assumed"]
+
+
+def test_an_l_shaped_room_keeps_its_missing_corner_outside():
+    floor = [(0, 0, 4, 2), (0, 2, 2, 4)]
+    walls = [((0, 0), (4, 0)), ((4, 0), (4, 2)), ((4, 2), (2, 2)), ((2, 2), (2, 4)), ((2, 4), (0, 4)), ((0, 4), (0, 0))]
+    layout = complete_world(world_of(*room_points(floor, walls)))
+    assert layout.surfaces[0].area == pytest.approx(12.0, rel=0.03)
+    assert layout.contains(np.array([[1.0, 3.0], [3.0, 1.0]])).all()
+    assert not layout.contains(np.array([[3.0, 3.0]]))[0]
+    assert sum(s.kind == "wall" for s in layout.surfaces) == 6
+
+
+def test_the_floor_continues_under_a_table_as_synthetic_floor():
+    table = (1.5, 1.0, 2.5, 1.8, 0.7)
+    layout = complete_world(world_of(*room_points([(0, 0, 4, 3)], BOX_3_WALLS + [((0, 3), (4, 3))], table)))
+    floor = layout.surfaces[0]
+    cols = ((np.array([1.7, 2.3]) - 0.0) / floor.cell).astype(int)
+    rows = ((np.array([1.2, 1.6]) - 0.0) / floor.cell).astype(int)
+    under = (slice(rows[0], rows[1]), slice(cols[0], cols[1]))
+    assert floor.inside[under].all() and not floor.observed[under].any()
+    colour = floor.texture[under].reshape(-1, 3).mean(axis=0)
+    assert np.abs(colour - [150, 110, 80]).max() < 25  # floor, not the table's dark top
+
+
+def test_texture_synthesis_carries_a_stripe_pattern_on_with_its_period():
+    period = 8
+    x = np.arange(160)
+    stripes = np.where((x % period) < period // 2, 220, 40).astype(np.uint8)
+    texture = np.repeat(np.repeat(stripes[None, :, None], 96, axis=0), 3, axis=2)
+    known = np.zeros((96, 160), bool)
+    known[:, :64] = True
+    out = synthesize(np.where(known[..., None], texture, 0).astype(np.uint8), known, patch=16, overlap=4)
+    profile = out[:, 64:, 0].astype(float).mean(axis=0)
+    spectrum = np.abs(np.fft.rfft(profile - profile.mean()))
+    assert len(profile) / np.argmax(spectrum) == pytest.approx(period, rel=0.05)
+    assert np.array_equal(out[known], texture[known])
+
+
+def test_a_scan_facing_the_wall_nobody_saw_returns_it(box_world):
+    map_T_cam = c2w_looking((2.0, 1.5, 0.5), math.pi / 2)  # facing +y, the missing wall at y = 3
+    assert render_one(box_world.base, CAMERA, map_T_cam).coverage < 0.2
+    result = render_one(box_world, CAMERA, map_T_cam)
+    base_T_optical = np.linalg.inv(_map_T_body((2.0, 1.5, 0.0), math.pi / 2)) @ map_T_cam
+    ranges = depth_to_scan(result.depth, CAMERA, base_T_optical, SCAN)
+    assert np.isfinite(ranges).all()
+    wall_y = max(p[1] for s in box_world.layout.surfaces if s.kind == "wall" for p in [s.origin])
+    assert wall_y == pytest.approx(3.0, abs=0.05)
+    along = ranges * np.cos(SCAN.angles)
+    assert np.allclose(along, wall_y - 1.5, atol=0.05)
+
+
+def _map_T_body(xyz, yaw):
+    T = np.eye(4)
+    T[:3, :3] = [[math.cos(yaw), -math.sin(yaw), 0], [math.sin(yaw), math.cos(yaw), 0], [0, 0, 1]]
+    T[:3, 3] = xyz
+    return T
+
+
+def test_the_observed_mask_marks_the_synthesised_wall(box_world):
+    facing_missing = render_one(box_world, CAMERA, c2w_looking((2.0, 1.5, 1.2), math.pi / 2))
+    facing_seen = render_one(box_world, CAMERA, c2w_looking((2.0, 1.5, 1.2), -math.pi / 2))
+    assert facing_missing.valid.all() and facing_seen.valid.all()
+    assert facing_missing.observed.mean() < 0.1
+    assert facing_seen.observed.mean() > 0.9
+
+
+def test_revisiting_a_pose_gives_the_identical_frame(box_world):
+    pose = c2w_looking((1.0, 1.0, 0.8), 2.0, 0.3)
+    a, b = render_one(box_world, CAMERA, pose), render_one(box_world, CAMERA, pose)
+    assert np.array_equal(a.rgb, b.rgb) and np.array_equal(a.depth, b.depth)
+
+
+def test_scene_complete_writes_a_copy_the_simulator_collides_with(tmp_path):
+    from worldfm_ros.sim.config import SimConfig
+    from worldfm_ros.sim.simulator import Simulator, planar_pose
+
+    src = save_scene(SceneAnchor(*room_points([(0, 0, 4, 3)], BOX_3_WALLS), name="box"), tmp_path / "box")
+    out = tmp_path / "box_closed"
+    run = worldfm("scene-complete", str(src), "-o", str(out))
+    assert run.returncode == 0, run.stderr
+    assert "synthesised" in run.stdout and not (src / "layout").exists()
+    assert isinstance(load_world(out), CompletedWorld)
+    sim = Simulator(SimConfig())
+    near_missing_wall = planar_pose(2.0, 2.9, 0.0, 0.0)
+    sim.load_scene(src)
+    assert not sim.collision.collides(near_missing_wall)
+    sim.load_scene(out)
+    assert sim.collision.collides(near_missing_wall)
+
+
+def test_scene_complete_leaves_a_scene_that_is_not_a_room_unwritten(tmp_path):
+    rng = np.random.default_rng(0)
+    ball = rng.normal(size=(5000, 3))
+    ball = (0.3 * ball / np.linalg.norm(ball, axis=1, keepdims=True) + [0, 0, 0.5]).astype(np.float32)
+    src = save_scene(SceneAnchor(ball, np.full((5000, 3), 128, np.uint8), name="ball"), tmp_path / "ball")
+    run = worldfm("scene-complete", str(src), "-o", str(tmp_path / "out"))
+    assert run.returncode == 2
+    assert "not a room" in run.stdout and not (tmp_path / "out").exists()
+    with pytest.raises(NotARoom):
+        complete_world(load_world(src), CompletionConfig())
+
+
+def test_a_corrupt_layout_is_refused_naming_its_file(tmp_path, box_world):
+    from worldfm_ros.world.layout import save_layout
+
+    src = save_scene(SceneAnchor(*room_points([(0, 0, 4, 3)], BOX_3_WALLS), name="box"), tmp_path / "box")
+    yaml_path = save_layout(box_world.layout, src / "layout")
+    (src / "scene.yaml").write_text((src / "scene.yaml").read_text() + "layout: layout/layout.yaml\n")
+    yaml_path.write_text(yaml_path.read_text().replace("cell:", "cell: -1 #"))
+    with pytest.raises(SceneError, match="layout.yaml.*cell"):
+        load_world(src)
