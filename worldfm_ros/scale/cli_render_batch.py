@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from worldfm_ros.errors import ConfigError
-    from worldfm_ros.scale.render_batch import DONE, FAILED, SKIPPED, plan_tasks, run_batch
+    from worldfm_ros.scale.render_batch import DONE, FAILED, SKIPPED, plan_tasks, run_batch, todo_count
     from worldfm_ros.sim.cli_config import sim_config_from_args
 
     if args.workers < 1 or args.retries < 0:
@@ -40,6 +40,13 @@ def run(args: argparse.Namespace) -> int:
     scenes = args.scenes if args.scenes else [config.scene]
     tasks = plan_tasks(args.trajectories, scenes, args.output, config, kind=args.kind, world=args.world,
                        rate_hz=args.rate, options=output_options(args))
+    startup = 0.0
+    if args.ray and todo_count(tasks):
+        from worldfm_ros.scale.ray_runtime import connect
+
+        t0 = time.perf_counter()
+        connect(args.ray, num_cpus=args.workers, timeout_s=args.connect_timeout)
+        startup = time.perf_counter() - t0
     start = time.perf_counter()
     results = run_batch(tasks, ray=args.ray, workers=args.workers, retries=args.retries,
                         timeout_s=args.connect_timeout, progress=not args.no_progress)
@@ -48,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     frames = sum(r.frames for r in results)
     print(f"render-batch: {len(tasks)} tasks ({count[DONE]} rendered, {count[SKIPPED]} already there, "
           f"{count[FAILED]} failed), {frames} poses in {seconds:.2f} s: {count[DONE] / seconds:.2f} tasks/s, "
-          f"{frames / seconds:.1f} poses/s; ray {args.ray or 'off'}")
+          f"{frames / seconds:.1f} poses/s; ray {args.ray or 'off'}"
+          + (f" (joined or started in {startup:.2f} s, not counted)" if args.ray else ""))
     for r in results:
         if r.status == FAILED:
             print(f"  failed: {r.error}")

@@ -129,6 +129,11 @@ def remove_partial_outputs(tasks: list[RenderTask]) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
+def todo_count(tasks: list[RenderTask]) -> int:
+    """How many of ``tasks`` have no output yet."""
+    return sum(not Path(t.output).exists() for t in tasks)
+
+
 def run_batch(tasks: list[RenderTask], ray: str | None = None, workers: int = 1, retries: int = 3,
               timeout_s: float = 30.0, progress: bool = True) -> list[TaskResult]:
     """Run ``tasks``, in the order given, and return their results in that order.
