@@ -1,5 +1,6 @@
-"""``worldfm render-batch``: many trajectories in many scenes, resumable, on a two-node Ray cluster
-with a worker killed mid-job: every output once, bit-identical to an uninterrupted run."""
+"""Work beyond one process, on one two-node Ray cluster (module-scoped: Ray starts slowly):
+``worldfm render-batch`` (resumable; a worker killed mid-job loses and duplicates nothing) and the
+vector env whose robots live in Ray actors."""
 
 from __future__ import annotations
 
@@ -119,3 +120,28 @@ def test_a_worker_killed_mid_job_on_a_two_node_cluster_loses_and_duplicates_noth
     assert codes == [0]
     assert sorted(p.name for p in (out / "default").iterdir()) == [f"traj{i}" for i in range(6)]  # once each, no tmp
     assert files(out) == files(reference)
+
+
+def test_robots_in_ray_actors_see_what_one_batched_env_of_all_of_them_sees(cluster):
+    import numpy as np
+
+    from worldfm_ros.envs.batched import BatchedWorldFMEnv
+    from worldfm_ros.scale.ray_runtime import connect
+    from worldfm_ros.scale.ray_vector import RayVectorEnv
+
+    connect(cluster.address)
+    kwargs = dict(config={"camera": {"width": 24, "height": 18}, "backend": {"name": "anchor"}},
+                  max_episode_steps=4, observation="rgbd")
+    spread = RayVectorEnv(5, num_actors=2, **kwargs)
+    local = BatchedWorldFMEnv(5, **kwargs)
+    assert spread.observation_space == local.observation_space
+    assert np.array_equal(spread.reset(seed=3)[0], local.reset(seed=3)[0])
+    rng = np.random.default_rng(0)
+    for _ in range(6):  # past the time limit: next-step autoresets inside each actor
+        actions = rng.uniform(-1, 1, (5, 2)).astype(np.float32)
+        got, want = spread.step(actions), local.step(actions)
+        for g, w in zip(got[:4], want[:4]):
+            assert np.array_equal(g, w)
+        assert np.array_equal(got[4]["map_T_base"], want[4]["map_T_base"])
+    spread.close()
+    local.close()
