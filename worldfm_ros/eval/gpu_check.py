@@ -9,6 +9,8 @@ Runs, each part in its own process with its own time limit (and all of them with
   4 frames (``--batch 4``: four robots or cameras served by one generate call);
 * ``onnxruntime-cuda``: the same model through ONNX Runtime's CUDA execution provider (skipped,
   with the reason, when onnxruntime-gpu is not installed);
+* ``batched-env``: ``worldfm bench-env`` with the batched env (256 robots in one world) at 128x128
+  on CUDA, anchor backend (target >= 10,000 env-steps/s);
 * ``cuda-tests``: the test suite's CUDA tests (``pytest -m cuda``).
 
 Writes ``gpu_check.json`` and ``gpu_check.md`` (GPU name, driver, torch, one row per part)
@@ -117,6 +119,10 @@ def plan(out: Path, dry_run: bool) -> list[Part]:
     splats = (["--splats", "2000", "--sizes", "64x48", "--repeats", "2"] if dry_run else
               ["--device", "cuda", "--splats", "1000000", "2000000", "--sizes", "640x480", "--repeats", "50"])
     out_parts.append(Part("splats", worldfm("bench-splats", *splats), 120, target=">= 300 FPS at 640x480, 2M splats"))
+    env = (["--device", "cpu", "--sizes", "32x24", "--envs", "4", "--steps", "3", "--warmup", "1"] if dry_run else
+           ["--device", "cuda", "--sizes", "128x128", "--envs", "1", "256", "--steps", "30"])
+    out_parts.append(Part("batched-env", worldfm("bench-env", "--backend", "anchor", *env), 120,
+                          target=">= 10,000 env-steps/s, 256 robots at 128x128"))
     variants = (("eager", [], 45.0), ("cuda-graphs", ["--cuda-graphs"], 45.0), ("compile", ["--compile"], 120.0))
     for variant, flags, limit in variants:
         for steps in (1, 2):
