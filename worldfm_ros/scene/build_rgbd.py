@@ -50,14 +50,13 @@ from pathlib import Path
 import numpy as np
 
 from worldfm_ros.errors import SceneError
-from worldfm_ros.scene.anchor import Keyframe, SceneAnchor
+from worldfm_ros.scene.anchor import SceneAnchor
 from worldfm_ros.scene.assemble import DEFAULT_MAX_POINTS, finish_scene, pick_keyframes
 from worldfm_ros.scene.checks import check_K_for_size, orthonormalize_pose
 from worldfm_ros.scene.io import read_depth, read_image, read_intrinsics, require_file
 from worldfm_ros.scene.registration import (KINECT_V1_COLOR_K, KINECT_V1_COLOR_T_DEPTH, SEVEN_SCENES_DEPTH_K,
                                             DepthCamera, register_depth)
-from worldfm_ros.scene.rgbd_fusion import (DEFAULT_FUSE_VOXEL, DEFAULT_MAX_JUMP, frame_observations,
-                                           fuse_observations)
+from worldfm_ros.scene.rgbd_fusion import DEFAULT_FUSE_VOXEL, DEFAULT_MAX_JUMP, fuse_frames
 
 log = logging.getLogger(__name__)
 
@@ -371,20 +370,15 @@ def build_rgbd(
     if K is None:
         raise SceneError(f"{root}: no intrinsics in the folder ({seq.layout}); pass K (fx fy cx cy)")
     chosen = set(pick_keyframes(len(frames), num_keyframes, keyframe_every))
-    points, colors, weights, keyframes = [], [], [], []
-    for i, frame in enumerate(frames):
-        image, depth = seq.load(frame, depth_scale, K)
-        check_K_for_size(K, image.shape[1], image.shape[0], f"{frame.color}: intrinsics K")
-        p, c, w_obs = frame_observations(depth, K, frame.c2w, image, pixel_stride, max_jump, max_depth)
-        weights.append(w_obs)
-        points.append(p)
-        colors.append(c)
-        if i in chosen:
-            keyframes.append(Keyframe(image, K, frame.c2w, depth, frame.name))
+
+    def loaded():
+        for frame in frames:
+            image, depth = seq.load(frame, depth_scale, K)
+            check_K_for_size(K, image.shape[1], image.shape[0], f"{frame.color}: intrinsics K")
+            yield frame.name, image, depth, K, frame.c2w
+
+    points, colors, keyframes = fuse_frames(loaded(), chosen, pixel_stride, max_jump, max_depth, fuse_voxel)
     log.info("%s: %d frames (%s), %d keyframes", root, len(frames), seq.layout, len(keyframes))
-    points, colors = np.concatenate(points), np.concatenate(colors)
-    if fuse_voxel > 0 and len(points):
-        points, colors = fuse_observations(points, colors, np.concatenate(weights), fuse_voxel)
     return finish_scene(
         points, colors, keyframes, name or root.name, str(root),
         max_points, up, "camera", plane_threshold,

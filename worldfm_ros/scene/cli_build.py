@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-HELP = ("build a scene (coloured points + posed keyframes) from RGB-D frames, an image, a panorama, a PLY, "
-        "a WorldFM meta.json or a procedural room")
+HELP = ("build a scene (coloured points + posed keyframes) from RGB-D frames, a robot's bag, an image, a photo, "
+        "a panorama, a PLY, a WorldFM meta.json or a procedural room")
 
 _UP_HELP = ("which way is up: auto (the source's default), camera (keyframes' average up, refined by the "
             "floor plane), a scene axis such as -y or +z (known gravity), or none (scene frame = map frame)")
@@ -140,6 +140,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common(p)
     _add_procedural(kinds)
     _add_splats(kinds)
+    _add_bag(kinds)
+
+
+def _add_bag(kinds) -> None:
+    from worldfm_ros.scene.build_bag import REFINE
+    from worldfm_ros.scene.rgbd_fusion import DEFAULT_FUSE_VOXEL
+
+    p = kinds.add_parser("bag", help="a robot's recording: rosbag2 (MCAP, sqlite3) or ROS 1 bag with colour, depth, "
+                                     "camera_info and /tf (or odometry)",
+                         description="Fuse the RGB-D frames of a bag into a scene: topics found by type (or named), "
+                                     "colour and depth paired by stamp, poses from /tf + /tf_static (or an odometry "
+                                     "topic) refined by RGB-D registration, frames kept by motion. The bag's world "
+                                     "frame (map, else odom) becomes the map frame.")
+    p.add_argument("bag", help="rosbag2 folder (with metadata.yaml) or ROS 1 .bag file")
+    p.add_argument("--color-topic", help="colour Image / CompressedImage topic (default: found by type)")
+    p.add_argument("--depth-topic", help="depth Image / CompressedImage topic, registered to the colour camera")
+    p.add_argument("--info-topic", help="colour camera_info topic (default: the one beside the colour topic)")
+    p.add_argument("--odom-topic", help="take the base pose from this nav_msgs/Odometry topic instead of /tf")
+    p.add_argument("--world-frame", help="frame the poses are in (default: map, else odom, else the TF root)")
+    p.add_argument("--camera-frame", help="optical frame of the camera (default: camera_info's frame_id)")
+    p.add_argument("--max-dt", type=float, default=0.02, metavar="S", help="colour/depth pairing tolerance (default 0.02)")
+    p.add_argument("--tf-tolerance", type=float, default=0.05, metavar="S",
+                   help="how far a stamp may lie outside the /tf samples (default 0.05)")
+    _depth_scale(p, "0.001 (mm) for 16UC1, metres for 32FC1")
+    p.add_argument("--keyframe-distance", type=float, default=0.1, metavar="M",
+                   help="keep a frame after this much travel since the last kept one (default 0.1; 0 with "
+                        "--keyframe-angle 0 keeps every frame)")
+    p.add_argument("--keyframe-angle", type=float, default=10.0, metavar="DEG",
+                   help="... or this much turn (default 10)")
+    p.add_argument("--max-frames", type=int, help="stop after this many kept frames")
+    p.add_argument("--refine", choices=REFINE, default="rgbd",
+                   help="rgbd (default): refine the recorded poses by RGB-D odometry and a pose graph; none: keep them")
+    p.add_argument("--keyframes", type=int, default=8, help="reference keyframes among the kept frames (default 8)")
+    p.add_argument("--pixel-stride", type=int, default=2, help="back-project every N-th pixel (default 2)")
+    p.add_argument("--max-depth", type=float, metavar="M", help="ignore depth beyond this many metres")
+    p.add_argument("--fuse-voxel", type=float, default=DEFAULT_FUSE_VOXEL, metavar="M",
+                   help=f"fusion cell edge in metres (default {DEFAULT_FUSE_VOXEL}; 0 keeps every point)")
+    _common(p)
 
 
 def _add_splats(kinds) -> None:
@@ -203,6 +241,14 @@ def _build(args: argparse.Namespace):
                                 args.height, args.hfov, args.views, args.keyframes, args.pixel_stride,
                                 args.max_points, args.name)
     common = dict(max_points=args.max_points, up=args.up, plane_threshold=args.plane_threshold, name=args.name)
+    if args.kind == "bag":
+        from worldfm_ros.scene.build_bag import BagConfig, build_bag
+
+        cfg = BagConfig(args.color_topic, args.depth_topic, args.info_topic, args.odom_topic, args.world_frame,
+                        args.camera_frame, args.max_dt, args.tf_tolerance, args.depth_scale, args.keyframe_distance,
+                        args.keyframe_angle, args.max_frames, args.refine, args.keyframes, args.pixel_stride,
+                        args.max_depth, fuse_voxel=args.fuse_voxel, **common)
+        return build_bag(args.bag, cfg)[0]
     if args.kind == "rgbd":
         from worldfm_ros.scene.build_rgbd import build_rgbd
 

@@ -19,9 +19,12 @@ that disagree between views (misregistered colour/depth cameras, auto-exposure).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import cv2
 import numpy as np
 
+from worldfm_ros.scene.anchor import Keyframe
 from worldfm_ros.scene.backproject import backproject_depth
 from worldfm_ros.scene.downsample import _voxel_groups
 
@@ -131,3 +134,29 @@ def fuse_observations(points: np.ndarray, colors: np.ndarray, weights: np.ndarra
         residual = np.linalg.norm(c - colour[inverse], axis=1)
         colour = weighted_mean(c, w / (1.0 + (residual / color_scale) ** 2))
     return position.astype(np.float32), np.clip(np.rint(colour), 0, 255).astype(np.uint8)
+
+
+def fuse_frames(frames: Iterable[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]], keyframes: set[int],
+                stride: int = 2, max_jump: float = DEFAULT_MAX_JUMP, max_depth: float | None = None,
+                voxel: float = DEFAULT_FUSE_VOXEL) -> tuple[np.ndarray, np.ndarray, list[Keyframe]]:
+    """Every frame's cleaned observations, fused (``voxel`` 0: kept as they are), and the keyframes.
+
+    frames: (name, image (H, W, 3) uint8 RGB, z-depth (H, W) metres, K (3, 3) pixels, c2w (4, 4)
+    camera-to-world, OpenCV axes) each, consumed one at a time; keyframes: indices of the frames
+    that become keyframes (full image and depth). Returns points (N, 3) float32, colours (N, 3)
+    uint8 and the keyframes in frame order.
+    """
+    points, colors, weights, kept = [], [], [], []
+    for i, (name, image, depth, K, c2w) in enumerate(frames):
+        p, c, w = frame_observations(depth, K, c2w, image, stride, max_jump, max_depth)
+        points.append(p)
+        colors.append(c)
+        weights.append(w)
+        if i in keyframes:
+            kept.append(Keyframe(image, K, c2w, depth, name))
+    if not points:
+        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8), kept
+    p, c = np.concatenate(points), np.concatenate(colors)
+    if voxel > 0 and len(p):
+        p, c = fuse_observations(p, c, np.concatenate(weights), voxel)
+    return p, c, kept

@@ -1,0 +1,242 @@
+"""`worldfm scene-build bag`: a robot's recording (rosbag2 MCAP / sqlite3, ROS 1) becomes a scene."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+
+from worldfm_ros.camera import PinholeCamera
+from worldfm_ros.cli import main
+from worldfm_ros.errors import SceneError
+from worldfm_ros.messages import MessageBuilder
+from worldfm_ros.scene import bench_bag as bb
+from worldfm_ros.scene.bag_images import decode_color, decode_depth
+from worldfm_ros.scene.bag_tf import TfBuffer, TransformChainError
+from worldfm_ros.scene.build_bag import BagConfig, build_bag
+from worldfm_ros.scene.store import load_scene
+
+STORE = get_typestore(Stores.ROS2_JAZZY)
+MSG = MessageBuilder(STORE.types.__getitem__, lambda a: a)
+W, H = 64, 48
+T0 = 1_700_000_000_000_000_000
+RNG = np.random.default_rng(0)
+RGB = RNG.integers(0, 256, (H, W, 3), dtype=np.uint8)
+DEPTH_M = RNG.uniform(0.5, 3.0, (H, W)).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- encodings
+def _image(array: np.ndarray, encoding: str):
+    return MSG.image(array, encoding, T0, "cam")
+
+
+def _compressed(data: bytes, fmt: str):
+    return STORE.types["sensor_msgs/msg/CompressedImage"](header=MSG.header(T0, "cam"), format=fmt,
+                                                          data=np.frombuffer(data, np.uint8))
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "mono8"])
+def test_colour_images_of_each_raw_encoding_decode_to_rgb(encoding):
+    array = {"rgb8": RGB, "bgr8": RGB[..., ::-1], "mono8": RGB[..., 0]}[encoding]
+    expected = np.repeat(RGB[..., :1], 3, axis=2) if encoding == "mono8" else RGB
+    assert np.array_equal(decode_color(_image(np.ascontiguousarray(array), encoding), "sensor_msgs/msg/Image", "/c"),
+                          expected)
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png"])
+def test_compressed_colour_images_decode_to_rgb(fmt):
+    u, v = np.meshgrid(np.arange(W), np.arange(H))
+    smooth = np.stack([u * 4, v * 5, np.full_like(u, 200)], axis=-1).astype(np.uint8)  # red across, green down
+    ok, data = cv2.imencode("." + ("jpg" if fmt == "jpeg" else fmt), cv2.cvtColor(smooth, cv2.COLOR_RGB2BGR))
+    out = decode_color(_compressed(data.tobytes(), f"rgb8; {fmt} compressed bgr8"), "sensor_msgs/msg/CompressedImage",
+                       "/c")
+    assert out.shape == smooth.shape and np.abs(out.astype(int) - smooth).mean() <= (3 if fmt == "jpeg" else 0)
+
+
+def test_16uc1_depth_is_millimetres_and_32fc1_metres():
+    mm = np.round(DEPTH_M * 1000).astype(np.uint16)
+    assert np.allclose(decode_depth(_image(mm, "16UC1"), "sensor_msgs/msg/Image", "/d"), mm / 1000.0)
+    with_nan = DEPTH_M.copy()
+    with_nan[0, 0] = np.nan
+    out = decode_depth(_image(with_nan, "32FC1"), "sensor_msgs/msg/Image", "/d")
+    assert out[0, 0] == 0 and np.allclose(out.ravel()[1:], DEPTH_M.ravel()[1:])
+
+
+def test_compressed_depth_png_of_16uc1_and_of_quantised_32fc1():
+    mm = np.round(DEPTH_M * 1000).astype(np.uint16)
+    header = np.array([0], "<i4").tobytes() + np.array([0.0, 0.0], "<f4").tobytes()
+    data = header + cv2.imencode(".png", mm)[1].tobytes()
+    out = decode_depth(_compressed(data, "16UC1; compressedDepth png"), "sensor_msgs/msg/CompressedImage", "/d")
+    assert np.allclose(out, mm / 1000.0)
+    # compressed_depth_image_transport's inverse-depth quantisation (depth_quantization 100, depth_max 10 m)
+    a = 100.0 * 101.0
+    b = 1.0 - a / 10.0
+    q = np.round(a / DEPTH_M + b).astype(np.uint16)
+    data = np.array([0], "<i4").tobytes() + np.array([a, b], "<f4").tobytes() + cv2.imencode(".png", q)[1].tobytes()
+    out = decode_depth(_compressed(data, "32FC1; compressedDepth png"), "sensor_msgs/msg/CompressedImage", "/d")
+    assert np.allclose(out, DEPTH_M, rtol=2e-3)
+
+
+def test_an_unknown_encoding_is_one_line_naming_the_topic():
+    with pytest.raises(SceneError, match=r"/camera/depth: Image encoding 'yuv422' is not a supported depth encoding"):
+        decode_depth(_image(RGB[..., :2].copy(), "yuv422"), "sensor_msgs/msg/Image", "/camera/depth")
+
+
+# ----------------------------------------------------------------------------- TF
+def test_tf_chain_composes_static_and_interpolated_dynamic_transforms():
+    tf = TfBuffer()
+    tf.add("base_link", "camera_optical_frame", (0.1, 0.0, 1.0), (0, 0, 0, 1), 0, static=True)
+    tf.add("odom", "base_link", (0.0, 0.0, 0.0), (0, 0, 0, 1), T0)
+    yaw = np.sin(np.radians(45)), np.cos(np.radians(45))  # 90 deg about z
+    tf.add("odom", "base_link", (2.0, 0.0, 0.0), (0, 0, yaw[0], yaw[1]), T0 + 1_000_000_000)
+    T = tf.lookup("odom", "camera_optical_frame", T0 + 500_000_000)
+    # halfway: base at x = 1 turned 45 deg; the camera 0.1 m ahead of it and 1 m up
+    assert np.allclose(T[:3, 3], [1 + 0.1 * np.cos(np.pi / 4), 0.1 * np.sin(np.pi / 4), 1.0])
+    assert tf.chain("odom", "camera_optical_frame") == ["camera_optical_frame", "base_link", "odom"]
+    with pytest.raises(TransformChainError, match="no sample near"):
+        tf.lookup("odom", "camera_optical_frame", T0 + 3_000_000_000)
+
+
+def test_a_broken_tf_chain_names_both_trees():
+    tf = TfBuffer()
+    tf.add("odom", "base_link", (0, 0, 0), (0, 0, 0, 1), 0)
+    tf.add("camera_link", "camera_optical_frame", (0, 0, 0), (0, 0, 0, 1), 0, static=True)
+    with pytest.raises(TransformChainError, match="'camera_optical_frame' hangs under 'camera_link'"):
+        tf.lookup("odom", "camera_optical_frame", 0)
+
+
+# ----------------------------------------------------------------------------- bags
+def write_bag(path: Path, n: int = 6, depth_offset_ns: int = 0, color_encoding: str = "rgb8", depth: bool = True,
+              info: bool = True, static: bool = True, storage=StoragePlugin.MCAP, depth_encoding: str = "16UC1") -> Path:
+    """A robot-like bag: a textured wall 2 m ahead of a camera sliding along x, colour and depth on their own
+    stamps, /tf odom -> base_link, /tf_static base_link -> camera_optical_frame."""
+    cam = PinholeCamera.from_fov(W, H, 70.0)
+    writer = Writer(path, version=9, storage_plugin=storage)
+    writer.open()
+    conns = {"color": writer.add_connection("/camera/color/image_raw", "sensor_msgs/msg/Image", typestore=STORE),
+             "tf": writer.add_connection("/tf", "tf2_msgs/msg/TFMessage", typestore=STORE),
+             "static": writer.add_connection("/tf_static", "tf2_msgs/msg/TFMessage", typestore=STORE)}
+    if depth:
+        conns["depth"] = writer.add_connection("/camera/depth/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+    if info:
+        conns["info"] = writer.add_connection("/camera/color/camera_info", "sensor_msgs/msg/CameraInfo", typestore=STORE)
+
+    def put(key, msg, stamp):
+        writer.write(conns[key], stamp, STORE.serialize_cdr(msg, conns[key].msgtype))
+
+    base_T_optical = np.array([[0, 0, 1, 0.1], [-1, 0, 0, 0], [0, -1, 0, 0.5], [0, 0, 0, 1.0]])
+    if static:
+        put("static", MSG.tf_message([MSG.transform_stamped(base_T_optical, T0, "base_link", "camera_optical_frame")]), T0)
+    texture = cv2.resize(RGB, (W * 4, H * 4), interpolation=cv2.INTER_NEAREST)
+    for i in range(n):
+        stamp = T0 + i * 100_000_000
+        shift = 2 * i
+        image = np.ascontiguousarray(texture[H:2 * H, W + shift:2 * W + shift])
+        odom_T_base = np.eye(4)
+        odom_T_base[1, 3] = -shift * 2.0 / cam.K[0, 0]  # image moves 2 px per frame at 2 m: the camera moves right
+        put("tf", MSG.tf_message([MSG.transform_stamped(odom_T_base, stamp, "odom", "base_link")]), stamp)
+        arr = image[..., ::-1].copy() if color_encoding == "bgr8" else image
+        put("color", MSG.image(arr, color_encoding, stamp, "camera_optical_frame"), stamp)
+        if info:
+            put("info", MSG.camera_info(cam, stamp, "camera_optical_frame"), stamp)
+        if depth:
+            d = np.full((H, W), 2000, np.uint16) if depth_encoding == "16UC1" else np.full((H, W), 2.0, np.float32)
+            put("depth", MSG.image(d, depth_encoding, stamp + depth_offset_ns, "camera_optical_frame"),
+                stamp + depth_offset_ns)
+    writer.close()
+    return path
+
+
+def test_a_bag_builds_a_scene_through_the_cli(tmp_path, capsys):
+    bag = write_bag(tmp_path / "bag", depth_offset_ns=3_000_000)
+    out = tmp_path / "scene"
+    assert main(["scene-build", "bag", str(bag), "-o", str(out), "--keyframe-distance", "0", "--keyframe-angle", "0",
+                 "--refine", "none"]) == 0
+    scene = load_scene(out)
+    assert len(scene.keyframes) == 6
+    assert np.allclose(np.median(scene.points[:, 0]), 2.1, atol=0.05)  # the wall, 2 m ahead of a camera at x = 0.1
+
+
+def test_colour_and_depth_pair_by_stamp_within_the_tolerance(tmp_path):
+    bag = write_bag(tmp_path / "bag", depth_offset_ns=15_000_000)
+    _, report = build_bag(bag, BagConfig(keyframe_distance=0, keyframe_angle_deg=0, refine="none", max_dt=0.02))
+    assert report.paired == 6
+    with pytest.raises(SceneError, match=r"6 no depth frame within 10 ms \(first: t = .*, nearest depth \+15 ms\)"):
+        build_bag(bag, BagConfig(refine="none", max_dt=0.01))
+
+
+def test_keyframes_are_kept_by_motion_and_the_rest_reported_dropped(tmp_path):
+    _, report = build_bag(write_bag(tmp_path / "bag"), BagConfig(keyframe_distance=0.15, keyframe_angle_deg=10,
+                                                                 refine="none"))
+    assert report.kept == 3 and sum(report.dropped.values()) == 3
+    assert any("moved less than 0.15 m" in line for line in report.lines())
+
+
+def test_sqlite3_bags_and_bgr8_32fc1_streams_read_the_same(tmp_path):
+    a, _ = build_bag(write_bag(tmp_path / "a"), BagConfig(refine="none"))
+    b, _ = build_bag(write_bag(tmp_path / "b", storage=StoragePlugin.SQLITE3, color_encoding="bgr8",
+                               depth_encoding="32FC1"), BagConfig(refine="none"))
+    assert np.array_equal(a.points, b.points) and np.array_equal(a.colors, b.colors)
+
+
+# ----------------------------------------------------------------------------- bad input
+def _fails(bag: Path, pattern: str, **cfg):
+    with pytest.raises(SceneError, match=pattern) as info:
+        build_bag(bag, BagConfig(refine="none", **cfg))
+    assert "\n" not in str(info.value)
+
+
+def test_bad_bags_fail_with_one_line_each(tmp_path):
+    _fails(write_bag(tmp_path / "nodepth", depth=False), r"no depth topic .*the bag holds no depth")
+    _fails(write_bag(tmp_path / "noinfo", info=False), r"no sensor_msgs/msg/CameraInfo topic")
+    _fails(write_bag(tmp_path / "nostatic", static=False), r"camera frame 'camera_optical_frame' .* is not in /tf")
+    _fails(write_bag(tmp_path / "yuv", color_encoding="yuv422"), r"/camera/color/image_raw: Image encoding 'yuv422'")
+    _fails(write_bag(tmp_path / "ok"), r"topic '/nope' is not in the bag", color_topic="/nope")
+
+
+def test_a_killed_recorders_bag_and_a_truncated_mcap_name_the_repair(tmp_path):
+    bag = write_bag(tmp_path / "killed")
+    (bag / "metadata.yaml").unlink()
+    _fails(bag, r"no metadata.yaml \(was the recorder killed\?\); repair it with 'worldfm bag-reindex .*' or "
+                r"'ros2 bag reindex")
+    cut = write_bag(tmp_path / "cut")
+    mcap = next(cut.glob("*.mcap"))
+    mcap.write_bytes(mcap.read_bytes()[: mcap.stat().st_size // 2])
+    _fails(cut, r"(ends early or is damaged|cannot read the bag).*repair it with 'worldfm bag-reindex")
+
+
+# ----------------------------------------------------------------------------- recordings of a known world
+@pytest.fixture(scope="module")
+def drive(tmp_path_factory):
+    root = tmp_path_factory.mktemp("drive")
+    sim = bb.room_simulator(160, 120, root / "room")
+    poses, stamps = bb.drive(16)
+    frames = bb.record_drive(sim, poses, stamps, root / "clean")
+    bb.record_drive(sim, poses, stamps, root / "drift", bb.drifted(poses, 0.10, 5.0))
+    return root, sim, poses, frames
+
+
+def test_a_recorded_drive_rebuilds_a_world_that_replays_its_images(drive):
+    root, _, poses, frames = drive
+    anchor, _ = build_bag(root / "clean", BagConfig(keyframe_distance=0, keyframe_angle_deg=0, refine="none",
+                                                    pixel_stride=1))
+    assert bb.replay_psnr(anchor, frames, poses, 160, 120) > 21.0
+
+
+def test_drifting_odometry_is_pulled_back_by_registration(drive):
+    root, _, poses, _ = drive
+    every = BagConfig(keyframe_distance=0, keyframe_angle_deg=0)
+    from worldfm_ros.scene.build_bag import read_bag_frames
+    from worldfm_ros.scene.pose_refine import refine_poses
+
+    truth = np.stack([k.c2w for k in read_bag_frames(root / "clean", every)[0]])
+    kept, K, _ = read_bag_frames(root / "drift", every)
+    recorded = np.stack([k.c2w for k in kept])
+    refined, _ = refine_poses([(k.image, k.depth) for k in kept], K, recorded)
+    before, after = bb.pose_errors(recorded, truth), bb.pose_errors(refined, truth)
+    assert after[0] < before[0] and after[1] < before[1]
