@@ -84,7 +84,7 @@ def running_task_workers() -> list:
     out = []
     for proc in psutil.Process().children(recursive=True):
         try:
-            if proc.cmdline()[:1] == ["ray::render_task"]:
+            if proc.cmdline()[:1] == ["ray::render_task_on_one_core"]:
                 out.append(proc)
         except psutil.Error:
             pass

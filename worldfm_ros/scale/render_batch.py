@@ -121,6 +121,15 @@ def render_task(task: RenderTask) -> TaskResult:
     return TaskResult(task.name, DONE, summary.frames, time.perf_counter() - start)
 
 
+def render_task_on_one_core(task: RenderTask) -> TaskResult:
+    """``render_task`` in a worker holding one CPU slot: OpenCV's own thread pool (the hole filling,
+    the resizes) is kept to one thread, as torch's is, so that workers do not crowd each other's cores."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    return render_task(task)
+
+
 def remove_partial_outputs(tasks: list[RenderTask]) -> None:
     """Delete the temporary folders attempts of ``tasks`` left behind (a worker killed mid-task)."""
     for task in tasks:
@@ -174,7 +183,7 @@ def _run_on_ray(tasks: list[RenderTask], todo: list[int], results: dict[int, Tas
     from worldfm_ros.scale.ray_runtime import connect
 
     ray = connect(address, num_cpus=workers, timeout_s=timeout_s)
-    remote = ray.remote(num_cpus=1, max_retries=retries)(render_task)
+    remote = ray.remote(num_cpus=1, max_retries=retries)(render_task_on_one_core)
     pending = {remote.remote(tasks[i]): i for i in todo}
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
