@@ -57,3 +57,13 @@ def test_the_batched_keyframe_choice_is_the_choice_of_each_view_alone(room):
     assert [(c.index, c.score, c.num_samples) for c in together] == [(c.index, c.score, c.num_samples) for c in alone]
     assert all(np.array_equal(a.scores, b.scores) for a, b in zip(together, alone))
     assert len({c.index for c in alone}) > 1
+
+
+def test_a_batch_with_one_pose_that_is_not_rigid_is_refused_with_the_single_view_error(room):
+    from worldfm_ros.errors import CameraError
+
+    cams, poses = views(room, count=3)
+    poses[1] = poses[1].copy()
+    poses[1][:3, :3] *= 1.1  # scaled: not a rotation
+    with pytest.raises(CameraError, match="c2w: rotation is not orthonormal with det"):
+        room._renderer.render_batch(cams, poses)

@@ -121,6 +121,21 @@ def check_pose(c2w: np.ndarray, name: str = "c2w", atol: float = 1e-4) -> np.nda
     return T
 
 
+def check_poses(c2ws, name: str = "c2w", atol: float = 1e-4) -> np.ndarray:
+    """``check_pose`` of every pose of a batch at once: (K, 4, 4) float64 from K (4, 4) or (3, 4)
+    rigid transforms; the CameraError of the first pose that fails."""
+    T = np.asarray(c2ws, dtype=np.float64)
+    if T.ndim != 3 or T.shape[1:] != (4, 4):
+        return np.stack([check_pose(c, name, atol) for c in c2ws]) if len(c2ws) else np.zeros((0, 4, 4))
+    R = T[:, :3, :3]
+    err = np.abs(np.swapaxes(R, 1, 2) @ R - np.eye(3)).max(axis=(1, 2), initial=0.0)
+    good = (np.isfinite(T).all(axis=(1, 2)) & (np.abs(T[:, 3] - [0.0, 0.0, 0.0, 1.0]).max(axis=1) <= atol)
+            & (err <= atol) & (np.linalg.det(R) >= 0))
+    for i in np.flatnonzero(~good):
+        check_pose(T[i], name, atol)  # raises, naming the fault
+    return T
+
+
 def invert_pose(T: np.ndarray) -> np.ndarray:
     """Inverse of a rigid (4, 4) transform, computed as [Rᵀ | -Rᵀt]."""
     T = np.asarray(T, dtype=np.float64)

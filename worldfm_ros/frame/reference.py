@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from worldfm_ros.camera import PinholeCamera, check_pose
+from worldfm_ros.camera import PinholeCamera, check_pose, check_poses
 from worldfm_ros.errors import CameraError, ConfigError
 from worldfm_ros.world.base import DEFAULT_NEAR, RenderStyle, World, render_one
 
@@ -236,7 +236,7 @@ class KeyframeSelector:
                      c2ws: Sequence[np.ndarray]) -> list[KeyframeChoice]:
         """``select`` of every view i (depths[i], cameras[i], c2ws[i]), scored together: the same
         choices as one call each."""
-        c2ws = [check_pose(c2w, "c2w") for c2w in c2ws]
+        c2ws = list(check_poses(c2ws))
         samples = [self._samples(depth, camera) for depth, camera in zip(depths, cameras)]
         return self._select([d for d, _ in samples], [uv for _, uv in samples], list(cameras), c2ws)
 

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import torch
 
-from worldfm_ros.camera import PinholeCamera, check_pose, invert_pose
+from worldfm_ros.camera import PinholeCamera, check_pose, check_poses, invert_pose
 from worldfm_ros.devices import parse_device
 from worldfm_ros.errors import CameraError, SceneError
 from worldfm_ros.render.blocks import BlockLayout
@@ -133,7 +133,8 @@ class PointCloudRenderer:
             return [self.render(c, p, point_radius, footprint_spacing) for c, p in zip(cameras, c2ws)]
         from worldfm_ros.render import pointcloud_batch as kernels
 
-        setups = [self._frame_setup(c, p, point_radius, footprint_spacing) for c, p in zip(cameras, c2ws)]
+        poses = check_poses(c2ws)
+        setups = [self._frame_setup(c, p, point_radius, footprint_spacing, checked=True) for c, p in zip(cameras, poses)]
         consts = np.empty((len(setups), kernels.CONSTS), np.float32)
         dims = np.empty((len(setups), kernels.DIMS), np.int64)
         above_near = np.nextafter(np.float32(self.near), np.float32(np.inf))
@@ -168,10 +169,11 @@ class PointCloudRenderer:
         return [RenderResult(rgb[a:b].reshape(c.height, c.width, 3), depth[a:b].reshape(c.height, c.width),
                              valid[a:b].reshape(c.height, c.width)) for c, a, b in zip(cameras, start[:-1], start[1:])]
 
-    def _frame_setup(self, camera: PinholeCamera, c2w: np.ndarray, point_radius: int,
-                     footprint_spacing: float) -> tuple[int, float, np.ndarray, tuple[float, ...], np.ndarray]:
+    def _frame_setup(self, camera: PinholeCamera, c2w: np.ndarray, point_radius: int, footprint_spacing: float,
+                     checked: bool = False) -> tuple[int, float, np.ndarray, tuple[float, ...], np.ndarray]:
         """The checked arguments of one view: splat reach r (pixels), footprint spacing (m), (4, 4)
-        w2c, float32 (fx, fy, cx, cy) and the (K,) ids of the blocks that may reach the image."""
+        w2c, float32 (fx, fy, cx, cy) and the (K,) ids of the blocks that may reach the image
+        (``checked``: c2w is a (4, 4) float64 pose ``check_pose`` already accepted)."""
         if not isinstance(camera, PinholeCamera):
             raise CameraError(f"camera must be a PinholeCamera, got {type(camera).__name__}")
         if isinstance(point_radius, bool) or not isinstance(point_radius, (int, np.integer)) or point_radius < 0:
@@ -184,7 +186,7 @@ class PointCloudRenderer:
                               "(a footprint splat starts from one pixel per point)")
         # The padding and culling margin are those of the widest splat the footprints may need.
         r = MAX_FOOTPRINT_RADIUS if spacing > 0 else int(point_radius)
-        w2c = invert_pose(check_pose(c2w, "c2w"))
+        w2c = invert_pose(c2w if checked else check_pose(c2w, "c2w"))
         fx, fy, cx, cy = (float(np.float32(v)) for v in (camera.fx, camera.fy, camera.cx, camera.cy))
 
         blocks = self._blocks.visible(w2c, fx, fy, cx, cy, camera.width, camera.height, self.near, margin_px=r + 2.0)
