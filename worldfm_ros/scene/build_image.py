@@ -60,8 +60,16 @@ def build_image(
     depth = read_depth(depth_path, depth_scale)
     if depth.shape != (h, w):
         raise SceneError(f"{depth_path}: depth is {depth.shape[1]}x{depth.shape[0]}, image {image_path.name} is {w}x{h}")
+    return image_scene(image, depth, K, image_path.stem, name or image_path.stem, str(depth_path), max_depth,
+                       max_points, up, plane_threshold)
+
+
+def image_scene(image: np.ndarray, depth: np.ndarray, K: np.ndarray, keyframe_name: str, name: str, source: str,
+                max_depth: float | None = None, max_points: int = DEFAULT_MAX_POINTS, up: str = "auto",
+                plane_threshold: float = 0.02) -> SceneAnchor:
+    """The one-keyframe scene of an (H, W, 3) uint8 RGB image and its (H, W) z-depth in metres at the
+    identity pose; K: (3, 3) pixels; source names the input in errors (see :func:`build_image`)."""
     c2w = np.eye(4)
     points, colors = backproject_depth(depth, K, c2w, image, max_depth=max_depth)
-    keyframe = Keyframe(image, K, c2w, depth, image_path.stem)
-    return finish_scene(points, colors, [keyframe], name or image_path.stem, str(depth_path),
-                        max_points, up, "camera", plane_threshold)
+    keyframe = Keyframe(image, K, c2w, depth, keyframe_name)
+    return finish_scene(points, colors, [keyframe], name, source, max_points, up, "camera", plane_threshold)

@@ -141,6 +141,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_procedural(kinds)
     _add_splats(kinds)
     _add_bag(kinds)
+    _add_photo(kinds)
+
+
+def _add_photo(kinds) -> None:
+    p = kinds.add_parser("photo", help="one photo: metric depth from a local transformers depth model, then as 'image'",
+                         description="Predict metric depth for a photo with a transformers depth-estimation model "
+                                     "loaded from a local folder (e.g. Depth Anything V2 Metric), and build the "
+                                     "one-keyframe scene 'scene-build image' builds. Intrinsics from the EXIF 35 mm "
+                                     "focal length, or --fov.")
+    p.add_argument("image", help="photo (JPEG, PNG, ...)")
+    p.add_argument("--depth-model", required=True, metavar="DIR",
+                   help="folder of a metric depth-estimation model (config.json, model.safetensors, "
+                        "preprocessor_config.json)")
+    p.add_argument("--fov", type=float, metavar="DEG", help="horizontal field of view (default: from EXIF)")
+    p.add_argument("--max-depth", type=float, metavar="M", help="drop points beyond this many metres")
+    _common(p)
 
 
 def _add_bag(kinds) -> None:
@@ -256,6 +272,10 @@ def _build(args: argparse.Namespace):
                           max_frames=args.max_frames, num_keyframes=args.keyframes, keyframe_every=args.keyframe_every,
                           pixel_stride=args.pixel_stride, max_depth=args.max_depth, max_dt=args.max_dt,
                           depth_registration=args.depth_registration, fuse_voxel=args.fuse_voxel, **common)
+    if args.kind == "photo":
+        from worldfm_ros.scene.build_photo import build_photo
+
+        return build_photo(args.image, args.depth_model, hfov_deg=args.fov, max_depth=args.max_depth, **common)
     if args.kind == "image":
         from worldfm_ros.scene.build_image import build_image
 
