@@ -3,7 +3,8 @@
 ``WorldFM-v0``: :class:`WorldFMEnv`, in-process (no ROS).
 ``WorldFMRos-v0``: :class:`WorldFMRosEnv`, a running node in lockstep mode driven through its
 ~/reset and ~/step services (needs rclpy when built).
-Vector envs: :func:`make_vector_env` (gymnasium) and :func:`make_sb3_vector_env` (stable-baselines3).
+Vector envs: :func:`make_vector_env` (gymnasium) and :func:`make_sb3_vector_env` (stable-baselines3);
+:class:`BatchedWorldFMEnv`: N robots in one shared world as one gymnasium VectorEnv (``batched=True``).
 
     import gymnasium as gym
     import worldfm_ros.envs  # registers the ids
@@ -17,11 +18,12 @@ import gymnasium
 
 from worldfm_ros.envs.spaces import DEFAULT_MAX_EPISODE_STEPS
 from worldfm_ros.envs.reward import ForwardProgress, RewardFn, Transition
+from worldfm_ros.envs.batched import BatchedWorldFMEnv
 from worldfm_ros.envs.ros_env import WorldFMRosEnv
 from worldfm_ros.envs.sim_env import WorldFMEnv
 from worldfm_ros.envs.vector import env_factories, make_sb3_vector_env, make_vector_env
 
-__all__ = ["ENV_IDS", "DEFAULT_MAX_EPISODE_STEPS", "ForwardProgress", "RewardFn", "Transition", "WorldFMEnv",
+__all__ = ["ENV_IDS", "BatchedWorldFMEnv", "DEFAULT_MAX_EPISODE_STEPS", "ForwardProgress", "RewardFn", "Transition", "WorldFMEnv",
            "WorldFMRosEnv", "env_factories", "make_sb3_vector_env", "make_vector_env"]
 
 ENV_IDS = {
