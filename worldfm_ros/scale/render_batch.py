@@ -67,7 +67,9 @@ def plan_tasks(trajectories: list[str], scenes: list[str], output: str | Path, c
     two tasks would share an output folder (trajectories or scenes with the same name)."""
     tasks, seen = [], {}
     for scene in scenes:
-        scene_name = Path(scene).stem if scene else "default"
+        path = Path(scene)
+        scene_name = ("default" if not scene else path.parent.name if path.suffix.lower() in (".yaml", ".yml")
+                      else path.stem)  # a scene folder or its scene.yaml: the folder's name
         for trajectory in trajectories:
             name = f"{scene_name}/{Path(trajectory).stem}"
             if name in seen:
