@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "scene-complete": "worldfm_ros.scene.cli_complete",
     "bench-render": "worldfm_ros.eval.bench_render",
     "bench-splats": "worldfm_ros.eval.bench_splats",
+    "bench-bag": "worldfm_ros.scene.bench_bag",
     "bench-model": "worldfm_ros.eval.bench_model",
     "bench-density": "worldfm_ros.eval.bench_density",
     "bench-sensors": "worldfm_ros.eval.bench_sensors",
