@@ -225,7 +225,7 @@ def test_a_recorded_drive_rebuilds_a_world_that_replays_its_images(drive):
     root, _, poses, frames = drive
     anchor, _ = build_bag(root / "clean", BagConfig(keyframe_distance=0, keyframe_angle_deg=0, refine="none",
                                                     pixel_stride=1))
-    assert bb.replay_psnr(anchor, frames, poses, 160, 120) > 21.0
+    assert bb.replay_psnr(anchor, frames, poses, 160, 120) > 25.0  # 27.0 measured; the benchmark: 320x240
 
 
 def test_drifting_odometry_is_pulled_back_by_registration(drive):
@@ -240,3 +240,19 @@ def test_drifting_odometry_is_pulled_back_by_registration(drive):
     refined, _ = refine_poses([(k.image, k.depth) for k in kept], K, recorded)
     before, after = bb.pose_errors(recorded, truth), bb.pose_errors(refined, truth)
     assert after[0] < before[0] and after[1] < before[1]
+
+
+def test_fusion_in_chunks_of_frames_matches_fusing_them_all_at_once():
+    from worldfm_ros.scene.rgbd_fusion import fuse_frames
+
+    K = PinholeCamera.from_fov(W, H, 70.0).K
+    frames = []
+    for i in range(6):
+        c2w = np.eye(4)
+        c2w[0, 3] = 0.01 * i
+        frames.append((str(i), RGB, np.full((H, W), 2.0, np.float32), K, c2w))
+    exact = fuse_frames(iter(frames), {0}, stride=1)
+    chunked = fuse_frames(iter(frames), {0}, stride=1, chunk=2)
+    assert abs(len(chunked[0]) - len(exact[0])) < 0.02 * len(exact[0])
+    assert abs(chunked[1].astype(float).mean() - exact[1].astype(float).mean()) < 2.0
+    assert len(chunked[2]) == len(exact[2]) == 1

@@ -76,7 +76,7 @@ def test_bad_photos_and_model_folders_fail_with_one_line(tmp_path, model_dir):
     text.write_text("not an image")
     with pytest.raises(SceneError, match="notes.jpg: not an image"):
         build_photo(text, model_dir)
-    with pytest.raises(SceneError, match="no depth model here .*huggingface-cli download"):
+    with pytest.raises(SceneError, match="no depth model here .*hf download"):
         build_photo(photo, tmp_path / "missing")
     wrong = tmp_path / "bert"
     wrong.mkdir()

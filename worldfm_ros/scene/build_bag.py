@@ -22,7 +22,8 @@ frames kept as keyframes by motion (``keyframe_distance`` / ``keyframe_angle_deg
 kept one) are decoded and held, so memory grows with the keyframes, not with the bag. Their poses
 are refined by registration (``worldfm_ros.scene.pose_refine``: coloured ICP, pose graph) unless
 ``refine`` is 'none', then fused and finished as ``scene-build rgbd`` does
-(``rgbd_fusion.fuse_frames``, ``assemble.finish_scene``): the same scene layout. The recording's
+(``rgbd_fusion.fuse_frames``, in chunks of ``FUSE_CHUNK`` frames, and ``assemble.finish_scene``): the
+same scene layout. The recording's
 world frame (REP-105: z up) becomes the map frame by default (``up`` 'auto' = 'none'), so poses
 recorded in the bag drive the simulator to the same places.
 
@@ -58,6 +59,8 @@ TF_TYPES = ("tf2_msgs/msg/TFMessage", "tf/msg/tfMessage")
 REFINE = ("rgbd", "none")
 #: pending colour frames waiting for their depth (bounds memory when a depth stream lags or is missing)
 _MAX_PENDING = 64
+#: kept frames fused at a time (``rgbd_fusion.fuse_frames``): bounds the fusion's memory on long bags
+FUSE_CHUNK = 48
 #: a depth frame this far (m, deg) from the colour camera's pose is moved into it by registration
 _MOVE_EPS = (1e-4, 0.01)
 
@@ -515,7 +518,7 @@ def build_bag(path: str | os.PathLike, cfg: BagConfig = BagConfig(),
                 kept[i] = None  # only the reference keyframes outlive the fusion
 
     points, colors, keyframes = fuse_frames(frames(), chosen, cfg.pixel_stride, cfg.max_jump, cfg.max_depth,
-                                            cfg.fuse_voxel)
+                                            cfg.fuse_voxel, chunk=FUSE_CHUNK)
     for line in report.lines():
         log.info("%s", line)
     name = cfg.name or (path.stem if path.is_file() else path.name)

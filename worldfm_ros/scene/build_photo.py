@@ -68,7 +68,7 @@ def load_depth_model(folder: str | os.PathLike):
     folder = Path(folder)
     if not (folder / "config.json").is_file():
         raise SceneError(f"{folder}: no depth model here (expected a transformers model folder with config.json, "
-                         f"e.g. from 'huggingface-cli download depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf')")
+                         f"e.g. from 'hf download depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf --local-dir DIR')")
     from transformers import AutoConfig, AutoImageProcessor, AutoModelForDepthEstimation
 
     try:

@@ -108,12 +108,13 @@ def frame_observations(depth: np.ndarray, K: np.ndarray, c2w: np.ndarray, image:
 
 
 def fuse_observations(points: np.ndarray, colors: np.ndarray, weights: np.ndarray, voxel: float = DEFAULT_FUSE_VOXEL,
-                      color_scale: float = 12.0, iterations: int = 3) -> tuple[np.ndarray, np.ndarray]:
+                      color_scale: float = 12.0, iterations: int = 3, return_weights: bool = False):
     """One point per occupied ``voxel`` (metres) cell: weighted mean position, robust colour.
 
     points: (N, 3) metres; colors: (N, 3) uint8; weights: (N,) > 0 confidences.
     color_scale: Cauchy scale in 0-255 levels of the colour reweighting; iterations: IRLS steps.
-    Returns (M, 3) float32 and (M, 3) uint8, ordered by voxel index (deterministic).
+    Returns (M, 3) float32 and (M, 3) uint8, ordered by voxel index (deterministic), and with
+    ``return_weights`` the (M,) float64 sum of each cell's weights.
     """
     p = np.asarray(points, np.float64)
     c = np.asarray(colors, np.float64)
@@ -133,20 +134,32 @@ def fuse_observations(points: np.ndarray, colors: np.ndarray, weights: np.ndarra
     for _ in range(iterations):
         residual = np.linalg.norm(c - colour[inverse], axis=1)
         colour = weighted_mean(c, w / (1.0 + (residual / color_scale) ** 2))
-    return position.astype(np.float32), np.clip(np.rint(colour), 0, 255).astype(np.uint8)
+    out = position.astype(np.float32), np.clip(np.rint(colour), 0, 255).astype(np.uint8)
+    return (*out, np.bincount(inverse, w, minlength=m)) if return_weights else out
 
 
 def fuse_frames(frames: Iterable[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]], keyframes: set[int],
                 stride: int = 2, max_jump: float = DEFAULT_MAX_JUMP, max_depth: float | None = None,
-                voxel: float = DEFAULT_FUSE_VOXEL) -> tuple[np.ndarray, np.ndarray, list[Keyframe]]:
+                voxel: float = DEFAULT_FUSE_VOXEL,
+                chunk: int | None = None) -> tuple[np.ndarray, np.ndarray, list[Keyframe]]:
     """Every frame's cleaned observations, fused (``voxel`` 0: kept as they are), and the keyframes.
 
     frames: (name, image (H, W, 3) uint8 RGB, z-depth (H, W) metres, K (3, 3) pixels, c2w (4, 4)
     camera-to-world, OpenCV axes) each, consumed one at a time; keyframes: indices of the frames
-    that become keyframes (full image and depth). Returns points (N, 3) float32, colours (N, 3)
-    uint8 and the keyframes in frame order.
+    that become keyframes (full image and depth). chunk: fuse every ``chunk`` frames as they come
+    and then fuse the chunks' cells (weighted by their summed confidence), so that memory is
+    bounded by a chunk's observations, not all of them; the robust colour then rejects outliers
+    within a chunk only (None: all observations at once, exact). Returns points (N, 3) float32,
+    colours (N, 3) uint8 and the keyframes in frame order.
     """
     points, colors, weights, kept = [], [], [], []
+    fused: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def flush() -> None:
+        p, c, w = np.concatenate(points), np.concatenate(colors), np.concatenate(weights)
+        fused.append(fuse_observations(p, c, w, voxel, return_weights=True) if len(p) else (p, c, w))
+        points.clear(), colors.clear(), weights.clear()
+
     for i, (name, image, depth, K, c2w) in enumerate(frames):
         p, c, w = frame_observations(depth, K, c2w, image, stride, max_jump, max_depth)
         points.append(p)
@@ -154,6 +167,13 @@ def fuse_frames(frames: Iterable[tuple[str, np.ndarray, np.ndarray, np.ndarray, 
         weights.append(w)
         if i in keyframes:
             kept.append(Keyframe(image, K, c2w, depth, name))
+        if chunk and voxel > 0 and len(points) >= chunk:
+            flush()
+    if fused:
+        if points:
+            flush()
+        p, c, w = (np.concatenate(a) for a in zip(*fused))
+        return (*fuse_observations(p, c, w, voxel), kept) if len(p) else (p, c, kept)
     if not points:
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8), kept
     p, c = np.concatenate(points), np.concatenate(colors)
