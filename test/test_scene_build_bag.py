@@ -112,9 +112,11 @@ def test_a_broken_tf_chain_names_both_trees():
 
 # ----------------------------------------------------------------------------- bags
 def write_bag(path: Path, n: int = 6, depth_offset_ns: int = 0, color_encoding: str = "rgb8", depth: bool = True,
-              info: bool = True, static: bool = True, storage=StoragePlugin.MCAP, depth_encoding: str = "16UC1") -> Path:
+              info: bool = True, static: bool = True, storage=StoragePlugin.MCAP, depth_encoding: str = "16UC1",
+              odom: bool = False) -> Path:
     """A robot-like bag: a textured wall 2 m ahead of a camera sliding along x, colour and depth on their own
-    stamps, /tf odom -> base_link, /tf_static base_link -> camera_optical_frame."""
+    stamps, /tf odom -> base_link, /tf_static base_link -> camera_optical_frame; ``odom``: the motion on
+    /wheel_odom (nav_msgs/Odometry) only, /tf standing still."""
     cam = PinholeCamera.from_fov(W, H, 70.0)
     writer = Writer(path, version=9, storage_plugin=storage)
     writer.open()
@@ -125,6 +127,8 @@ def write_bag(path: Path, n: int = 6, depth_offset_ns: int = 0, color_encoding: 
         conns["depth"] = writer.add_connection("/camera/depth/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
     if info:
         conns["info"] = writer.add_connection("/camera/color/camera_info", "sensor_msgs/msg/CameraInfo", typestore=STORE)
+    if odom:
+        conns["odom"] = writer.add_connection("/wheel_odom", "nav_msgs/msg/Odometry", typestore=STORE)
 
     def put(key, msg, stamp):
         writer.write(conns[key], stamp, STORE.serialize_cdr(msg, conns[key].msgtype))
@@ -139,7 +143,10 @@ def write_bag(path: Path, n: int = 6, depth_offset_ns: int = 0, color_encoding: 
         image = np.ascontiguousarray(texture[H:2 * H, W + shift:2 * W + shift])
         odom_T_base = np.eye(4)
         odom_T_base[1, 3] = -shift * 2.0 / cam.K[0, 0]  # image moves 2 px per frame at 2 m: the camera moves right
-        put("tf", MSG.tf_message([MSG.transform_stamped(odom_T_base, stamp, "odom", "base_link")]), stamp)
+        tf_T = np.eye(4) if odom else odom_T_base
+        put("tf", MSG.tf_message([MSG.transform_stamped(tf_T, stamp, "odom", "base_link")]), stamp)
+        if odom:
+            put("odom", MSG.odometry(odom_T_base, np.zeros(3), np.zeros(3), stamp, "odom", "base_link"), stamp)
         arr = image[..., ::-1].copy() if color_encoding == "bgr8" else image
         put("color", MSG.image(arr, color_encoding, stamp, "camera_optical_frame"), stamp)
         if info:
@@ -256,3 +263,30 @@ def test_fusion_in_chunks_of_frames_matches_fusing_them_all_at_once():
     assert abs(len(chunked[0]) - len(exact[0])) < 0.02 * len(exact[0])
     assert abs(chunked[1].astype(float).mean() - exact[1].astype(float).mean()) < 2.0
     assert len(chunked[2]) == len(exact[2]) == 1
+
+
+def test_a_ros1_bag_converted_from_the_same_recording_builds_the_same_scene(tmp_path):
+    from rosbags.convert import convert
+
+    bag = write_bag(tmp_path / "ros2")
+    ros1 = tmp_path / "robot.bag"
+    convert([bag], ros1, dst_storage="sqlite3", dst_version=8, compress=None, compress_mode="file",
+            default_typestore=STORE, typestore=get_typestore(Stores.ROS1_NOETIC), exclude_topics=[],
+            include_topics=[], exclude_msgtypes=[], include_msgtypes=[])
+    every = BagConfig(refine="none", keyframe_distance=0, keyframe_angle_deg=0)
+    a, _ = build_bag(bag, every)
+    b, report = build_bag(ros1, every)
+    assert report.kept == 6
+    assert np.allclose(a.points, b.points) and np.array_equal(a.colors, b.colors)
+
+
+def test_an_odometry_topic_stands_in_for_its_tf_edge(tmp_path):
+    every = BagConfig(refine="none", keyframe_distance=0, keyframe_angle_deg=0)
+    a, _ = build_bag(write_bag(tmp_path / "tf"), every)
+    bag = write_bag(tmp_path / "odom", odom=True)
+    b, report = build_bag(bag, BagConfig(refine="none", keyframe_distance=0, keyframe_angle_deg=0,
+                                         odom_topic="/wheel_odom"))
+    assert report.pose_source == "/tf + /wheel_odom"
+    assert np.allclose(a.points, b.points)
+    still, _ = build_bag(bag, every)  # /tf alone says the robot never moved
+    assert not np.allclose(np.ptp(a.points[:, 1]), np.ptp(still.points[:, 1]))
