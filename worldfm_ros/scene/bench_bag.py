@@ -37,10 +37,10 @@ def drifted(map_T_base: np.ndarray, drift_m: float, drift_deg: float) -> np.ndar
 
 
 def record_drive(sim, map_T_base: np.ndarray, stamps_ns: np.ndarray, path: str | Path,
-                 recorded_T_base: np.ndarray | None = None) -> list:
+                 recorded_T_base: np.ndarray | None = None, keep: bool = True) -> list:
     """Record the simulator's camera at the base poses (N, 4, 4) into the bag folder ``path`` with
     the simulator's bag writer; ``recorded_T_base``: the poses written to /tf and odom instead of the
-    true ones (a drifting odometry). Returns the rendered frames."""
+    true ones (a drifting odometry). Returns the rendered frames (none unless ``keep``)."""
     from worldfm_ros.sim.trajectory import TrajectoryBag, body_velocities
 
     recorded = map_T_base if recorded_T_base is None else recorded_T_base
@@ -51,7 +51,8 @@ def record_drive(sim, map_T_base: np.ndarray, stamps_ns: np.ndarray, path: str |
         for i, (T, stamp) in enumerate(zip(map_T_base, stamps_ns)):
             rendered = sim.render_cameras(T, int(stamp), [0], seed=i)
             bag.write(rendered, recorded[i], linear[i], angular[i])
-            frames.append(rendered[0])
+            if keep:
+                frames.append(rendered[0])
     finally:
         bag.close()
     return frames
@@ -275,7 +276,7 @@ def _memory(args, out: Path) -> list[str]:
         bag = out / f"mem_{n}"
         if not bag.exists():
             poses, stamps = drive(n, per_loop=300)
-            record_drive(sim, poses, stamps, bag)
+            record_drive(sim, poses, stamps, bag, keep=False)
         size = sum(p.stat().st_size for p in bag.iterdir()) / 2 ** 20
         res = subprocess.run([sys.executable, "-c", _CHILD, str(bag)], capture_output=True, text=True, check=True)
         seconds, rss, kept, points = res.stdout.split()[-4:]
