@@ -246,7 +246,9 @@ def test_drifting_odometry_is_pulled_back_by_registration(drive):
     recorded = np.stack([k.c2w for k in kept])
     refined, _ = refine_poses([(k.image, k.depth) for k in kept], K, recorded)
     before, after = bb.pose_errors(recorded, truth), bb.pose_errors(refined, truth)
-    assert after[0] < before[0] and after[1] < before[1]
+    assert before[0] > 0.09 and before[1] > 4.9
+    # 2.4 cm / 0.33 deg measured at 160x120; the benchmark's 320x240 drive: 1.6 cm / 0.7 deg (goal 2 cm / 1 deg)
+    assert after[0] < 0.035 and after[1] < 1.0
 
 
 def test_fusion_in_chunks_of_frames_matches_fusing_them_all_at_once():
