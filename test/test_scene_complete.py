@@ -14,6 +14,7 @@ import pytest
 
 from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.errors import SceneError
+from worldfm_ros.geometry import map_T_camera
 from worldfm_ros.scene.anchor import SceneAnchor
 from worldfm_ros.scene.complete import CompletionConfig, NotARoom, complete_world
 from worldfm_ros.scene.store import save_scene
@@ -75,16 +76,6 @@ def world_of(points, colors):
 BOX_3_WALLS = [((0, 0), (4, 0)), ((4, 0), (4, 3)), ((0, 3), (0, 0))]  # the wall at y = 3 is missing
 
 
-def c2w_looking(position, yaw, pitch=0.0):
-    """(4, 4) camera-to-map (OpenCV axes) at ``position`` looking along ``yaw`` about z, up tilted by ``pitch``."""
-    f = np.array([math.cos(yaw) * math.cos(pitch), math.sin(yaw) * math.cos(pitch), math.sin(pitch)])
-    right = np.cross(f, [0, 0, 1.0])
-    right /= np.linalg.norm(right)
-    T = np.eye(4)
-    T[:3, 0], T[:3, 1], T[:3, 2], T[:3, 3] = right, np.cross(f, right), f, position
-    return T
-
-
 @pytest.fixture(scope="module")
 def box_world():
     base = world_of(*room_points([(0, 0, 4, 3)], BOX_3_WALLS))
@@ -136,7 +127,7 @@ def test_texture_synthesis_carries_a_stripe_pattern_on_with_its_period():
 
 
 def test_a_scan_facing_the_wall_nobody_saw_returns_it(box_world):
-    map_T_cam = c2w_looking((2.0, 1.5, 0.5), math.pi / 2)  # facing +y, the missing wall at y = 3
+    map_T_cam = map_T_camera((2.0, 1.5, 0.5), math.pi / 2)  # facing +y, the missing wall at y = 3
     assert render_one(box_world.base, CAMERA, map_T_cam).coverage < 0.2
     result = render_one(box_world, CAMERA, map_T_cam)
     base_T_optical = np.linalg.inv(_map_T_body((2.0, 1.5, 0.0), math.pi / 2)) @ map_T_cam
@@ -156,15 +147,15 @@ def _map_T_body(xyz, yaw):
 
 
 def test_the_observed_mask_marks_the_synthesised_wall(box_world):
-    facing_missing = render_one(box_world, CAMERA, c2w_looking((2.0, 1.5, 1.2), math.pi / 2))
-    facing_seen = render_one(box_world, CAMERA, c2w_looking((2.0, 1.5, 1.2), -math.pi / 2))
+    facing_missing = render_one(box_world, CAMERA, map_T_camera((2.0, 1.5, 1.2), math.pi / 2))
+    facing_seen = render_one(box_world, CAMERA, map_T_camera((2.0, 1.5, 1.2), -math.pi / 2))
     assert facing_missing.valid.all() and facing_seen.valid.all()
     assert facing_missing.observed.mean() < 0.1
     assert facing_seen.observed.mean() > 0.9
 
 
 def test_revisiting_a_pose_gives_the_identical_frame(box_world):
-    pose = c2w_looking((1.0, 1.0, 0.8), 2.0, 0.3)
+    pose = map_T_camera((1.0, 1.0, 0.8), 2.0, 0.3)
     a, b = render_one(box_world, CAMERA, pose), render_one(box_world, CAMERA, pose)
     assert np.array_equal(a.rgb, b.rgb) and np.array_equal(a.depth, b.depth)
 
@@ -208,3 +199,36 @@ def test_a_corrupt_layout_is_refused_naming_its_file(tmp_path, box_world):
     yaml_path.write_text(yaml_path.read_text().replace("cell:", "cell: -1 #"))
     with pytest.raises(SceneError, match="layout.yaml.*cell"):
         load_world(src)
+
+
+def test_the_node_publishes_which_pixels_were_synthesised(ros_context, tmp_path):
+    rclpy = pytest.importorskip("rclpy", reason="rclpy not importable: run via scripts/env.sh")
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import Image
+
+    from rosutil import Spinner, wait_for
+    from worldfm_ros.ros import conversions as conv
+    from worldfm_ros.ros.node import SimNode
+    from worldfm_ros.scene.complete import complete_scene
+
+    src = save_scene(SceneAnchor(*room_points([(0, 0, 4, 3)], BOX_3_WALLS), name="box"), tmp_path / "box")
+    complete_scene(src, tmp_path / "closed")
+    params = {"scene": str(tmp_path / "closed"), "camera.width": 64, "camera.height": 48, "camera.hfov_deg": 90.0,
+              "initial_pose": [2.0, 1.0, 0.0, math.pi / 2], "rate_hz": 10.0, "publish_observed": True}
+    sim = SimNode(context=ros_context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+    probe = rclpy.create_node("observed_probe", context=ros_context)
+    images, masks = [], []
+    probe.create_subscription(Image, "camera/image_raw", images.append, 10)
+    probe.create_subscription(Image, "camera/observed", masks.append, 10)
+    spinner = Spinner(ros_context, sim, probe)
+    try:
+        wait_for(lambda: masks and images and any(m.header.stamp == images[-1].header.stamp for m in masks),
+                 what="an observed mask beside an image")
+        mask = conv.image_to_numpy(masks[-1])
+        assert masks[-1].encoding == "mono8" and mask.shape[:2] == (48, 64)
+        assert set(np.unique(mask)) <= {0, 255}
+        assert 0.0 < np.mean(mask == 255) < 0.5  # the floor was captured, the wall ahead was not
+    finally:
+        spinner.stop()
+        sim.destroy_node()
+        probe.destroy_node()

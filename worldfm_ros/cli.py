@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "bench-render": "worldfm_ros.eval.bench_render",
     "bench-splats": "worldfm_ros.eval.bench_splats",
     "bench-bag": "worldfm_ros.scene.bench_bag",
+    "bench-completion": "worldfm_ros.eval.bench_completion",
     "bench-model": "worldfm_ros.eval.bench_model",
     "bench-density": "worldfm_ros.eval.bench_density",
     "bench-sensors": "worldfm_ros.eval.bench_sensors",

@@ -22,3 +22,16 @@ def exp_se3(v: np.ndarray, w: np.ndarray) -> np.ndarray:
     V = np.eye(3) + (1 - math.cos(theta)) / theta * K + (theta - math.sin(theta)) / theta * (K @ K)
     T[:3, 3] = V @ v
     return T
+
+
+def map_T_camera(position, yaw: float, pitch: float = 0.0) -> np.ndarray:
+    """(4, 4) camera-to-map pose, OpenCV camera axes, at ``position`` (3,) metres, looking along
+    ``yaw`` (radians about the map's z, REP-103 z up) tilted up by ``pitch`` (radians), no roll."""
+    import math
+
+    f = np.array([math.cos(yaw) * math.cos(pitch), math.sin(yaw) * math.cos(pitch), math.sin(pitch)])
+    right = np.cross(f, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    T = np.eye(4)
+    T[:3, 0], T[:3, 1], T[:3, 2], T[:3, 3] = right, np.cross(f, right), f, position
+    return T

@@ -63,6 +63,10 @@ class MessageBuilder:
         """sensor_msgs/Image 32FC1 in metres from (H, W) float z-depth; 0 (no data) becomes NaN."""
         return self.image(np.where(depth > 0, depth, np.nan).astype("<f4", copy=False), "32FC1", stamp_ns, frame_id)
 
+    def mask_image(self, mask: np.ndarray, stamp_ns: int, frame_id: str) -> Any:
+        """sensor_msgs/Image mono8 from (H, W) bool: 255 where True, 0 elsewhere."""
+        return self.image(np.where(mask, np.uint8(255), np.uint8(0)), "mono8", stamp_ns, frame_id)
+
     def camera_info(self, camera: PinholeCamera, stamp_ns: int, frame_id: str, distortion_model: str = "plumb_bob",
                     D: list[float] | None = None, tx: float = 0.0) -> Any:
         """sensor_msgs/CameraInfo: K of ``camera``; the lens as ``distortion_model`` and ``D``

@@ -76,7 +76,8 @@ class WorldFMEnv(gym.Env):
     reset options: ``pose`` (x, y, yaw) or (4, 4) of base_link in the map frame (overrides
     start_poses); ``scene``: a scene to load before the episode starts.
     info: map_T_base (4, 4), stamp_ns, collision, min_obstacle_distance (m), coverage (render
-    fraction in [0, 1]), reference_index (keyframe used).
+    fraction in [0, 1]), observed (fraction of the view showing captured rather than synthesised
+    surfaces, [0, 1]; below coverage only in a completed world), reference_index (keyframe used).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -158,4 +159,5 @@ class WorldFMEnv(gym.Env):
     def _info(obs: Observation) -> dict[str, Any]:
         return {"map_T_base": obs.map_T_base.copy(), "stamp_ns": obs.stamp_ns, "collision": obs.collision,
                 "min_obstacle_distance": obs.min_obstacle_distance, "coverage": obs.frame.coverage,
+                "observed": obs.frame.observed_fraction,
                 "reference_index": obs.frame.reference_index}

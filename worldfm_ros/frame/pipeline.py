@@ -71,6 +71,11 @@ class Frame:
         """Fraction of pixels the world render covered, [0, 1]."""
         return coverage_of(self.valid)
 
+    @property
+    def observed_fraction(self) -> float:
+        """Fraction of pixels showing a captured surface (not one synthesised by completion), [0, 1]."""
+        return coverage_of(self.valid if self.observed is None else self.observed)
+
 
 def coverage_of(valid: np.ndarray) -> float:
     """Fraction of the True pixels of a (H, W) bool mask, [0, 1]."""

@@ -40,6 +40,7 @@ time_msg = MESSAGES.time
 header = MESSAGES.header
 rgb_image_msg = MESSAGES.rgb_image
 depth_image_msg = MESSAGES.depth_image
+mask_image_msg = MESSAGES.mask_image
 camera_info_msg = MESSAGES.camera_info
 transform_msg = MESSAGES.transform
 transform_stamped_msg = MESSAGES.transform_stamped
@@ -54,16 +55,18 @@ def time_ns(msg: Time) -> int:
 
 
 def image_to_numpy(msg: Image) -> np.ndarray:
-    """(H, W, 3) uint8 for rgb8/bgr8 (as RGB), (H, W) float32 for 32FC1."""
+    """(H, W, 3) uint8 for rgb8/bgr8 (as RGB), (H, W) uint8 for mono8, (H, W) float32 for 32FC1."""
     buf = np.frombuffer(bytes(msg.data), dtype=np.uint8)
     if msg.encoding in ("rgb8", "bgr8"):
         img = buf.reshape(msg.height, msg.step)[:, : msg.width * 3].reshape(msg.height, msg.width, 3)
         return img[..., ::-1].copy() if msg.encoding == "bgr8" else img.copy()
+    if msg.encoding == "mono8":
+        return buf.reshape(msg.height, msg.step)[:, : msg.width].copy()
     if msg.encoding == "32FC1":
         dt = ">f4" if msg.is_bigendian else "<f4"
         rows = buf.reshape(msg.height, msg.step)[:, : msg.width * 4]
         return rows.copy().view(dt).reshape(msg.height, msg.width).astype(np.float32)
-    raise ValueError(f"image encoding {msg.encoding!r} not supported (expected rgb8, bgr8 or 32FC1)")
+    raise ValueError(f"image encoding {msg.encoding!r} not supported (expected rgb8, bgr8, mono8 or 32FC1)")
 
 
 def _quat_matrix(q, t) -> np.ndarray:

@@ -100,6 +100,7 @@ class CameraOutputs:
         self.depth_info = (node.create_publisher(CameraInfo, f"{ns}/depth/camera_info", CAMERA_QOS)
                            if camera.config.publish_depth else None)
         self.points = node.create_publisher(PointCloud2, f"{ns}/points", qos_profile_sensor_data)
+        self.observed = node.create_publisher(Image, f"{ns}/observed", CAMERA_QOS)
         self.stats = node.create_publisher(FrameStats, f"{ns}/frame_stats", 10)
         self.camera_info = self.info_msg(0)
 
@@ -142,6 +143,9 @@ class FramePublisher:
             out.depth_info.publish(info)
         if cfg.publish_points:
             out.points.publish(self._points_msg(frame, out.camera))
+        if cfg.publish_observed:
+            observed = frame.valid if frame.observed is None else frame.observed
+            out.observed.publish(conv.mask_image_msg(observed, stamp, optical))
         if cfg.publish_scan and camera == 0:
             self.pub_scan.publish(self._scan_msg(frame))
         frame.timings_ms["publish"] = (time.perf_counter() - t_publish) * 1e3

@@ -29,7 +29,8 @@ MAX_SIM_RATE_HZ = 10000.0
 # this would hold every other callback of the node for seconds.
 MAX_STEP_SUBSTEPS = 10_000
 #: fields (flattened, as node parameters) that may change while running; the others need a restart
-LIVE_FIELDS = frozenset({"rate_hz", "point_radius", "antialias", "publish_points", "publish_scan", "tf_max_age_s",
+LIVE_FIELDS = frozenset({"rate_hz", "point_radius", "antialias", "publish_points", "publish_scan",
+                         "publish_observed", "tf_max_age_s",
                          "tf_future_tolerance_s"})
 
 
@@ -72,6 +73,8 @@ class SimConfig:
         ~/reset starts an episode. Requires input_mode 'cmd_vel'.
     publish_map_to_odom: publish an identity map→odom (no localisation node in the loop).
     publish_points: also publish the rendered depth as a coloured PointCloud2.
+    publish_observed: also publish ``<camera>/observed``, mono8: 255 where the pixel shows a captured
+        surface, 0 where it shows one synthesised by ``scene-complete`` (or none).
     publish_scan: also publish a sensor_msgs/LaserScan (frame base_link) made from the depth,
         for Nav2 costmaps; ``scan`` sets its beams and height band.
     point_radius: splat radius of the anchor render in pixels (0 = one pixel per point).
@@ -108,6 +111,7 @@ class SimConfig:
     lockstep: bool = False
     publish_map_to_odom: bool = True
     publish_points: bool = False
+    publish_observed: bool = False
     publish_scan: bool = False
     point_radius: int = 1
     splat: str = "auto"

@@ -90,7 +90,7 @@ class PointCloudWorld:
         key = (renderer is self._release, camera.width, camera.height, camera.fx, camera.fy, camera.cx, camera.cy)
         if key not in self._closing:
             keyframes = self.keyframes
-            poses = [kf.c2w for kf in keyframes[::-(-len(keyframes) // CLOSING_VIEWS)]] or [c2w]
+            poses = [kf.c2w for kf in keyframes[::max(1, -(-len(keyframes) // CLOSING_VIEWS))]] or [c2w]
             self._closing[key] = closing_radius(
                 lambda r: [renderer.render(camera, pose, point_radius=r).valid for pose in poses])
         return self._closing[key]
