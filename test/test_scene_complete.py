@@ -232,3 +232,19 @@ def test_the_node_publishes_which_pixels_were_synthesised(ros_context, tmp_path)
         spinner.stop()
         sim.destroy_node()
         probe.destroy_node()
+
+
+def test_random_start_poses_stay_inside_an_l_shaped_room(tmp_path):
+    from worldfm_ros.scene.complete import complete_scene
+    from worldfm_ros.sim.config import SimConfig
+    from worldfm_ros.sim.simulator import Simulator
+
+    floor = [(0, 0, 4, 2), (0, 2, 2, 4)]
+    walls = [((0, 0), (4, 0)), ((4, 0), (4, 2)), ((4, 2), (2, 2)), ((2, 2), (2, 4)), ((2, 4), (0, 4)), ((0, 4), (0, 0))]
+    src = save_scene(SceneAnchor(*room_points(floor, walls), name="ell"), tmp_path / "ell")
+    complete_scene(src, tmp_path / "closed")
+    sim = Simulator(SimConfig())
+    sim.load_scene(tmp_path / "closed")
+    rng = np.random.default_rng(0)
+    xy = np.array([sim.random_free_pose(rng)[:2, 3] for _ in range(200)])
+    assert not np.any((xy[:, 0] > 2.0) & (xy[:, 1] > 2.0))

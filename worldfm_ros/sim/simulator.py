@@ -390,11 +390,14 @@ class Simulator:
         if np.any(hi <= lo):
             raise WorldFMError(f"random start pose: the scene's extent is smaller than the robot ({keep:.2f} m)")
         z = self.map_T_odom[2, 3]
+        inside = getattr(self.pipeline.world, "contains", None)  # a completed world knows its room
         free: list[np.ndarray] = []
         rendered, best = 0, 0.0
         for i in range(tries):
             x, y = rng.uniform(lo, hi)
             pose = planar_pose(x, y, z, rng.uniform(-math.pi, math.pi))
+            if inside is not None and not inside(pose[None, :3, 3], keep)[0]:
+                continue  # in the box around the room but outside its walls (an L-shaped room's corner)
             if self.collision.min_distance(pose) >= keep:
                 if min_coverage <= 0.0:
                     return pose

@@ -1,6 +1,5 @@
 """A world closed by its room layout: the captured world drawn first, the layout's textured floor,
-ceiling and walls (``world.layout``) wherever the capture has no surface or only one beyond the
-room's walls.
+ceiling and walls (``world.layout``) wherever the capture has no surface.
 
 Works on any kind of base world (points, splats) through the ``World`` protocol. Every result says
 which pixels show the capture: ``RenderResult.observed`` is True on pixels of the base world and
@@ -17,9 +16,6 @@ from worldfm_ros.render.result import RenderResult
 from worldfm_ros.world.base import RenderStyle, World, check_views, points_in_map
 from worldfm_ros.world.layout import RoomLayout
 
-#: a captured surface this far (metres, plus DEPTH_REL of the layout's depth) behind the layout
-#: lies outside the room (seen through a door or window, or a fitting error): the wall wins
-DEPTH_ABS, DEPTH_REL = 0.10, 0.05
 #: spacing of the layout samples collision and the viewer get, metres
 SURFACE_SPACING = 0.05
 
@@ -51,7 +47,9 @@ class CompletedWorld:
         out = []
         for camera, c2w, base in zip(cameras, c2ws, self.base.render(cameras, c2ws, style)):
             lay = self.layout.render(camera.K, camera.width, camera.height, self.map_T_scene @ c2w)
-            keep = base.valid & (~lay.valid | (base.depth <= lay.depth * (1 + DEPTH_REL) + DEPTH_ABS))
+            # the capture always wins: a surface seen beyond a fitted wall (through a door, or past a
+            # wall only guessed where the capture ended) is still what the camera would see
+            keep = base.valid
             fill = lay.valid & ~keep
             rgb, depth = base.rgb.copy(), base.depth.copy()
             rgb[fill], depth[fill] = lay.rgb[fill], lay.depth[fill]
