@@ -92,6 +92,7 @@ LIVE_VALUES = {"rate_hz": ("8.0", "Double value is: 8.0"), "point_radius": ("2",
                "antialias": ("0.5", "Double value is: 0.5"),
                "publish_points": ("false", "Boolean value is: False"),
                "publish_scan": ("true", "Boolean value is: True"), "tf_max_age_s": ("2.5", "Double value is: 2.5"),
+               "publish_observed": ("true", "Boolean value is: True"),
                "tf_future_tolerance_s": ("1.0", "Double value is: 1.0")}
 
 
