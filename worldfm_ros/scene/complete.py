@@ -502,7 +502,8 @@ def format_report(layout: RoomLayout) -> str:
 def complete_scene(source: str | os.PathLike, out: str | os.PathLike, config: CompletionConfig | None = None,
                    force: bool = False) -> RoomLayout:
     """Copy the scene folder ``source`` to ``out`` with its closing layout added (``layout:`` in its
-    scene.yaml; ``source`` itself is never changed). NotARoom (nothing written) when it is not a room."""
+    scene.yaml), written beside ``out`` and renamed into place; ``source`` is changed only when it is
+    ``out`` (``scene-build --complete``). NotARoom (nothing written) when it is not a room."""
     import yaml
 
     from worldfm_ros.scene.store import SCENE_YAML, _read_yaml
