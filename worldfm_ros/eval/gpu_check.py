@@ -100,7 +100,7 @@ def cuda_test_files(folder: Path) -> list[str]:
     """The test files that hold ``@pytest.mark.cuda`` tests (collecting only those keeps the part short)."""
     if not folder.is_dir():
         return []
-    return [str(p) for p in sorted(folder.glob("test_*.py")) if "@pytest.mark.cuda" in p.read_text()]
+    return [str(p) for p in sorted(folder.rglob("test_*.py")) if "@pytest.mark.cuda" in p.read_text()]
 
 
 def plan(out: Path, dry_run: bool) -> list[Part]:

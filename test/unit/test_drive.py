@@ -17,7 +17,7 @@ from worldfm_ros.sim.rig import MountConfig
 from worldfm_ros.sim.simulator import Simulator
 from worldfm_ros.sim.trajectory import Trajectory, load_tum
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def hand_held_arc(n: int = 60, rate_hz: float = 10.0) -> Trajectory:

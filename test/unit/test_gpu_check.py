@@ -14,7 +14,7 @@ import torch
 
 from worldfm_ros.eval.gpu_check import Part, plan, run_part
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.sh"
 
 

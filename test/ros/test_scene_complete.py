@@ -25,7 +25,7 @@ from worldfm_ros.world.completed import CompletedWorld
 from worldfm_ros.world.pointcloud import PointCloudWorld
 from worldfm_ros.world.store import load_world
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ENV = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
 STEP = 0.02
 HEIGHT = 2.4

@@ -15,7 +15,7 @@ from rosbags.typesys import Stores, get_types_from_msg, get_typestore  # noqa: E
 
 from worldfm_ros.ros import demo  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 EXPECTED_TYPES = {
     "/camera/image_raw": "sensor_msgs/msg/Image",

@@ -19,7 +19,7 @@ from rosbags.typesys import Stores, get_typestore  # noqa: E402
 
 from rosutil import wait_for  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_sigint_leaves_a_readable_bag_with_every_message_sent_before_it(ros_context, tmp_path):

@@ -14,7 +14,7 @@ import pytest
 
 from worldfm_ros.ros.dds import PROFILE_VARIABLE, shm_shortage
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def bench_node(tmp_path: Path, *args: str) -> dict:

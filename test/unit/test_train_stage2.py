@@ -106,7 +106,7 @@ def test_bundled_training_configs_load():
 
     from worldfm_ros.train.config import DistillConfig
 
-    root = Path(__file__).resolve().parents[1] / "config" / "train"
+    root = Path(__file__).resolve().parents[2] / "config" / "train"
     stage2 = [load_config(Stage2Config, p) for p in sorted(root.glob("stage2_*.yaml"))]
     distill = [load_config(DistillConfig, p) for p in sorted(root.glob("distill_*.yaml"))]
     assert stage2 and distill

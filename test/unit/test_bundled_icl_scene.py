@@ -11,7 +11,7 @@ from worldfm_ros.render.pointcloud import PointCloudRenderer
 from worldfm_ros.scene.store import load_scene
 from worldfm_ros.sim.trajectory import load_trajectory
 
-SCENE = Path(__file__).resolve().parents[1] / "scenes" / "icl_livingroom"
+SCENE = Path(__file__).resolve().parents[2] / "scenes" / "icl_livingroom"
 # The recording's camera (fx = fy = 525 at 640x480), at a quarter of its size.
 CAMERA = PinholeCamera.from_K(np.array([[525.0, 0, 319.5], [0, 525.0, 239.5], [0, 0, 1]]), 640, 480).scaled(160, 120)
 

@@ -34,7 +34,7 @@ except PackageNotFoundError:
                 allow_module_level=True)
 
 NODE = "/worldfm_sim"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @launch_pytest.fixture(scope="module")

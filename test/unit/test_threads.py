@@ -18,7 +18,7 @@ from worldfm_ros.runtime import DEFAULT_TORCH_THREADS
 from worldfm_ros.scene.procedural import make_room_scene, random_room
 from worldfm_ros.sim.config import SimConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def worldfm(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess:

@@ -17,7 +17,7 @@ from rosutil import Spinner, wait_for  # noqa: E402
 
 from worldfm_ros.ros.node import SimNode  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RVIZ = ROOT / "config" / "viz" / "worldfm.rviz"
 FOXGLOVE = ROOT / "config" / "viz" / "foxglove_layout.json"
 

@@ -15,7 +15,7 @@ from worldfm_ros.train.loaders import GL_TO_CV, nerf_clip, realestate10k_clip, r
 from worldfm_ros.train.synthetic import TEMPLATES, camera_path, is_free, synthetic_clip
 from worldfm_ros.scene.procedural import random_room
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 @pytest.fixture(scope="module")

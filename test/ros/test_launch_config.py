@@ -11,7 +11,7 @@ from worldfm_ros.config import flatten, flatten_mapping, load_config, read_yaml,
 from worldfm_ros.launch_args import BUILTIN_PARAMETERS, LAUNCH_ARGUMENTS
 from worldfm_ros.sim.config import SimConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PARAM_FILES = [ROOT / "config" / "sim.yaml", *sorted((ROOT / "config" / "cameras").glob("*.yaml"))]
 
 

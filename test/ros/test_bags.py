@@ -28,7 +28,7 @@ from rosutil import Spinner, wait_for  # noqa: E402
 from worldfm_ros.bags import typestore  # noqa: E402
 from worldfm_ros.ros.recorder import BagRecorder, simulator_topics  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ENV = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
 
 
