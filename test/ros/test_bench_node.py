@@ -46,3 +46,19 @@ def test_each_rate_is_measured_in_its_own_session(tmp_path):
                         "--seconds", "2", "--consumers", "image")
     assert [r["target_hz"] for r in result["rates"]] == [4.0, 8.0]
     assert all(set(r["consumers"]) == {"image"} for r in result["rates"])
+
+
+def test_a_rig_sweep_reports_each_camera_and_the_imu_as_best_effort_and_reliable_subscribers_got_it(tmp_path):
+    out = tmp_path / "rig.json"
+    env = {k: v for k, v in os.environ.items() if k != PROFILE_VARIABLE}
+    done = subprocess.run([sys.executable, "-m", "worldfm_ros.cli", "bench-node", "--json", str(out), "--backend",
+                           "anchor", "--size", "64", "48", "--rate", "5", "--seconds", "2", "--cameras", "1", "2"],
+                          capture_output=True, text=True, timeout=240, cwd=ROOT, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| cameras | target Hz | per-camera Hz |" in done.stdout
+    one, two = json.loads(out.read_text())["rigs"]
+    assert list(one["per_camera"]) == ["cam0"] and list(two["per_camera"]) == ["cam0", "cam1"]
+    assert all(c["frames"] >= 5 for c in two["per_camera"].values())
+    for qos in ("sensor_data", "reliable"):
+        imu = two["imu"][qos]
+        assert imu["expected"] >= 200 and imu["received"] > 0.9 * imu["expected"], (qos, imu)

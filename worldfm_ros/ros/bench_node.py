@@ -10,6 +10,10 @@ per-stage milliseconds (medians, from camera/frame_stats) and the frames it skip
 ``--soak N`` instead runs one rate until the node has published N frames and prints the
 process's resident memory (RSS) after warm-up and at the end, the frames published,
 received and lost (published but never delivered to the subscriber) and skipped.
+
+``--cameras N [N ...]`` instead runs, per N, a rig of N cameras and an IMU at 200 Hz at the
+first --rate, and prints each camera's rate and largest frame gap, and the IMU samples lost by
+a best-effort and a reliable subscriber (:mod:`worldfm_ros.ros.bench_rig`).
 """
 
 from __future__ import annotations
@@ -51,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--consumers", nargs="+", type=_consumer, default=["image", "depth"],
                         help="topics read by consumer processes: image, depth or an image topic such as "
                              "stereo/right/image_raw (the first gives the rate and latency columns)")
+    parser.add_argument("--cameras", type=int, nargs="+", default=[], metavar="N",
+                        help="rig sweep instead: N cameras (--size, default 640x480) and an IMU at 200 Hz per session, "
+                             "at the first --rate; prints per-camera rates and gaps and the IMU samples lost")
     parser.add_argument("--rig", default=None, help="sensor rig: stereo | stereo_imu | a rig YAML (default: one camera)")
     parser.add_argument("--executor", choices=EXECUTORS, default=None,
                         help="what spins the node: events (rclpy's C++ events executor) | single (rclpy's Python "
@@ -79,14 +86,18 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 class _Consumers:
-    """One ``bench_consumer`` process per topic; ``results()`` stops them and reads their records."""
+    """One ``bench_consumer`` process per topic (an image topic, or ``imu/data <qos>`` for an IMU
+    subscriber with that QoS); ``results()`` stops them and reads their records, by that key."""
 
     def __init__(self, topics: list[str], domain: int) -> None:
         import subprocess
         import sys
 
-        self.procs = {t: subprocess.Popen([sys.executable, "-m", "worldfm_ros.ros.bench_consumer", "--topic", t,
-                                           "--domain-id", str(domain)],
+        def argv(key: str) -> list[str]:
+            topic, _, imu_qos = key.partition(" ")
+            return ["--topic", topic, "--domain-id", str(domain)] + (["--imu", imu_qos] if imu_qos else [])
+
+        self.procs = {t: subprocess.Popen([sys.executable, "-m", "worldfm_ros.ros.bench_consumer", *argv(t)],
                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
                       for t in topics}
         for topic, proc in self.procs.items():
@@ -112,7 +123,8 @@ class _Session:
     """The node in-process, a probe node that drives it and reads its frame stats, and the
     consumers of its images in processes of their own."""
 
-    def __init__(self, rate_hz: float, args: argparse.Namespace) -> None:
+    def __init__(self, rate_hz: float, args: argparse.Namespace, rig: str = "", cameras: tuple[str, ...] = (),
+                 consumers: tuple[str, ...] = ()) -> None:
         import rclpy
         from geometry_msgs.msg import Twist
         from rclpy.parameter import Parameter
@@ -121,15 +133,19 @@ class _Session:
         from worldfm_ros.ros.conversions import time_ns
         from worldfm_ros.ros.dds import use_camera_profile
         from worldfm_ros.ros.executors import make_executor
+        from worldfm_ros.ros.imu_stream import use_short_switch_interval
         from worldfm_ros.ros.isolation import domain_id
         from worldfm_ros.ros.node import SimNode
         from worldfm_ros.sim.cli_config import changed_fields, sim_config_from_args
 
         params = {**changed_fields(sim_config_from_args(args, CONFIG_FLAGS)), "rate_hz": float(rate_hz)}
+        if rig:
+            params["rig"] = rig
         if not args.fastdds_defaults:
             use_camera_profile()  # as ros.node.main does
+        use_short_switch_interval()  # as ros.node.main does
         domain = domain_id(args)
-        self.consumers = _Consumers([consumer_topic(c) for c in args.consumers], domain)
+        self.consumers = _Consumers(list(consumers) or [consumer_topic(c) for c in args.consumers], domain)
         self.context = rclpy.context.Context()
         rclpy.init(context=self.context, domain_id=domain)
         try:
@@ -143,13 +159,19 @@ class _Session:
         self.window_start_ns = 0
         self.stages: dict[str, list[float]] = {}
         self.frame_stamps: dict[int, int] = {}  # frame_index -> stamp, from camera/frame_stats
+        self.camera_stamps: dict[str, list[int]] = {c: [] for c in cameras}  # every frame's stamp, per camera
 
         def on_stats(msg: FrameStats) -> None:
             self.frame_stamps[msg.frame_index] = time_ns(msg.header.stamp)
             for name, ms in zip(msg.stage_names, msg.stage_ms):
                 self.stages.setdefault(name, []).append(ms)
 
-        self.probe.create_subscription(FrameStats, f"{args.stats_camera}/frame_stats", on_stats, 100)
+        stats_cameras = cameras or (args.stats_camera,)
+        self.probe.create_subscription(FrameStats, f"{stats_cameras[0]}/frame_stats", on_stats, 100)
+        for name in cameras:
+            self.probe.create_subscription(
+                FrameStats, f"{name}/frame_stats",
+                lambda msg, n=name: self.camera_stamps[n].append(time_ns(msg.header.stamp)), 100)
         cmd = self.probe.create_publisher(Twist, "cmd_vel", 10)
         twist = Twist()
         twist.angular.z = 0.3
@@ -186,7 +208,7 @@ class _Session:
             r["all_stamps_ns"] = set(r["stamps_ns"])
             keep = [i for i, t in enumerate(r["receipt_ns"]) if t >= self.window_start_ns]
             for key in ("stamps_ns", "receipt_ns", "convert_ms"):
-                r[key] = [r[key][i] for i in keep]
+                r[key] = [r[key][i] for i in keep] if r[key] else []  # an IMU record has no convert_ms
         return records
 
 
@@ -248,6 +270,57 @@ def soak(rate_hz: float, frames: int, args: argparse.Namespace) -> dict:
             "rss_start_mb": rss_start, "rss_end_mb": rss_end}
 
 
+def measure_rig(cameras: int, args: argparse.Namespace) -> dict:
+    """One session of a rig of ``cameras`` cameras and an IMU (worldfm_ros.ros.bench_rig) at the first --rate."""
+    import tempfile
+
+    from worldfm_ros.ros import bench_rig
+    from worldfm_ros.sim.cli_config import sim_config_from_args
+
+    config = sim_config_from_args(args, CONFIG_FLAGS)
+    names = bench_rig.camera_names(cameras)
+    imu = {q: f"imu/data {q}" for q in ("sensor_data", "reliable")}
+    with tempfile.TemporaryDirectory() as tmp:
+        rig = bench_rig.write_rig(Path(tmp) / "rig.yaml", cameras, config.camera.width, config.camera.height)
+        s = _Session(args.rate[0], args, rig=str(rig), cameras=tuple(names),
+                     consumers=(f"{names[0]}/image_raw", *imu.values()))
+        s.spin_for(2.0)
+        s.reset()
+        skipped0 = s.sim.frames_skipped
+        s.spin_for(args.seconds)
+        end_ns = time.time_ns()
+        skipped = s.sim.frames_skipped - skipped0
+        stamps = {n: list(v) for n, v in s.camera_stamps.items()}
+        stages = {k: _percentile(v, 50) for k, v in s.stages.items()}
+        records = s.close()
+    start_ns = s.window_start_ns
+    received = records[f"{names[0]}/image_raw"]
+    return {"cameras": cameras, "target_hz": args.rate[0], "executor": s.executor_kind, "skipped": skipped,
+            "per_camera": {n: bench_rig.stream_figures(stamps[n], start_ns, end_ns) for n in names},
+            "received_hz": _rate(received["receipt_ns"]),
+            "imu": {q: bench_rig.imu_figures(records[k]["stamps_ns"], records[k]["receipt_ns"], start_ns, end_ns,
+                                             bench_rig.IMU_RATE_HZ) for q, k in imu.items()},
+            "stages": stages}
+
+
+def _print_rig(rows: list[dict], args: argparse.Namespace, header: str, stage_columns: tuple[str, ...]) -> None:
+    from worldfm_ros.ros.bench_rig import IMU_RATE_HZ
+
+    print(f"rig benchmark: {header}, {args.seconds:g} s per rig, IMU {IMU_RATE_HZ:g} Hz, {rows[0]['executor']} executor")
+    print("| cameras | target Hz | per-camera Hz | per-camera max gap ms | skipped | cam0 received Hz | "
+          "IMU best-effort lost % | max gap ms | IMU reliable lost % | max gap ms | IMU max receipt gap ms"
+          + "".join(f" | {k} ms" for k in stage_columns) + " |")
+    print("|---:|" + "---:|" * (10 + len(stage_columns)))
+    for r in rows:
+        cams, be, rel, st = r["per_camera"].values(), r["imu"]["sensor_data"], r["imu"]["reliable"], r["stages"]
+        print(f"| {r['cameras']} | {r['target_hz']:g} | " + " / ".join(f"{c['rate_hz']:.1f}" for c in cams)
+              + " | " + " / ".join(f"{c['max_gap_ms']:.0f}" for c in cams)
+              + f" | {r['skipped']} | {r['received_hz']:.1f} | {be['lost_pct']:.2f} ({be['lost']} of {be['expected']})"
+              + f" | {be['max_gap_ms']:.0f} | {rel['lost_pct']:.2f} ({rel['lost']} of {rel['expected']})"
+              + f" | {rel['max_gap_ms']:.0f} | {be['max_receipt_gap_ms']:.0f}"
+              + "".join(f" | {st.get(k, float('nan')):.1f}" for k in stage_columns) + " |")
+
+
 def run(args: argparse.Namespace) -> int:
     import platform
 
@@ -258,6 +331,14 @@ def run(args: argparse.Namespace) -> int:
     config = sim_config_from_args(args, CONFIG_FLAGS)
     w, h, backend, threads = config.camera.width, config.camera.height, config.backend.name, config.torch_threads
     machine = platform.processor() or platform.machine()
+    if args.cameras:
+        rows = [measure_rig(n, args) for n in args.cameras]
+        _print_rig(rows, args, f"{w}x{h}, backend {backend}, torch {threads} thread(s), {machine}", stage_columns)
+        if args.json:
+            import json
+
+            Path(args.json).write_text(json.dumps({"size": [w, h], "backend": backend, "rigs": rows}, indent=1))
+        return 0
     if args.soak > 0:
         r = soak(args.rate[0], args.soak, args)
         print(f"node soak: {w}x{h}, backend {backend}, {args.rate[0]:g} Hz target, {machine}")

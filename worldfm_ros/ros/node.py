@@ -49,6 +49,7 @@ from worldfm_ros.ros.dds import use_camera_profile
 from worldfm_ros.ros.diagnostics import Diagnostics
 from worldfm_ros.ros.executors import make_executor
 from worldfm_ros.ros.frame_loop import FrameLoop, FramePose, FramePublisher
+from worldfm_ros.ros.imu_stream import ImuStream, use_short_switch_interval
 from worldfm_ros.ros.lockstep import LockstepServices
 from worldfm_ros.ros.parameters import declared_type, type_change, unknown_overrides, widen, widened
 from worldfm_ros.ros.tf_io import TfListener, TfPublisher
@@ -61,7 +62,8 @@ from worldfm_ros.srv import LoadScene, Reset, Step
 from worldfm_ros.viz import open_log
 
 # Parameters that may change while running are SimConfig's LIVE_FIELDS (Simulator.reconfigure).
-# IMU samples come in bursts of a few per kinematic tick; a VIO consumer must lose none.
+# Reliable, and 2 s deep at 200 Hz: a reliable VIO consumer loses no sample to a stall (best-effort
+# ones are served by ImuStream's pacing).
 IMU_QOS = QoSProfile(depth=400)
 
 # Service request/response queues: an RL client may send a burst of ~/step calls; rclpy's default
@@ -91,6 +93,8 @@ class SimNode(Node):
         self.frames = FramePublisher(self, self.sim, self.now_ns, self.viz, check_rate=not cfg.lockstep)
         self.outputs = self.frames.outputs
         self.pub_imu = self.create_publisher(Imu, "imu/data", IMU_QOS) if self.sim.imu is not None else None
+        # Real time: samples leave from a thread of their own (lockstep answers ~/step with them).
+        self.imu_stream = ImuStream(self.pub_imu) if self.pub_imu is not None and not cfg.lockstep else None
         self.pub_odom = self.create_publisher(Odometry, "odom", 10)
         self.pub_clock = self.create_publisher(Clock, "/clock", 10) if (cfg.publish_clock or cfg.lockstep) else None
         self.tf = TfPublisher(self)
@@ -269,8 +273,11 @@ class SimNode(Node):
         msgs = [conv.imu_msg(s.stamp_ns, frame, s.angular_velocity, s.linear_acceleration, s.orientation_xyzw,
                              model.angular_velocity_covariance, model.linear_acceleration_covariance,
                              model.orientation_covariance) for s in samples]
-        for msg in msgs:
-            self.pub_imu.publish(msg)
+        if self.imu_stream is not None:
+            self.imu_stream.put(msgs)
+        else:
+            for msg in msgs:
+                self.pub_imu.publish(msg)
         return msgs
 
     # ----------------------------------------------------------------- poses for frames
@@ -367,6 +374,8 @@ class SimNode(Node):
     def destroy_node(self) -> None:
         if self.frame_loop is not None:
             self.frame_loop.close()
+        if self.imu_stream is not None:
+            self.imu_stream.close()
         self.sim.close()
         if self.viz is not None:
             self.viz.close()
@@ -381,6 +390,7 @@ def main(args: list[str] | None = None) -> int:
     the node then stops its worker before the context goes.
     """
     end_with_parent()  # a launcher killed outright still stops the node cleanly (SIGTERM)
+    use_short_switch_interval()  # the IMU and executor threads get the GIL while frames render
     transport_note = use_camera_profile()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     if transport_note:
