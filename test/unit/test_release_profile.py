@@ -17,7 +17,7 @@ from worldfm_ros.model.config import DiTConfig
 from worldfm_ros.model.dit import WorldFMDiT
 from worldfm_ros.model.sampler import DistilledSampler, NoiseSource
 from worldfm_ros.model.schedule import NoiseSchedule
-from worldfm_ros.frame.profiles import get_profile
+from worldfm_ros.backends.config import model_profile
 from worldfm_ros.render.pointcloud import PointCloudRenderer
 from worldfm_ros.render.release import ReleaseRenderer, fp16_colours
 from worldfm_ros.scene.anchor import Keyframe, SceneAnchor
@@ -176,7 +176,7 @@ def release_pipeline(vae, reuse_noise: bool = False) -> tuple[FrameModelPipeline
         model.final_layer.linear.weight.normal_(0, 0.05)
     recording = Recording(model)
     pipeline = FrameModelPipeline(recording, VAECodec(vae, sample_posterior=True), DistilledSampler((999, 200)),
-                                  8, NoiseSource(0, reuse_noise), profile=get_profile("release"))
+                                  8, NoiseSource(0, reuse_noise), profile=model_profile("release"))
     return pipeline, recording
 
 

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 from worldfm_ros.errors import ConfigError
 
+#: the compatibility profiles; ``worldfm_ros.frame.profiles`` tabulates what each one chooses
+PROFILES = ("default", "release")
+
 #: where a residual model's correction is added to the filled render (``backend.correction``):
 #: only the render's holes (covered pixels stay the anchor's: on real captures the model's
 #: correction there loses a little and flickers; benchmarks/RESULTS.md), or every pixel
@@ -19,6 +22,33 @@ def check_correction(correction: str) -> str:
     if correction not in CORRECTION_REGIONS:
         raise ConfigError(f"backend.correction: expected one of {CORRECTION_REGIONS}, got {correction!r}")
     return correction
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """A compatibility profile's choices inside a neural backend (``worldfm_ros.frame.profiles``
+    holds the whole profile: these, and the render and reference-selection choices of the frame).
+
+    sample_posterior: VAE posterior samples instead of the mode. fresh_noise: new noise every
+    frame whatever ``reuse_noise`` says. cache_reference: reuse reference latents per keyframe.
+    posterior_first: draw the posterior noise before the sampler noise (the release's order).
+    """
+
+    name: str
+    sample_posterior: bool = False
+    fresh_noise: bool = False
+    cache_reference: bool = True
+    posterior_first: bool = False
+
+
+def model_profile(name: str) -> ModelProfile:
+    """The backend's share of the profile called ``name`` ('default' or 'release'); ConfigError otherwise."""
+    if name == "default":
+        return ModelProfile("default")
+    if name == "release":
+        return ModelProfile("release", sample_posterior=True, fresh_noise=True, cache_reference=False,
+                            posterior_first=True)
+    raise ConfigError(f"profile: expected one of {list(PROFILES)}, got {name!r}")
 
 
 @dataclass
@@ -48,8 +78,6 @@ class BackendConfig:
     correction: str = "holes"
 
     def __post_init__(self) -> None:
-        from worldfm_ros.frame.profiles import PROFILES
-
         check_correction(self.correction)
         if self.profile not in PROFILES:
             raise ConfigError(f"backend.profile: expected one of {list(PROFILES)}, got {self.profile!r}")

@@ -40,12 +40,11 @@ import torch.nn.functional as F
 
 from worldfm_ros.backends.base import FrameRequest, Generated
 from worldfm_ros.backends.canvas import CanvasBackend
-from worldfm_ros.backends.config import BackendConfig
+from worldfm_ros.backends.config import BackendConfig, ModelProfile, model_profile
 from worldfm_ros.errors import CheckpointError, ConfigError
 from worldfm_ros.model.config import RESIDUAL_BASES
 from worldfm_ros.model.codec import Codec, make_codec, uint8_to_unit, unit_to_uint8
 from worldfm_ros.model.sampler import NoiseSource, Sampler, draw_noise, make_sampler
-from worldfm_ros.frame.profiles import Profile, get_profile
 from worldfm_ros.render.fill import residual_base
 
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -116,7 +115,7 @@ def load_frame_model(model_path: str | Path, device: torch.device, dtype: torch.
 
 
 def backend_codec(latent_channels: int, vae_path: str | Path | None, device: torch.device, dtype: torch.dtype,
-                  sample_posterior: bool, profile: Profile) -> Codec:
+                  sample_posterior: bool, profile: ModelProfile) -> Codec:
     """``model.codec.make_codec`` for a backend: the ``release`` profile samples the VAE posterior."""
     return make_codec(latent_channels, vae_path, device, dtype, sample_posterior or profile.sample_posterior)
 
@@ -131,13 +130,13 @@ class FrameModelPipeline:
     device: where latents live; the codec and denoiser take and return tensors there.
     residual, residual_scale: ``DiTConfig.residual`` ("none" or "filled_render") and
         ``DiTConfig.residual_scale`` of the model.
-    profile: ``profiles.Profile``; its cache_reference and posterior_first apply here.
+    profile: ``ModelProfile``; its cache_reference and posterior_first apply here.
     """
 
     def __init__(self, denoiser: Denoiser, codec: Codec, sampler: Sampler, latent_size: int,
                  noise: NoiseSource | None = None, device: torch.device | str = "cpu",
                  use_mask: bool = False, use_cameras: bool = False, residual: str = "none",
-                 residual_scale: float = 1.0, profile: Profile | None = None) -> None:
+                 residual_scale: float = 1.0, profile: ModelProfile | None = None) -> None:
         self.denoiser = denoiser
         self.codec = codec
         self.sampler = sampler
@@ -151,7 +150,7 @@ class FrameModelPipeline:
             raise ConfigError(f"residual: expected one of {list(RESIDUAL_BASES)}, got {residual!r}")
         self.residual = residual
         self.residual_scale = float(residual_scale)
-        self.profile = profile or get_profile("default")
+        self.profile = profile or model_profile("default")
 
     def _clock(self) -> float:
         if self.device.type == "cuda":
@@ -356,8 +355,8 @@ class PipelineBackend(CanvasBackend):
         return {"model_path": config.model_file(), "dtype": config.torch_dtype(device)}
 
     @property
-    def profile(self) -> Profile:
-        """The compatibility profile the backend runs (``profiles``)."""
+    def profile(self) -> ModelProfile:
+        """The backend's share of the compatibility profile it runs (``worldfm_ros.frame.profiles``)."""
         return self.pipeline.profile
 
     @property
@@ -378,7 +377,7 @@ class PipelineBackend(CanvasBackend):
 
 
 def model_pipeline(denoiser: Denoiser, codec: Codec, sampler: Sampler, noise: NoiseSource, device: torch.device,
-                   cfg: dict[str, Any], use_cameras: bool, profile: Profile) -> FrameModelPipeline:
+                   cfg: dict[str, Any], use_cameras: bool, profile: ModelProfile) -> FrameModelPipeline:
     """The FrameModelPipeline of a model described by ``cfg``: its DiTConfig as a dict
     (``DiTConfig.to_dict()``, or the metadata of an exported graph, whose missing keys take the
     released model's values: no mask channel, no residual)."""
@@ -389,7 +388,7 @@ def model_pipeline(denoiser: Denoiser, codec: Codec, sampler: Sampler, noise: No
 
 
 def build_sampler_and_noise(sampler: str, steps: int, timesteps: list[int] | None, seed: int,
-                            reuse_noise: bool, profile: Profile) -> tuple[Sampler, NoiseSource]:
+                            reuse_noise: bool, profile: ModelProfile) -> tuple[Sampler, NoiseSource]:
     """The sampler and noise source from the backend options shared by every neural backend
     (the ``release`` profile draws fresh noise every frame whatever ``reuse_noise`` says)."""
     reuse = reuse_noise and not profile.fresh_noise

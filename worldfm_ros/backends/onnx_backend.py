@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from worldfm_ros.backends.config import check_correction
+from worldfm_ros.backends.config import check_correction, model_profile
 from worldfm_ros.backends.config import BackendConfig
 from worldfm_ros.backends.frame_model import (
     FixedBatchDenoiser,
@@ -34,7 +34,6 @@ from worldfm_ros.backends.frame_model import (
     parse_dtype,
 )
 from worldfm_ros.devices import parse_device
-from worldfm_ros.frame.profiles import get_profile
 from worldfm_ros.errors import BackendUnavailable, CheckpointError, ConfigError
 from worldfm_ros.model.codec import Codec
 
@@ -227,7 +226,7 @@ class OnnxBackend(PipelineBackend):
                  cache_dir: str | Path | None = None,
                  correction: str = "holes") -> None:
         self.correction = check_correction(correction)
-        resolved = get_profile(profile)  # the one resolution of the name
+        resolved = model_profile(profile)  # the one resolution of the name
         torch_device, torch_dtype = parse_device(device), parse_dtype(dtype)
         if dtype == "bf16":
             raise ConfigError("onnxruntime dtype: 'bf16' graphs do not load in onnxruntime; use 'fp32' or 'fp16'")

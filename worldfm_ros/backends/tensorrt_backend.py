@@ -17,7 +17,7 @@ import torch
 
 from worldfm_ros.backends.config import BackendConfig
 from worldfm_ros.backends.onnx_backend import CONFIG_KEY, default_cache_dir, onnx_or_checkpoint, resolve_onnx
-from worldfm_ros.backends.config import check_correction
+from worldfm_ros.backends.config import check_correction, model_profile
 from worldfm_ros.backends.frame_model import (
     FixedBatchDenoiser,
     PipelineBackend,
@@ -26,7 +26,6 @@ from worldfm_ros.backends.frame_model import (
     model_pipeline,
     parse_dtype,
 )
-from worldfm_ros.frame.profiles import get_profile
 from worldfm_ros.errors import BackendUnavailable, CheckpointError, ConfigError
 from worldfm_ros.model.codec import Codec
 
@@ -190,7 +189,7 @@ class TensorRTBackend(PipelineBackend):
                  workspace_gib: float = 4.0,
                  correction: str = "holes") -> None:
         self.correction = check_correction(correction)
-        resolved = get_profile(profile)  # the one resolution of the name
+        resolved = model_profile(profile)  # the one resolution of the name
         trt = import_tensorrt()
         if not torch.cuda.is_available():
             raise BackendUnavailable("tensorrt: torch sees no CUDA device")

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from worldfm_ros.backends.config import check_correction
+from worldfm_ros.backends.config import check_correction, model_profile
 from worldfm_ros.backends.frame_model import (
     PipelineBackend,
     backend_codec,
@@ -17,7 +17,6 @@ from worldfm_ros.backends.frame_model import (
     parse_dtype,
 )
 from worldfm_ros.devices import parse_device
-from worldfm_ros.frame.profiles import get_profile
 from worldfm_ros.errors import ConfigError
 from worldfm_ros.model.codec import Codec
 from worldfm_ros.model.dit import CameraInputs
@@ -125,7 +124,7 @@ class TorchBackend(PipelineBackend):
                  cuda_graphs: bool = False,
                  correction: str = "holes") -> None:
         self.correction = check_correction(correction)
-        resolved = get_profile(profile)  # the one resolution of the name
+        resolved = model_profile(profile)  # the one resolution of the name
         torch_device, torch_dtype = parse_device(device), parse_dtype(dtype)
         if (model is None) == (model_path is None):
             raise ConfigError("torch backend: give exactly one of model_path or model")

@@ -85,11 +85,11 @@ def _codec(args: argparse.Namespace, codec_kind: str, latent_channels: int) -> A
     from worldfm_ros.backends.frame_model import backend_codec, parse_dtype
     from worldfm_ros.devices import parse_device
     from worldfm_ros.model.codec import VAECodec, sdxl_vae_config
-    from worldfm_ros.frame.profiles import get_profile
+    from worldfm_ros.backends.config import model_profile
 
     device = parse_device(args.device)
     dtype = parse_dtype(args.dtype) if device.type == "cuda" else parse_dtype("fp32")
-    profile = get_profile(args.profile)
+    profile = model_profile(args.profile)
     if codec_kind == "vae" and not args.vae:
         return VAECodec.from_config(sdxl_vae_config(), device, dtype, profile.sample_posterior, seed=args.seed)
     return backend_codec(latent_channels, args.vae if codec_kind == "vae" else None, device, dtype, False, profile)

@@ -25,10 +25,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from worldfm_ros.errors import ConfigError
+from worldfm_ros.backends.config import PROFILES, ModelProfile, model_profile
 from worldfm_ros.frame.reference import SelectionRules
 
-PROFILES = ("default", "release")
+__all__ = ["PROFILES", "Profile", "get_profile"]
 
 
 @dataclass(frozen=True)
@@ -38,26 +38,22 @@ class Profile:
     release_renderer: anchor renders through ``render.release.ReleaseRenderer``.
     close_canvas: neural backends render their canvas with the radius that closes the cloud
         (else one pixel per point). selection: reference-selection rules.
-    sample_posterior: VAE posterior samples instead of the mode. fresh_noise: new noise every
-    frame whatever ``reuse_noise`` says. cache_reference: reuse reference latents per keyframe.
-    posterior_first: draw the posterior noise before the sampler noise (the release's order).
+    model: the choices a neural backend makes itself (``backends.config.ModelProfile``: VAE
+        posterior, noise, reference-latent cache, draw order); the backend resolves them from the
+        same name (``backend.profile``).
     """
 
     name: str
     release_renderer: bool = False
     close_canvas: bool = True
     selection: SelectionRules = field(default_factory=SelectionRules)
-    sample_posterior: bool = False
-    fresh_noise: bool = False
-    cache_reference: bool = True
-    posterior_first: bool = False
+    model: ModelProfile = field(default_factory=lambda: ModelProfile("default"))
 
 
 def get_profile(name: str) -> Profile:
     """The Profile called ``name`` ('default' or 'release'); ConfigError otherwise."""
-    if name == "default":
-        return Profile("default")
+    model = model_profile(name)
     if name == "release":
         return Profile("release", release_renderer=True, close_canvas=False, selection=SelectionRules.release(),
-                       sample_posterior=True, fresh_noise=True, cache_reference=False, posterior_first=True)
-    raise ConfigError(f"profile: expected one of {list(PROFILES)}, got {name!r}")
+                       model=model)
+    return Profile(name, model=model)
