@@ -3,7 +3,7 @@
 From one clip of posed RGB-D frames: ``num_references`` frames (4 in the paper) are drawn
 after a random shuffle; their depth maps, back-projected and fused, are the explicit anchor
 (a coloured point cloud), and they are the candidate references. Every other frame is a target:
-the anchor is rendered at its pose with the project's ``PointCloudRenderer`` (holes black, as
+the anchor is rendered at its pose as the point-cloud world the simulator draws (holes black, as
 at inference), and its reference is the nearest of the candidates by camera distance plus
 ``angle_weight`` x viewing-angle difference.
 
@@ -25,10 +25,12 @@ import torch.nn.functional as F
 
 from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.errors import ConfigError
-from worldfm_ros.render.pointcloud import PointCloudRenderer
+from worldfm_ros.scene.anchor import SceneAnchor
 from worldfm_ros.scene.backproject import backproject_depth
 from worldfm_ros.train.artefacts import CaptureArtefacts
 from worldfm_ros.train.synthetic import Clip, resize_clip
+from worldfm_ros.world.base import render_one
+from worldfm_ros.world.pointcloud import PointCloudWorld
 
 
 @dataclass
@@ -173,11 +175,11 @@ def build_samples(clip: Clip, image_size: int, rng: np.random.Generator, num_ref
     small = resize_clip(clip, image_size)
     small_seen = resize_clip(seen, image_size) if seen is not clip else small
     camera = PinholeCamera.from_K(small.K, image_size, image_size)
-    renderer = PointCloudRenderer(points, colors)
+    world = PointCloudWorld(SceneAnchor(points, colors, name=clip.name))
     out: dict[str, list] = {f.name: [] for f in fields(SampleSet)}
     for t in targets:
         r = refs[nearest_reference(clip.c2w[t], clip.c2w[refs], angle_weight)]
-        view = renderer.render(camera, clip.c2w[t])
+        view = render_one(world, camera, clip.c2w[t])
         for name, value in (("target", small.images[t]), ("render", view.rgb), ("valid", view.valid),
                             ("render_depth", view.depth),
                             ("reference", small_seen.images[r]), ("target_depth", small.depths[t]), ("K", small.K),
