@@ -8,7 +8,8 @@ from worldfm_ros.camera import PinholeCamera
 import pytest
 
 from worldfm_ros.errors import CameraError
-from worldfm_ros.render.pointcloud import PointCloudRenderer, point_spacing
+from worldfm_ros.render.pointcloud import PointCloudRenderer
+from worldfm_ros.scene.downsample import point_spacing
 
 CAMERA = PinholeCamera.from_fov(96, 72, 70.0)
 SPACING = 0.02

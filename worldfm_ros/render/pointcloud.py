@@ -30,6 +30,7 @@ from worldfm_ros.render.blocks import BlockLayout
 from worldfm_ros.scene.checks import check_points
 from worldfm_ros.scene.anchor import SceneAnchor
 from worldfm_ros.render.result import DEFAULT_NEAR, RenderResult
+from worldfm_ros.scene.downsample import point_spacing  # noqa: F401  (still imported from here by splat fitting)
 
 # Points per culling block: small enough to cull tightly, large enough that the per-block
 # bookkeeping (a numpy box-versus-frustum test per block each frame) stays small next to
@@ -119,7 +120,7 @@ class PointCloudRenderer:
         OpenCV axes, metres (validated; CameraError if not rigid).
         point_radius: splat half-size in pixels, int >= 0 (0 = one pixel per point).
         footprint_spacing: > 0 (metres, the side of the surface patch a point stands for, e.g.
-        ``point_spacing(points)``): splat each point by its footprint instead (see
+        ``scene.downsample.point_spacing(points)``): splat each point by its footprint instead (see
         :func:`footprint_radius`); point_radius must then be 0.
         """
         return self.render_tensors(camera, c2w, point_radius, footprint_spacing).numpy()
@@ -284,19 +285,6 @@ def _square_min(zbuf: torch.Tensor, pad: int, r: int, height: int, width: int) -
 MAX_FOOTPRINT_RADIUS = 4
 #: a covered pixel is replaced by a nearer point's footprint when it lies this much (relative) behind it
 FOOTPRINT_DEPTH_TOLERANCE = 0.15
-
-
-def point_spacing(points: np.ndarray, sample: int = 20000, seed: int = 0) -> float:
-    """Median distance (metres) from a point of the cloud (N, 3) to its nearest other point: the
-    side of the surface patch each point stands for (the fusion voxel for fused RGB-D anchors)."""
-    from scipy.spatial import cKDTree
-
-    points = np.asarray(points, np.float32)
-    tree = cKDTree(points, balanced_tree=False, compact_nodes=False)  # 2x faster to build, same answers
-    rng = np.random.default_rng(seed)
-    query = points[rng.choice(len(points), min(sample, len(points)), replace=False)]
-    dist, _ = tree.query(query, k=2)
-    return float(np.median(dist[:, 1]))
 
 
 def footprint_radius(depth: torch.Tensor, focal_spacing: float,

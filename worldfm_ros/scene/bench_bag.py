@@ -102,7 +102,7 @@ def replay_psnr(scene, frames: list, map_T_base: np.ndarray, width: int, height:
     import dataclasses
 
     from worldfm_ros.eval.metrics import psnr
-    from worldfm_ros.render.pointcloud import point_spacing
+    from worldfm_ros.scene.downsample import point_spacing
 
     scene = dataclasses.replace(scene, splat="footprint", point_spacing=point_spacing(scene.points))
     sim = simulator(width, height, scene)

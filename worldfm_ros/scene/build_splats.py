@@ -170,7 +170,7 @@ def splats_from_points(points: np.ndarray, colors: np.ndarray, spacing: float) -
 
 def splats_from_scene(anchor: SceneAnchor, name: str | None = None) -> SplatWorld:
     """The point-cloud scene ``anchor`` as discs (``splats_from_points``), with its frame and keyframes."""
-    from worldfm_ros.render.pointcloud import point_spacing
+    from worldfm_ros.scene.downsample import point_spacing
 
     spacing = anchor.point_spacing or point_spacing(anchor.points)
     g = splats_from_points(anchor.points, anchor.colors, spacing)

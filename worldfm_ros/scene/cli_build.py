@@ -306,7 +306,7 @@ def run(args: argparse.Namespace) -> int:
 
     import dataclasses
 
-    from worldfm_ros.render.pointcloud import point_spacing
+    from worldfm_ros.scene.downsample import point_spacing
     from worldfm_ros.scene.store import save_scene
     from worldfm_ros.scene.summary import scene_summary
 

@@ -1,4 +1,5 @@
-"""Voxel-grid downsampling of coloured clouds, and a voxel size search that meets a point budget.
+"""Voxel-grid downsampling of coloured clouds, a voxel size search that meets a point budget, and a
+cloud's point spacing.
 
 Deterministic: the grid is anchored at the cloud's minimum corner and the output is
 ordered by voxel index, so the same input always gives the same output.
@@ -9,6 +10,19 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+
+def point_spacing(points: np.ndarray, sample: int = 20000, seed: int = 0) -> float:
+    """Median distance (metres) from a point of the cloud (N, 3) to its nearest other point: the
+    side of the surface patch each point stands for (the fusion voxel for fused RGB-D anchors)."""
+    from scipy.spatial import cKDTree
+
+    points = np.asarray(points, np.float32)
+    tree = cKDTree(points, balanced_tree=False, compact_nodes=False)  # 2x faster to build, same answers
+    rng = np.random.default_rng(seed)
+    query = points[rng.choice(len(points), min(sample, len(points)), replace=False)]
+    dist, _ = tree.query(query, k=2)
+    return float(np.median(dist[:, 1]))
 
 
 def voxel_downsample(points: np.ndarray, colors: np.ndarray, voxel: float) -> tuple[np.ndarray, np.ndarray]:

@@ -50,7 +50,7 @@ class PointCloudWorld:
     def surface_spacing(self) -> float:
         """The scene's recorded point spacing, else the cloud's measured one (``point_spacing``, once)."""
         if self._spacing is None:
-            from worldfm_ros.render.pointcloud import point_spacing
+            from worldfm_ros.scene.downsample import point_spacing
 
             self._spacing = point_spacing(self.anchor.points)
         return self._spacing
