@@ -21,7 +21,7 @@ COMMANDS: dict[str, str] = {
     "scene-complete": "worldfm_ros.scene.cli_complete",
     "bench-render": "worldfm_ros.eval.bench_render",
     "bench-splats": "worldfm_ros.eval.bench_splats",
-    "bench-bag": "worldfm_ros.scene.bench_bag",
+    "bench-bag": "worldfm_ros.eval.bench_bag",
     "bench-completion": "worldfm_ros.eval.bench_completion",
     "bench-model": "worldfm_ros.eval.bench_model",
     "bench-density": "worldfm_ros.eval.bench_density",

@@ -15,7 +15,7 @@ from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.cli import main
 from worldfm_ros.errors import SceneError
 from worldfm_ros.messages import MessageBuilder
-from worldfm_ros.scene import bench_bag as bb
+from worldfm_ros.eval import bench_bag as bb
 from worldfm_ros.scene.bag_images import decode_color, decode_depth
 from worldfm_ros.scene.bag_tf import TfBuffer, TransformChainError
 from worldfm_ros.scene.build_bag import BagConfig, build_bag
