@@ -222,6 +222,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                    "anchor render | each backend) of 3 held-out views here")
     parser.add_argument("--seed", type=int, default=0, help="noise seed of the first frame")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--world", choices=("points", "splats", "both"), default="points",
+                        help="--split first/interleave: score the fused point anchor, a splat world fitted to the "
+                             "anchor frames (the --fit-* options), or both side by side")
+    from worldfm_ros.fit.cli import add_fit_arguments
+
+    add_fit_arguments(parser)
     add_threads_argument(parser)
 
 
@@ -260,13 +266,16 @@ def run(args: argparse.Namespace) -> int:
 def run_split(args: argparse.Namespace, backends: dict) -> int:
     """``--rgbd`` with a frame-index split: print (and optionally save) the table and the sheet."""
     from worldfm_ros.eval.rgbd_split import contact_sheet, evaluate_split, format_split_table
+    from worldfm_ros.fit.cli import fit_config
     from worldfm_ros.scene.io import write_image
 
     results, views, outputs, anchor = evaluate_split(
         args.rgbd, backends, args.split, args.fraction, args.every, args.heldout_step, tuple(args.size),
         args.point_radius, build_options={"depth_registration": args.depth_registration,
                                           "fuse_voxel": args.fuse_voxel}, seed=args.seed,
-        footprint=args.splat == "footprint", antialias=args.antialias)
+        footprint=args.splat == "footprint", antialias=args.antialias,
+        worlds=("points", "splats") if args.world == "both" else (args.world,), fit=fit_config(args),
+        fit_size=args.fit_size)
     print(f"{args.rgbd}: split {args.split}, anchor of {len(anchor.points)} points, {len(views.frames)} held-out "
           f"views (frames {views.frames[0]}..{views.frames[-1]}), {views.camera.width}x{views.camera.height} px")
     print(format_split_table(results))

@@ -93,22 +93,25 @@ class HeldOutViews:
 
 
 def load_views(root: str | Path, indices: list[int], size: tuple[int, int],
-               depth_registration: str = "auto") -> HeldOutViews:
+               depth_registration: str = "auto", K: np.ndarray | None = None,
+               depth_scale: float | None = None) -> HeldOutViews:
     """The recording's frames ``indices`` resized to ``size`` (W, H) (area filter; depth nearest),
-    depth registered to the colour camera (``depth_registration``: see ``read_sequence``)."""
+    depth registered to the colour camera (``depth_registration``: see ``read_sequence``); ``K``
+    ((3, 3) pixels) and ``depth_scale`` (metres per unit) override the folder's."""
     from worldfm_ros.scene.build_rgbd import read_sequence
 
     seq = read_sequence(root, depth_registration=depth_registration)
-    if seq.K is None:
-        raise ConfigError(f"{root}: no intrinsics in the folder ({seq.layout})")
+    K = seq.K if K is None else K
+    if K is None:
+        raise ConfigError(f"{root}: no intrinsics in the folder ({seq.layout}); pass K (fx fy cx cy)")
     w, h = size
     images, depths, poses = [], [], []
     camera = None
     for i in indices:
         f = seq.frames[i]
-        image, depth = seq.load(f)
+        image, depth = seq.load(f, depth_scale, K)
         if camera is None:
-            camera = PinholeCamera.from_K(seq.K, image.shape[1], image.shape[0]).scaled(w, h)
+            camera = PinholeCamera.from_K(K, image.shape[1], image.shape[0]).scaled(w, h)
         images.append(cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA))
         depths.append(cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST))
         poses.append(f.c2w)
@@ -199,10 +202,15 @@ def contact_sheet(columns: dict[str, np.ndarray], rows: list[int], width: int = 
 def evaluate_split(root: str | Path, backends: dict, split: str = "first", fraction: float = 0.5, every: int = 4,
                    heldout_step: int = 1, size: tuple[int, int] = (320, 240), point_radius: int = 1,
                    build_options: dict | None = None, seed: int = 0, footprint: bool = False,
-                   antialias: float = DEFAULT_ANTIALIAS):
+                   antialias: float = DEFAULT_ANTIALIAS, worlds: tuple[str, ...] = ("points",), fit=None,
+                   fit_size: tuple[int, int] = (320, 240)):
     """Build the anchor of ``root``'s anchor frames and score every backend (label -> FrameBackend)
-    on the held-out views (``footprint``: splat by footprint; ``antialias``: see ``render_views``). Returns ({label: metrics}, views, {label: outputs (N, H, W, 3)} with
-    'recorded' and 'anchor render' first, the anchor)."""
+    on the held-out views (``footprint``: splat by footprint; ``antialias``: see ``render_views``).
+
+    worlds: 'points' (the fused anchor) and / or 'splats' (Gaussians fitted with ``fit``, a
+    ``fit.config.FitConfig``, to the anchor frames at ``fit_size``: what ``scene-build rgbd --world
+    splats`` writes); with both, labels read 'points / backend'. Returns ({label: metrics}, views,
+    {label: outputs (N, H, W, 3)} with 'recorded' and each world's render first, the anchor)."""
     from worldfm_ros.scene.build_rgbd import build_rgbd, read_sequence
     from worldfm_ros.world.pointcloud import PointCloudWorld
 
@@ -212,14 +220,26 @@ def evaluate_split(root: str | Path, backends: dict, split: str = "first", fract
     log.info("%s: anchor from %d frames, %d held-out views", root, len(anchor_idx), len(heldout_idx))
     anchor = build_rgbd(root, frames=anchor_idx, **build_options)
     views = load_views(root, heldout_idx, size, build_options.get("depth_registration", "auto"))
-    world = PointCloudWorld(anchor)
     results, outputs = {}, {"recorded": views.images}
-    for label, backend in backends.items():
-        rgb, render, covered, ms = render_views(world, backend, views, point_radius, seed,
-                                                "footprint" if footprint else "square", antialias)
-        outputs.setdefault("anchor render", render)
-        outputs[label] = rgb
-        results[label] = {**score_views(rgb, covered, views), "ms": ms}
+    for kind in worlds:
+        if kind == "splats":
+            from worldfm_ros.fit.build import fit_world, rgbd_fit_views
+            from worldfm_ros.fit.config import FitConfig
+
+            targets = rgbd_fit_views(root, anchor_idx, fit_size,
+                                     depth_registration=build_options.get("depth_registration", "auto"))
+            world = fit_world(anchor, targets, fit or FitConfig())[0]
+        elif kind == "points":
+            world = PointCloudWorld(anchor)
+        else:
+            raise ConfigError(f"worlds: expected 'points' or 'splats', got {kind!r}")
+        prefix = f"{kind} / " if len(worlds) > 1 else ""
+        for label, backend in backends.items():
+            rgb, render, covered, ms = render_views(world, backend, views, point_radius, seed,
+                                                    "footprint" if footprint else "square", antialias)
+            outputs.setdefault(f"{kind} render" if len(worlds) > 1 else "anchor render", render)
+            outputs[prefix + label] = rgb
+            results[prefix + label] = {**score_views(rgb, covered, views), "ms": ms}
     return results, views, outputs, anchor
 
 

@@ -189,6 +189,17 @@ def _tile_rect(xy, radius, g, tiles_x, tiles_y):
     return x0, x1, y0, y1
 
 
+@njit(cache=True, inline="always")
+def support_in_tile(xy, radius, i, px0, px1, py0, py1):
+    """Pixels [x0, x1) x [y0, y1) of the tile [px0, px1) x [py0, py1) inside Gaussian i's support."""
+    u, v = xy[i, 0], xy[i, 1]
+    x0 = max(px0, int(math.ceil(u - radius[i, 0])))
+    x1 = min(px1, int(math.floor(u + radius[i, 0])) + 1)
+    y0 = max(py0, int(math.ceil(v - radius[i, 1])))
+    y1 = min(py1, int(math.floor(v + radius[i, 1])) + 1)
+    return x0, x1, y0, y1
+
+
 @njit(cache=True)
 def _bin(order, xy, radius, tiles_x, tiles_y):
     """Tile lists: ``offsets`` (tiles + 1,) into ``ids``, each tile's Gaussians in ``order``."""
@@ -212,8 +223,11 @@ def _bin(order, xy, radius, tiles_x, tiles_y):
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def _rasterize(offsets, ids, xy, conic, radius, opac, color, depth, width, height, tiles_x, out_rgb, out_alpha,
-               out_depth):
+def composite_tiles(offsets, ids, xy, conic, radius, opac, color, depth, width, height, tiles_x, out_rgb, out_alpha,
+                    out_depth, out_last, out_trans):
+    """Pass 3 (parallel over tiles) into the (H, W) outputs; also writes, per pixel, ``out_last`` (the
+    tile-list position + 1 of the last Gaussian composited, 0 = none) and ``out_trans`` (the
+    transmittance left after it), which the backward pass of ``fit.raster`` walks back from."""
     for t in prange(offsets.shape[0] - 1):
         start, end = offsets[t], offsets[t + 1]
         if start == end:
@@ -229,14 +243,13 @@ def _rasterize(offsets, ids, xy, conic, radius, opac, color, depth, width, heigh
         acc_b = np.zeros((TILE, TILE))
         acc_w = np.zeros((TILE, TILE))  # the accumulated opacity
         acc_z = np.zeros((TILE, TILE))  # weighted depth
+        last = np.zeros((TILE, TILE), np.int32)
+        stop_t = np.zeros((TILE, TILE))
         live = (px1 - px0) * (py1 - py0)
         for k in range(start, end):
             i = ids[k]
             u, v = xy[i, 0], xy[i, 1]
-            x0 = max(px0, int(math.ceil(u - radius[i, 0])))
-            x1 = min(px1, int(math.floor(u + radius[i, 0])) + 1)
-            y0 = max(py0, int(math.ceil(v - radius[i, 1])))
-            y1 = min(py1, int(math.floor(v + radius[i, 1])) + 1)
+            x0, x1, y0, y1 = support_in_tile(xy, radius, i, px0, px1, py0, py1)
             ca, cb, cc = conic[i, 0], conic[i, 1], conic[i, 2]
             o = opac[i]
             # alpha = o exp(-sigma) < 1/255 exactly when sigma > ln(255 o): no exponential for those
@@ -257,6 +270,7 @@ def _rasterize(offsets, ids, xy, conic, radius, opac, color, depth, width, heigh
                         continue
                     next_t = T * (1.0 - alpha)
                     if next_t <= T_MIN:
+                        stop_t[py - py0, px - px0] = T
                         trans[py - py0, px - px0] = 0.0  # done: later Gaussians add nothing here
                         live -= 1
                         continue
@@ -267,6 +281,7 @@ def _rasterize(offsets, ids, xy, conic, radius, opac, color, depth, width, heigh
                     acc_w[py - py0, px - px0] += w
                     acc_z[py - py0, px - px0] += w * z
                     trans[py - py0, px - px0] = next_t
+                    last[py - py0, px - px0] = k + 1
             if live == 0:
                 break
         for py in range(py0, py1):
@@ -277,6 +292,10 @@ def _rasterize(offsets, ids, xy, conic, radius, opac, color, depth, width, heigh
                 out_rgb[py, px, 2] = acc_b[py - py0, px - px0]
                 out_alpha[py, px] = w
                 out_depth[py, px] = acc_z[py - py0, px - px0] / w if w > 0.0 else 0.0
+                out_last[py, px] = last[py - py0, px - px0]
+                # a finished pixel keeps the transmittance from before the Gaussian that finished it
+                T = trans[py - py0, px - px0]
+                out_trans[py, px] = stop_t[py - py0, px - px0] if T == 0.0 else T
 
 
 class SplatRenderer:
@@ -313,8 +332,9 @@ class SplatRenderer:
         """Pass 3 over the tile lists of ``bin``."""
         w, h = camera.width, camera.height
         image = SplatImage(np.zeros((h, w, 3), np.float32), np.zeros((h, w), np.float32), np.zeros((h, w), np.float32))
-        _rasterize(tiles[0], tiles[1], proj.xy, proj.conic, proj.radius, self.gaussians.opacities, proj.color,
-                   proj.depth, w, h, -(-w // TILE), image.rgb, image.alpha, image.depth)
+        composite_tiles(tiles[0], tiles[1], proj.xy, proj.conic, proj.radius, self.gaussians.opacities, proj.color,
+                        proj.depth, w, h, -(-w // TILE), image.rgb, image.alpha, image.depth,
+                        np.zeros((h, w), np.int32), np.zeros((h, w), np.float32))
         return image
 
     def rasterize(self, camera: PinholeCamera, proj: Projected) -> SplatImage:

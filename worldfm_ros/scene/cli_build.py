@@ -95,6 +95,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--max-depth", type=float, metavar="M", help="ignore depth beyond this many metres")
     p.add_argument("--max-dt", type=float, default=0.02, metavar="S", help="TUM association tolerance in seconds (default 0.02)")
     add_rgbd_fusion_arguments(p)
+    p.add_argument("--world", choices=("points", "splats"), default="points",
+                   help="points: the fused cloud (default); splats: Gaussians fitted to the frames (slow: minutes)")
+    from worldfm_ros.fit.cli import add_fit_arguments
+
+    add_fit_arguments(p)
     _common(p)
 
     p = kinds.add_parser("image", help="one RGB image + its depth map, at the identity pose")
@@ -313,6 +318,8 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="  %(message)s")
     start = time.perf_counter()
     anchor = _build(args)
+    if getattr(args, "world", "points") == "splats":
+        return _fit_rgbd(args, anchor)
     if args.kind == "splats":
         from worldfm_ros.world.splats import save_splat_world
 
@@ -328,6 +335,24 @@ def run(args: argparse.Namespace) -> int:
         print(scene_summary(anchor))
     print(f"saved {path} in {time.perf_counter() - start:.1f} s")
     return complete_built(args, path)
+
+
+def _fit_rgbd(args: argparse.Namespace, anchor) -> int:
+    """``rgbd --world splats``: the fused scene initialises Gaussians fitted to the frames it used."""
+    from pathlib import Path
+
+    from worldfm_ros.fit.build import rgbd_fit_views
+    from worldfm_ros.fit.cli import fit_and_save
+    from worldfm_ros.scene.build_rgbd import read_sequence
+
+    if getattr(args, "complete", False):
+        from worldfm_ros.errors import SceneError
+
+        raise SceneError("--complete: not for --world splats yet (complete the point scene, then scene-fit it)")
+    n = len(read_sequence(args.folder, args.max_dt, args.depth_registration).frames)
+    indices = list(range(n))[::args.frame_step][:args.max_frames]
+    views = rgbd_fit_views(args.folder, indices, args.fit_size, _K(args.K), args.depth_scale, args.depth_registration)
+    return fit_and_save(anchor, views, args, Path(args.output))
 
 
 def complete_built(args: argparse.Namespace, path) -> int:
