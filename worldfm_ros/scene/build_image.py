@@ -57,19 +57,33 @@ def build_image(
     image = read_image(image_path)
     h, w = image.shape[:2]
     K = image_intrinsics(w, h, K, hfov_deg, str(image_path))
-    depth = read_depth(depth_path, depth_scale)
-    if depth.shape != (h, w):
-        raise SceneError(f"{depth_path}: depth is {depth.shape[1]}x{depth.shape[0]}, image {image_path.name} is {w}x{h}")
+    depth = read_image_depth(depth_path, depth_scale, image, image_path)
     return image_scene(image, depth, K, image_path.stem, name or image_path.stem, str(depth_path), max_depth,
                        max_points, up, plane_threshold)
 
 
+def read_image_depth(depth_path: str | os.PathLike, depth_scale: float | None, image: np.ndarray,
+                     image_path: Path) -> np.ndarray:
+    """The (H, W) z-depth map in metres of ``image`` (read from ``image_path``); SceneError naming both
+    files when the sizes differ."""
+    h, w = image.shape[:2]
+    depth = read_depth(depth_path, depth_scale)
+    if depth.shape != (h, w):
+        raise SceneError(f"{depth_path}: depth is {depth.shape[1]}x{depth.shape[0]}, image {image_path.name} is {w}x{h}")
+    return depth
+
+
 def image_scene(image: np.ndarray, depth: np.ndarray, K: np.ndarray, keyframe_name: str, name: str, source: str,
                 max_depth: float | None = None, max_points: int = DEFAULT_MAX_POINTS, up: str = "auto",
-                plane_threshold: float = 0.02) -> SceneAnchor:
-    """The one-keyframe scene of an (H, W, 3) uint8 RGB image and its (H, W) z-depth in metres at the
-    identity pose; K: (3, 3) pixels; source names the input in errors (see :func:`build_image`)."""
-    c2w = np.eye(4)
+                plane_threshold: float = 0.02, c2w: np.ndarray | None = None,
+                default_up: str = "camera") -> SceneAnchor:
+    """The one-keyframe scene of an (H, W, 3) uint8 RGB image and its (H, W) z-depth in metres.
+
+    K: (3, 3) pixels; c2w: (4, 4) camera-to-scene pose of the image (None = the identity: the scene
+    frame is the camera's); source names the input in errors; default_up: what ``up`` "auto"
+    means (see :func:`worldfm_ros.scene.assemble.finish_scene`; the others as in :func:`build_image`).
+    """
+    c2w = np.eye(4) if c2w is None else c2w
     points, colors = backproject_depth(depth, K, c2w, image, max_depth=max_depth)
     keyframe = Keyframe(image, K, c2w, depth, keyframe_name)
-    return finish_scene(points, colors, [keyframe], name, source, max_points, up, "camera", plane_threshold)
+    return finish_scene(points, colors, [keyframe], name, source, max_points, up, default_up, plane_threshold)

@@ -29,12 +29,12 @@ import numpy as np
 
 from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.errors import SceneError
-from worldfm_ros.scene.anchor import Keyframe, SceneAnchor
-from worldfm_ros.scene.assemble import DEFAULT_MAX_POINTS, finish_scene
-from worldfm_ros.scene.backproject import backproject_depth
+from worldfm_ros.scene.anchor import SceneAnchor
+from worldfm_ros.scene.assemble import DEFAULT_MAX_POINTS
+from worldfm_ros.scene.build_image import image_scene, read_image_depth
 from worldfm_ros.scene.build_panorama import reference_pose
 from worldfm_ros.scene.checks import check_K_for_size, check_rigid
-from worldfm_ros.scene.io import read_depth, read_image, require_file
+from worldfm_ros.scene.io import read_image, require_file
 
 #: the release's render canvas (K in meta.json describes it)
 RENDER_CANVAS = 512
@@ -106,13 +106,7 @@ def build_worldfm(
     """
     meta = read_worldfm_meta(meta_path)
     image = read_image(meta.image)
-    h, w = image.shape[:2]
-    depth = read_depth(depth_path, depth_scale)
-    if depth.shape != (h, w):
-        raise SceneError(f"{depth_path}: depth is {depth.shape[1]}x{depth.shape[0]}, image {meta.image.name} is {w}x{h}")
-    K = input_view_intrinsics(w, h, fov_deg)
-    c2w = reference_pose(0.0, 0.0)
-    points, colors = backproject_depth(depth, K, c2w, image, max_depth=max_depth)
-    keyframe = Keyframe(image, K, c2w, depth, meta.image.stem)
-    return finish_scene(points, colors, [keyframe], name or meta.name, str(depth_path),
-                        max_points, up, "-y", plane_threshold)
+    depth = read_image_depth(depth_path, depth_scale, image, meta.image)
+    K = input_view_intrinsics(image.shape[1], image.shape[0], fov_deg)
+    return image_scene(image, depth, K, meta.image.stem, name or meta.name, str(depth_path), max_depth, max_points,
+                       up, plane_threshold, c2w=reference_pose(0.0, 0.0), default_up="-y")
