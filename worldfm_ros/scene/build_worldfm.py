@@ -19,7 +19,6 @@ Gravity is known (−Y is up): map_T_scene is the fixed rotation, floor from the
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from worldfm_ros.scene.assemble import DEFAULT_MAX_POINTS
 from worldfm_ros.scene.build_image import image_scene, read_image_depth
 from worldfm_ros.scene.build_panorama import reference_pose
 from worldfm_ros.scene.checks import check_K_for_size, check_rigid
-from worldfm_ros.scene.io import read_image, require_file
+from worldfm_ros.scene.io import read_image, read_json_object, require_file
 
 #: the release's render canvas (K in meta.json describes it)
 RENDER_CANVAS = 512
@@ -59,12 +58,7 @@ class WorldFMMeta:
 def read_worldfm_meta(path: str | os.PathLike) -> WorldFMMeta:
     """Parse and validate a release meta.json (four required keys: name, image, K, c2w)."""
     path = require_file(path, "meta.json")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise SceneError(f"{path}: invalid JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise SceneError(f"{path}: expected a JSON object")
+    doc = read_json_object(path)
     for key in ("name", "image", "K", "c2w"):
         if key not in doc:
             raise SceneError(f"{path}: missing field '{key}'")

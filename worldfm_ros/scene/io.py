@@ -30,6 +30,20 @@ def require_file(path: str | os.PathLike, what: str = "file") -> Path:
     return p
 
 
+def read_json_object(path: Path) -> dict:
+    """The JSON object in the file ``path``; SceneError naming the file when it is not valid JSON or
+    not an object."""
+    import json
+
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SceneError(f"{path}: invalid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise SceneError(f"{path}: expected a JSON object")
+    return doc
+
+
 def check_file_size(path: Path, max_bytes: int, what: str) -> int:
     """The size of ``path`` in bytes; SceneError when it exceeds ``max_bytes``."""
     size = path.stat().st_size
@@ -238,17 +252,10 @@ def read_intrinsics(path: str | os.PathLike) -> tuple[np.ndarray, tuple[int, int
     (``width``, ``height``, ``intrinsic_matrix`` as 9 numbers, column-major), or the
     keys ``fx``, ``fy``, ``cx``, ``cy`` (+ optional ``width``, ``height``).
     """
-    import json
-
     p = require_file(path, "intrinsics file")
     size = None
     if p.suffix.lower() == ".json":
-        try:
-            doc = json.loads(p.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise SceneError(f"{p}: invalid JSON ({exc})") from None
-        if not isinstance(doc, dict):
-            raise SceneError(f"{p}: expected a JSON object")
+        doc = read_json_object(p)
         try:
             if "intrinsic_matrix" in doc:
                 K = np.array(doc["intrinsic_matrix"], dtype=np.float64).reshape(3, 3).T  # column-major
