@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from worldfm_ros.model.config import DiTConfig
@@ -70,3 +71,24 @@ def write_official_checkpoint(path: Path, cfg: DiTConfig = TINY_OFFICIAL, seed: 
     caption = (300, 4096) if cfg.hidden_size == 1152 else (12, 32)
     torch.save({"state_dict": official_layout(model, caption)}, path)
     return model
+
+
+@pytest.fixture(scope="module")
+def vae_dir(tmp_path_factory):
+    """A tiny diffusers AutoencoderKL folder with the SDXL VAE's x8 downsampling."""
+    from diffusers import AutoencoderKL
+
+    path = tmp_path_factory.mktemp("vae") / "vae"
+    torch.manual_seed(0)
+    AutoencoderKL(block_out_channels=(8, 8, 8, 8), layers_per_block=1, norm_num_groups=4, latent_channels=4,
+                  down_block_types=("DownEncoderBlock2D",) * 4,
+                  up_block_types=("UpDecoderBlock2D",) * 4).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def official_pth(tmp_path_factory):
+    """(path, model) of a tiny official-layout ``worldfm_2-step.pth`` with random weights."""
+    path = tmp_path_factory.mktemp("weights") / "worldfm_2-step.pth"
+    source = write_official_checkpoint(path)
+    return path, source

@@ -2,8 +2,8 @@
 
 Each test writes a ``.pth`` the way the release ships its weights (``{"state_dict": ...}``
 with the stale ``pos_embed``, the caption path and the cross-attentions) and goes in through
-one user entry point: the node's ``backend.model`` parameter, ``TorchBackend(model_path=...)``,
-the ONNX backend's export, ``worldfm bench-model --model``. The XL/2 shape is the released one.
+one user entry point: ``TorchBackend(model_path=...)``, the ONNX backend's export, ``worldfm
+bench-model --model`` (the node's ``backend.model`` parameter: test/ros/test_official_weights_node.py). The XL/2 shape is the released one.
 """
 
 from __future__ import annotations
@@ -19,29 +19,9 @@ from worldfm_ros.backends.base import FrameRequest
 from worldfm_ros.backends.registry import create_backend
 from worldfm_ros.model.config import DiTConfig
 
-from official import TINY_OFFICIAL, write_official_checkpoint
+from official import TINY_OFFICIAL, official_pth, vae_dir, write_official_checkpoint  # noqa: F401  (fixtures)
 
 SIZE = 64  # TINY_OFFICIAL's 8x8 latents through a x8 VAE
-
-
-@pytest.fixture(scope="module")
-def vae_dir(tmp_path_factory):
-    """A tiny diffusers AutoencoderKL folder with the SDXL VAE's x8 downsampling."""
-    from diffusers import AutoencoderKL
-
-    path = tmp_path_factory.mktemp("vae") / "vae"
-    torch.manual_seed(0)
-    AutoencoderKL(block_out_channels=(8, 8, 8, 8), layers_per_block=1, norm_num_groups=4, latent_channels=4,
-                  down_block_types=("DownEncoderBlock2D",) * 4,
-                  up_block_types=("UpDecoderBlock2D",) * 4).save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def official_pth(tmp_path_factory):
-    path = tmp_path_factory.mktemp("weights") / "worldfm_2-step.pth"
-    source = write_official_checkpoint(path)
-    return path, source
 
 
 def frame_request(seed: int = 3) -> FrameRequest:
@@ -91,40 +71,6 @@ def test_bench_model_times_an_official_pth(official_pth, vae_dir, capsys):
     assert bench_model.run(args) == 0
     out = capsys.readouterr().out
     assert "worldfm_2-step.pth" in out and f"{SIZE}x{SIZE} px" in out and "| step_1 |" in out
-
-
-def test_node_parameter_backend_model_runs_an_official_pth(official_pth, vae_dir, ros_context, tmp_path):
-    pytest.importorskip("rclpy", reason="rclpy not importable: run via scripts/env.sh")
-    from rclpy.parameter import Parameter
-    from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import Image
-
-    from rosutil import Spinner, wait_for
-    from worldfm_ros.camera import PinholeCamera
-    from worldfm_ros.ros.node import SimNode
-    from worldfm_ros.scene.procedural import make_room_scene, random_room
-    from worldfm_ros.scene.store import save_scene
-
-    scene = tmp_path / "room"
-    save_scene(make_room_scene(random_room(seed=5, size=(6.0, 5.0, 2.8), num_obstacles=1),
-                               PinholeCamera.from_fov(80, 60, 90.0), num_views=8, num_keyframes=2), scene)
-    params = {"scene": str(scene), "camera.width": 80, "camera.height": 60, "initial_pose": [3.0, 2.5, 0.0, 0.0],
-              "rate_hz": 5.0, "backend.name": "torch", "backend.model": str(official_pth[0]),
-              "backend.vae": str(vae_dir), "backend.steps": 2, "backend.device": "cpu"}
-    sim = SimNode(context=ros_context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
-    probe = __import__("rclpy").create_node("probe", context=ros_context)
-    images: list[Image] = []
-    probe.create_subscription(Image, "camera/image_raw", images.append, qos_profile_sensor_data)
-    spinner = Spinner(ros_context, sim, probe)
-    try:
-        assert sim.backend.name == "torch"
-        assert sim.backend.model.cfg == TINY_OFFICIAL
-        wait_for(lambda: images, what="an image from the official-layout model")
-        assert (images[-1].width, images[-1].height) == (80, 60)
-    finally:
-        spinner.stop()
-        sim.destroy_node()
-        probe.destroy_node()
 
 
 @pytest.fixture(scope="module")
