@@ -1,5 +1,6 @@
-"""Closing a world: room fitting on constructed rooms, texture synthesis, the layout in renders,
-scan, collision and the observed mask, and ``worldfm scene-complete`` as a user runs it."""
+"""Closing a world: room fitting on constructed rooms (test/rooms.py), texture synthesis, the layout in
+renders, scan, collision and the observed mask, and ``worldfm scene-complete`` as a user runs it (the
+node's observed mask: test/ros/test_scene_complete_node.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rooms import BOX_3_WALLS, room_points
 from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.errors import SceneError
 from worldfm_ros.geometry import map_T_camera
@@ -27,41 +29,8 @@ from worldfm_ros.world.store import load_world
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-STEP = 0.02
-HEIGHT = 2.4
 SCAN = ScanConfig(angle_min=-0.3, angle_max=0.3, angle_increment=math.radians(1.0))
 CAMERA = PinholeCamera.from_K(np.array([[80.0, 0, 63.5], [0, 80.0, 47.5], [0, 0, 1]]), 128, 96)
-
-
-def _rect(origin, u, v, lu, lv, color, rng):
-    a, b = np.meshgrid(np.arange(0, lu, STEP), np.arange(0, lv, STEP))
-    p = np.asarray(origin) + np.outer(a.ravel(), u) + np.outer(b.ravel(), v)
-    c = np.clip(np.asarray(color) + rng.normal(0, 6, (len(p), 3)), 0, 255)
-    return p, c
-
-
-def room_points(floor_cells, walls, table=None, seed=0):
-    """Points of a room: floor rectangles [(x0, y0, x1, y1)], walls [((x0, y0), (x1, y1))] from z = 0
-    to HEIGHT, and an optional table top (x0, y0, x1, y1, z) hiding the floor under it."""
-    rng = np.random.default_rng(seed)
-    parts = []
-    for x0, y0, x1, y1 in floor_cells:
-        p, c = _rect((x0, y0, 0), (1, 0, 0), (0, 1, 0), x1 - x0, y1 - y0, (150, 110, 80), rng)
-        if table is not None:
-            tx0, ty0, tx1, ty1, _ = table
-            under = (p[:, 0] > tx0) & (p[:, 0] < tx1) & (p[:, 1] > ty0) & (p[:, 1] < ty1)
-            p, c = p[~under], c[~under]
-        parts.append((p, c))
-    for (x0, y0), (x1, y1) in walls:
-        d = np.array([x1 - x0, y1 - y0, 0.0])
-        length = float(np.linalg.norm(d))
-        parts.append(_rect((x0, y0, 0), d / length, (0, 0, 1), length, HEIGHT, (200, 200, 190), rng))
-    if table is not None:
-        x0, y0, x1, y1, z = table
-        parts.append(_rect((x0, y0, z), (1, 0, 0), (0, 1, 0), x1 - x0, y1 - y0, (90, 60, 40), rng))
-    p = np.concatenate([q for q, _ in parts]).astype(np.float32)
-    c = np.concatenate([c for _, c in parts]).astype(np.uint8)
-    return p, c
 
 
 def worldfm(*args: str) -> subprocess.CompletedProcess:
@@ -71,9 +40,6 @@ def worldfm(*args: str) -> subprocess.CompletedProcess:
 
 def world_of(points, colors):
     return PointCloudWorld(SceneAnchor(points, colors, name="constructed"))
-
-
-BOX_3_WALLS = [((0, 0), (4, 0)), ((4, 0), (4, 3)), ((0, 3), (0, 0))]  # the wall at y = 3 is missing
 
 
 @pytest.fixture(scope="module")
@@ -199,39 +165,6 @@ def test_a_corrupt_layout_is_refused_naming_its_file(tmp_path, box_world):
     yaml_path.write_text(yaml_path.read_text().replace("cell:", "cell: -1 #"))
     with pytest.raises(SceneError, match="layout.yaml.*cell"):
         load_world(src)
-
-
-def test_the_node_publishes_which_pixels_were_synthesised(ros_context, tmp_path):
-    rclpy = pytest.importorskip("rclpy", reason="rclpy not importable: run via scripts/env.sh")
-    from rclpy.parameter import Parameter
-    from sensor_msgs.msg import Image
-
-    from rosutil import Spinner, wait_for
-    from worldfm_ros.ros import conversions as conv
-    from worldfm_ros.ros.node import SimNode
-    from worldfm_ros.scene.complete import complete_scene
-
-    src = save_scene(SceneAnchor(*room_points([(0, 0, 4, 3)], BOX_3_WALLS), name="box"), tmp_path / "box")
-    complete_scene(src, tmp_path / "closed")
-    params = {"scene": str(tmp_path / "closed"), "camera.width": 64, "camera.height": 48, "camera.hfov_deg": 90.0,
-              "initial_pose": [2.0, 1.0, 0.0, math.pi / 2], "rate_hz": 10.0, "publish_observed": True}
-    sim = SimNode(context=ros_context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
-    probe = rclpy.create_node("observed_probe", context=ros_context)
-    images, masks = [], []
-    probe.create_subscription(Image, "camera/image_raw", images.append, 10)
-    probe.create_subscription(Image, "camera/observed", masks.append, 10)
-    spinner = Spinner(ros_context, sim, probe)
-    try:
-        wait_for(lambda: masks and images and any(m.header.stamp == images[-1].header.stamp for m in masks),
-                 what="an observed mask beside an image")
-        mask = conv.image_to_numpy(masks[-1])
-        assert masks[-1].encoding == "mono8" and mask.shape[:2] == (48, 64)
-        assert set(np.unique(mask)) <= {0, 255}
-        assert 0.0 < np.mean(mask == 255) < 0.5  # the floor was captured, the wall ahead was not
-    finally:
-        spinner.stop()
-        sim.destroy_node()
-        probe.destroy_node()
 
 
 def test_random_start_poses_stay_inside_an_l_shaped_room(tmp_path):
