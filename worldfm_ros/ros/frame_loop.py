@@ -22,7 +22,9 @@ from sensor_msgs.msg import CameraInfo, Image, LaserScan, PointCloud2
 from worldfm_ros.frame.pipeline import FRAME_STAGES, Frame
 from worldfm_ros.msg import FrameStats
 from worldfm_ros.ros import conversions as conv
+from worldfm_ros.ros.compressed import CompressedOutputs
 from worldfm_ros.scene.backproject import backproject_pixels
+from worldfm_ros.sim.config import CompressedConfig
 from worldfm_ros.sim.scan import depth_to_scan
 from worldfm_ros.sim.sensor_rig import RigCamera
 from worldfm_ros.sim.simulator import Simulator
@@ -90,7 +92,7 @@ class CameraOutputs:
     """The publishers of one rig camera (relative names under ``<name>/``) and its CameraInfo,
     built once and restamped per frame (the camera does not change while the node runs)."""
 
-    def __init__(self, node: Node, camera: RigCamera) -> None:
+    def __init__(self, node: Node, camera: RigCamera, compressed: CompressedConfig) -> None:
         ns = camera.name
         self.camera = camera
         self.image = node.create_publisher(Image, f"{ns}/image_raw", CAMERA_QOS)
@@ -102,6 +104,8 @@ class CameraOutputs:
         self.points = node.create_publisher(PointCloud2, f"{ns}/points", qos_profile_sensor_data)
         self.observed = node.create_publisher(Image, f"{ns}/observed", CAMERA_QOS)
         self.stats = node.create_publisher(FrameStats, f"{ns}/frame_stats", 10)
+        self.compressed = (CompressedOutputs(node, ns, compressed, camera.config.publish_depth, CAMERA_QOS)
+                           if compressed.enabled else None)
         self.camera_info = self.info_msg(0)
 
     def info_msg(self, stamp_ns: int) -> CameraInfo:
@@ -121,7 +125,7 @@ class FramePublisher:
                  check_rate: bool) -> None:
         self.sim, self.now_ns, self.viz, self._check_rate_once = sim, now_ns, viz, check_rate
         self.logger = node.get_logger()
-        self.outputs = [CameraOutputs(node, cam) for cam in sim.sensors.cameras]
+        self.outputs = [CameraOutputs(node, cam, sim.config.compressed) for cam in sim.sensors.cameras]
         self.pub_scan = node.create_publisher(LaserScan, "scan", qos_profile_sensor_data)
         self.counters = FrameCounters()
 
@@ -141,6 +145,8 @@ class FramePublisher:
         if out.depth is not None:
             out.depth.publish(depth)
             out.depth_info.publish(info)
+        if out.compressed is not None:
+            out.compressed.publish(image.header, frame.rgb, frame.depth)
         if cfg.publish_points:
             out.points.publish(self._points_msg(frame, out.camera))
         if cfg.publish_observed:

@@ -4,7 +4,9 @@ Inputs: ``cmd_vel`` (Twist, or TwistStamped) integrated by a kinematic model, or
 pose followed from /tf. Outputs (relative names, so a namespace applies), for each camera
 ``<name>`` of the sensor rig (one camera named ``camera`` by default):
 ``<name>/image_raw`` (rgb8), ``<name>/camera_info``, ``<name>/depth/image_raw``
-(32FC1 metres, NaN = no data), ``<name>/points`` (optional), ``<name>/frame_stats``;
+(32FC1 metres, NaN = no data), ``<name>/points`` (optional), ``<name>/frame_stats``, and
+optionally image_transport's ``<name>/image_raw/compressed`` and
+``<name>/depth/image_raw/compressedDepth`` (:mod:`worldfm_ros.ros.compressed`);
 ``imu/data`` when the rig has an IMU; ``odom``, /tf, /tf_static, /diagnostics and /clock
 (when it runs its own time). Every image carries the stamp of the pose it was rendered at;
 the cameras of one rate render from one pose and share its stamp.

@@ -141,13 +141,16 @@ class BagRecorder:
                 self._writer.close()
 
 
-def simulator_topics(namespace: str = "", cameras: tuple[str, ...] = ("camera",), imu: bool = False) -> list[Topic]:
+def simulator_topics(namespace: str = "", cameras: tuple[str, ...] = ("camera",), imu: bool = False,
+                     compressed_only: bool = False) -> list[Topic]:
     """The simulator's topics: per camera (rig names, e.g. ``stereo/left``) image, camera_info,
-    depth and frame stats; ``imu/data`` when ``imu``; odometry, TF, diagnostics and clock."""
+    depth and frame stats; ``imu/data`` when ``imu``; odometry, TF, diagnostics and clock.
+    ``compressed_only``: image_transport's ``image_raw/compressed`` and
+    ``depth/image_raw/compressedDepth`` instead of the raw images (the node's ``compressed``)."""
     from diagnostic_msgs.msg import DiagnosticArray
     from nav_msgs.msg import Odometry
     from rosgraph_msgs.msg import Clock
-    from sensor_msgs.msg import CameraInfo, Image, Imu
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image, Imu
     from tf2_msgs.msg import TFMessage
 
     from worldfm_ros.msg import FrameStats
@@ -156,8 +159,11 @@ def simulator_topics(namespace: str = "", cameras: tuple[str, ...] = ("camera",)
     prefix = f"/{ns}/" if ns else "/"
     topics = []
     for cam in cameras:
-        topics += [Topic(f"{prefix}{cam}/image_raw", Image), Topic(f"{prefix}{cam}/camera_info", CameraInfo),
-                   Topic(f"{prefix}{cam}/depth/image_raw", Image), Topic(f"{prefix}{cam}/frame_stats", FrameStats)]
+        images = ([Topic(f"{prefix}{cam}/image_raw/compressed", CompressedImage),
+                   Topic(f"{prefix}{cam}/depth/image_raw/compressedDepth", CompressedImage)] if compressed_only else
+                  [Topic(f"{prefix}{cam}/image_raw", Image), Topic(f"{prefix}{cam}/depth/image_raw", Image)])
+        topics += [*images, Topic(f"{prefix}{cam}/camera_info", CameraInfo),
+                   Topic(f"{prefix}{cam}/frame_stats", FrameStats)]
     if imu:
         topics.append(Topic(prefix + "imu/data", Imu))
     return topics + [
