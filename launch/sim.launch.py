@@ -27,6 +27,7 @@ def _node(context):
     overrides["scene"] = ParameterValue(LaunchConfiguration("scene"), value_type=str)
     overrides["backend.model"] = ParameterValue(LaunchConfiguration("model"), value_type=str)
     overrides["rig"] = ParameterValue(LaunchConfiguration("rig"), value_type=str)
+    overrides["compressed.image"] = ParameterValue(LaunchConfiguration("compressed"), value_type=str)
     files = [str(config / "sim.yaml"), str(camera)]
     if extra := LaunchConfiguration("params_file").perform(context):
         if not Path(extra).expanduser().is_file():
@@ -44,7 +45,8 @@ def generate_launch_description() -> LaunchDescription:
             for a in LAUNCH_ARGUMENTS]
     record = ExecuteProcess(
         cmd=["worldfm", "record", "--output", LaunchConfiguration("record"),
-             "--namespace", LaunchConfiguration("namespace"), "--rig", LaunchConfiguration("rig")],
+             "--namespace", LaunchConfiguration("namespace"), "--rig", LaunchConfiguration("rig"),
+             "--images", LaunchConfiguration("record_images")],
         condition=IfCondition(PythonExpression(["'", LaunchConfiguration("record"), "' != ''"])),
         output="screen",
     )

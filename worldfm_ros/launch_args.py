@@ -40,6 +40,10 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
     LaunchArgument("rig", "", "sensor rig: stereo, stereo_imu (config/rigs/) or a rig YAML ('' = one camera)", "rig"),
     LaunchArgument("namespace", "", "ROS namespace of the node and its relative topics"),
     LaunchArgument("record", "", "if set, record the camera, odom, TF and clock topics to this MCAP bag"),
+    LaunchArgument("record_images", "raw", "what record:= keeps of the images: raw, or compressed (only "
+                   "image_transport's compressed topics; set compressed:= and compressed_depth:=)"),
+    LaunchArgument("compressed", "", "publish <camera>/image_raw/compressed: jpeg or png ('' = off)", "compressed.image"),
+    LaunchArgument("compressed_depth", "false", "publish <camera>/depth/image_raw/compressedDepth", "compressed.depth"),
     LaunchArgument("params_file", "", "extra node parameter file, applied after config/sim.yaml and the camera"),
 )
 

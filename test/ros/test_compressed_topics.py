@@ -130,7 +130,7 @@ def test_a_bag_of_only_the_compressed_topics_is_smaller_than_the_raw_one_by_the_
                PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     bags = {"raw": tmp_path / "raw", "compressed": tmp_path / "compressed"}
     procs = {k: subprocess.Popen([sys.executable, "-m", "worldfm_ros.cli", "record", "-o", str(bag), "--duration", "6"]
-                                 + (["--compressed-only"] if k == "compressed" else []),
+                                 + ["--images", k],
                                  cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for k, bag in bags.items()}
     outputs = {k: p.communicate(timeout=120)[0] for k, p in procs.items()}

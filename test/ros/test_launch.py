@@ -395,6 +395,24 @@ def test_sigterm_to_ros2_launch_ends_the_node_and_the_recorder_and_leaves_a_clos
     assert counts.get("/camera/image_raw", 0) > 0, counts
 
 
+def test_record_images_compressed_records_only_the_compressed_topics_the_launched_node_publishes(probe, tmp_path):
+    from rosbags.highlevel import AnyReader
+
+    image_t, _, _ = camera_topics(probe)
+    bag = tmp_path / "bag"
+    process = ros2_launch("sim.launch.py", "backend:=anchor", "camera:=small_256", "compressed:=jpeg",
+                          "compressed_depth:=true", f"record:={bag}", "record_images:=compressed")
+    try:
+        wait_for(lambda: len(probe.received(image_t)) >= 20, timeout_s=90, what="20 images while recording")
+    finally:
+        assert stop(process) == 0
+    with AnyReader([bag]) as reader:
+        topics = {c.topic: c.msgtype for c in reader.connections}
+    assert topics["/camera/image_raw/compressed"] == "sensor_msgs/msg/CompressedImage"
+    assert topics["/camera/depth/image_raw/compressedDepth"] == "sensor_msgs/msg/CompressedImage"
+    assert "/camera/image_raw" not in topics and "/camera/depth/image_raw" not in topics
+
+
 def test_an_unknown_camera_preset_fails_the_launch_naming_the_presets_that_exist():
     process = ros2_launch("sim.launch.py", "camera:=kinect_v9")
     text = read_until(process, "kinect_v9", timeout_s=60)

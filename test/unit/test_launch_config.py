@@ -49,7 +49,7 @@ def test_every_launch_argument_maps_to_a_declared_parameter():
 
 def test_launch_argument_defaults_are_valid_parameter_values():
     values = {a.parameter: a.default for a in LAUNCH_ARGUMENTS if a.parameter and a.parameter not in BUILTIN_PARAMETERS}
-    types = {"rate_hz": float, "torch_threads": int}
+    types = {"rate_hz": float, "torch_threads": int, "compressed.depth": lambda text: {"true": True, "false": False}[text]}
     typed = {k: types.get(k, str)(v) for k, v in values.items()}
     load_config(SimConfig, unflatten(typed))
 

@@ -14,9 +14,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                   "camera): its cameras and IMU are recorded")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = until signal)")
     parser.add_argument("--no-compress", action="store_true", help="write the MCAP chunks uncompressed (default zstd)")
-    parser.add_argument("--compressed-only", action="store_true",
-                        help="record <camera>/image_raw/compressed and <camera>/depth/image_raw/compressedDepth instead "
-                             "of the raw images (the node publishes them with compressed.image / compressed.depth)")
+    parser.add_argument("--images", choices=("raw", "compressed"), default="raw",
+                        help="raw: <camera>/image_raw and depth/image_raw; compressed: only image_transport's "
+                             "<camera>/image_raw/compressed and depth/image_raw/compressedDepth (the node publishes them "
+                             "with compressed.image / compressed.depth)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         cameras, imu = tuple(c.name for c in rig.cameras), rig.imu.enabled
     rclpy.init(signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
     node = rclpy.create_node("worldfm_recorder")
-    recorder = BagRecorder(node, args.output, simulator_topics(args.namespace, cameras, imu, args.compressed_only),
+    recorder = BagRecorder(node, args.output, simulator_topics(args.namespace, cameras, imu, compressed_only=args.images == "compressed"),
                            compress=not args.no_compress)
     stop = {"flag": False}
 

@@ -15,7 +15,7 @@ quantA / (65535 − quantB) (0.152 m with the defaults) saturate at q = 65535 ra
 as the C++ cast may.
 
 Subscribers with image_transport (``image_transport republish``, rqt_image_view, RViz,
-Foxglove) pick the topics up by these names; ``worldfm record --compressed-only`` records them
+Foxglove) pick the topics up by these names; ``worldfm record --images compressed`` records them
 instead of the raw images.
 """
 
