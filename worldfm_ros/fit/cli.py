@@ -15,6 +15,7 @@ from pathlib import Path
 from threading import Event
 
 from worldfm_ros.fit.config import FitConfig
+from worldfm_ros.runtime import add_threads_argument
 
 HELP = "fit a Gaussian-splat world to a scene's keyframes (with depth): sharp where the camera looked"
 _DEFAULTS = FitConfig()
@@ -100,6 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scene", help="scene folder or .npz whose keyframes (with depth) the world is fitted to")
     parser.add_argument("-o", "--output", type=Path, required=True, help="splat scene folder to write")
     add_fit_arguments(parser)
+    add_threads_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -142,7 +142,7 @@ class SplatFitter:
         if c.exposure:
             groups.append({"params": [self.frame_params["exposure"]], "lr": c.lr_exposure, "name": "exposure",
                            "weight_decay": 1e-3})
-        return torch.optim.Adam(groups)
+        return torch.optim.Adam(groups, foreach=True)
 
     def splat_params(self) -> SplatParams:
         p = self.params
@@ -207,14 +207,15 @@ class SplatFitter:
             if g is not None and self.iteration < c.densify_until * c.iterations:
                 scale = torch.tensor([self.views.camera.width / 2.0, self.views.camera.height / 2.0], dtype=g.dtype)
                 norm = (g * scale).norm(dim=1).float()
-                self.grad_accum[visible] += norm[visible]
-                self.grad_count[visible] += 1
+                seen = proj.index[visible]
+                self.grad_accum[seen] += norm[visible]
+                self.grad_count[seen] += 1
             mse = float(((pred.clamp(0, 1) - target) ** 2).mean())
         self.iteration += 1
         if (c.densify_from <= self.iteration < c.densify_until * c.iterations
                 and self.iteration % c.densify_every == 0):
             self.densify()
-        return float(loss), 10 * math.log10(1.0 / max(mse, 1e-10))
+        return loss.item(), 10 * math.log10(1.0 / max(mse, 1e-10))
 
     def _schedule(self) -> None:
         c = self.config

@@ -76,9 +76,11 @@ def quat_to_rotmat_torch(q: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class ProjectedTorch:
-    """Pass 1 in torch: xy (N, 2) px, conic (N, 3) px^-2, depth (N,) camera z metres, color (N, 3),
-    and (no gradient) radius (N, 2) int32 numpy support half-sizes, 0 = culled."""
+    """Pass 1 in torch for the Gaussians ``index`` ((M,) int64 into the N Gaussians: those that can
+    reach the image): xy (M, 2) px, conic (M, 3) px^-2, depth (M,) camera z metres, color (M, 3),
+    and (no gradient) radius (M, 2) int32 numpy support half-sizes, 0 = culled."""
 
+    index: torch.Tensor
     xy: torch.Tensor
     conic: torch.Tensor
     depth: torch.Tensor
@@ -86,54 +88,77 @@ class ProjectedTorch:
     radius: np.ndarray
 
 
+def _rotation_columns(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The three (M, 3) columns of the rotations of (M, 4) quaternions (w, x, y, z), normalised here."""
+    q = q / q.norm(dim=1, keepdim=True)
+    w, x, y, z = q.unbind(1)
+    return (torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y + w * z), 2 * (x * z - w * y)], 1),
+            torch.stack([2 * (x * y - w * z), 1 - 2 * (x * x + z * z), 2 * (y * z + w * x)], 1),
+            torch.stack([2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y)], 1))
+
+
 def project(p: SplatParams, camera: PinholeCamera, w2c: torch.Tensor, near: float = SPLAT_NEAR) -> ProjectedTorch:
-    """``render.splats._project`` in torch. w2c: (4, 4) world-to-camera (OpenCV axes, metres),
-    float64, may carry gradients (pose refinement)."""
+    """``render.splats._project`` in torch (float64, elementwise: tiny batched matrix products are
+    slow in torch on the CPU). w2c: (4, 4) world-to-camera (OpenCV axes, metres), float64, may carry
+    gradients (pose refinement). Only the Gaussians whose 3.33-sigma ball can reach the image are
+    projected (``ProjectedTorch.index``)."""
     fx, fy, cx, cy, width, height = camera.fx, camera.fy, camera.cx, camera.cy, camera.width, camera.height
     dt = torch.float64
-    means, scales = p.means.to(dt), p.scales.to(dt)
     R, t = w2c[:3, :3], w2c[:3, 3]
+    with torch.no_grad():
+        cam_all = p.means.detach().to(dt) @ R.detach().T + t.detach()
+        zc = cam_all[:, 2]
+        reach = RADIUS_SIGMAS * p.scales.detach().to(dt).max(dim=1).values
+        zr = zc.clamp_min(near)
+        mx, my = fx * reach / zr + 2, fy * reach / zr + 2
+        uc, vc = fx * cam_all[:, 0] / zr + cx, fy * cam_all[:, 1] / zr + cy
+        index = torch.nonzero((zc > near) & (zc < SPLAT_FAR) & (p.opacities.detach() >= ALPHA_MIN)
+                              & (uc + mx > 0) & (uc - mx < width) & (vc + my > 0) & (vc - my < height)).flatten()
+    means, scales = p.means[index].to(dt), p.scales[index].to(dt)
     cam = means @ R.T + t
     x, y, z = cam.unbind(1)
-    z_safe = torch.where(z > near, z, torch.full_like(z, 1.0))
-    M = quat_to_rotmat_torch(p.quats.to(dt)) * scales[:, None, :]
-    C = R[None] @ M
-    S = C @ C.transpose(1, 2)
+    # columns of C = W R_g S (the Gaussian's axes in the camera frame): Sigma_c = C C^T
+    cols = [(col * scales[:, j:j + 1]) @ R.T for j, col in enumerate(_rotation_columns(p.quats[index].to(dt)))]
+    s00 = sum(c[:, 0] * c[:, 0] for c in cols)
+    s01 = sum(c[:, 0] * c[:, 1] for c in cols)
+    s02 = sum(c[:, 0] * c[:, 2] for c in cols)
+    s11 = sum(c[:, 1] * c[:, 1] for c in cols)
+    s12 = sum(c[:, 1] * c[:, 2] for c in cols)
+    s22 = sum(c[:, 2] * c[:, 2] for c in cols)
     lim_x_pos = (width - cx) / fx + 0.3 * (0.5 * width / fx)
     lim_x_neg = cx / fx + 0.3 * (0.5 * width / fx)
     lim_y_pos = (height - cy) / fy + 0.3 * (0.5 * height / fy)
     lim_y_neg = cy / fy + 0.3 * (0.5 * height / fy)
-    tx = z_safe * torch.clamp(x / z_safe, -lim_x_neg, lim_x_pos)
-    ty = z_safe * torch.clamp(y / z_safe, -lim_y_neg, lim_y_pos)
-    j00, j02 = fx / z_safe, -fx * tx / (z_safe * z_safe)
-    j11, j12 = fy / z_safe, -fy * ty / (z_safe * z_safe)
-    s00, s01, s02, s11, s12, s22 = S[:, 0, 0], S[:, 0, 1], S[:, 0, 2], S[:, 1, 1], S[:, 1, 2], S[:, 2, 2]
+    tx = z * torch.clamp(x / z, -lim_x_neg, lim_x_pos)
+    ty = z * torch.clamp(y / z, -lim_y_neg, lim_y_pos)
+    j00, j02 = fx / z, -fx * tx / (z * z)
+    j11, j12 = fy / z, -fy * ty / (z * z)
     a = j00 * (j00 * s00 + j02 * s02) + j02 * (j00 * s02 + j02 * s22) + EPS2D
     b = j00 * (j11 * s01 + j12 * s02) + j02 * (j11 * s12 + j12 * s22)
     c = j11 * (j11 * s11 + j12 * s12) + j12 * (j11 * s12 + j12 * s22) + EPS2D
     det = a * c - b * b
     det_safe = torch.where(det > 0, det, torch.ones_like(det))
     conic = torch.stack([c / det_safe, -b / det_safe, a / det_safe], dim=1)
-    u = fx * x / z_safe + cx
-    v = fy * y / z_safe + cy
+    u = fx * x / z + cx
+    v = fy * y / z + cy
     xy = torch.stack([u, v], dim=1)
     campos = -R.T @ t
     dirs = means - campos
     dirs = dirs / dirs.norm(dim=1, keepdim=True).clamp_min(1e-12)
     degree = int(round(math.sqrt(p.sh.shape[1]))) - 1
     basis = sh_basis_torch(degree, dirs)
-    color = torch.clamp_min(torch.einsum("nk,nkc->nc", basis, p.sh.to(dt)) + 0.5, 0.0)
+    color = torch.clamp_min((basis[:, :, None] * p.sh[index].to(dt)).sum(dim=1) + 0.5, 0.0)
     with torch.no_grad():
-        o = p.opacities.detach().to(dt)
-        extent = torch.clamp(torch.sqrt(torch.clamp_min(2.0 * (torch.log(o.clamp_min(1e-30)) - math.log(ALPHA_MIN)),
-                                                        0.0)), max=RADIUS_SIGMAS)
+        o = p.opacities.detach()[index].to(dt)
+        extent = torch.clamp(torch.sqrt(torch.clamp_min(2.0 * (torch.log(o) - math.log(ALPHA_MIN)), 0.0)),
+                             max=RADIUS_SIGMAS)
         rx = torch.ceil(extent * torch.sqrt(a.detach().clamp_min(0)))
         ry = torch.ceil(extent * torch.sqrt(c.detach().clamp_min(0)))
         ud, vd = u.detach(), v.detach()
-        keep = ((o >= ALPHA_MIN) & (z.detach() > near) & (z.detach() < SPLAT_FAR) & (det.detach() > 0)
-                & (rx > 0) & (ry > 0) & (ud + rx > 0) & (ud - rx < width) & (vd + ry > 0) & (vd - ry < height))
-        radius = torch.stack([rx, ry], dim=1).where(keep[:, None], torch.zeros_like(rx)[:, None])
-    return ProjectedTorch(xy, conic, z, color, radius.numpy().astype(np.int32))
+        keep = ((det.detach() > 0) & (rx > 0) & (ry > 0) & (ud + rx > 0) & (ud - rx < width) & (vd + ry > 0)
+                & (vd - ry < height))
+        radius = torch.stack([rx, ry], dim=1) * keep[:, None]
+    return ProjectedTorch(index, xy, conic, z, color, radius.numpy().astype(np.int32))
 
 
 @njit(parallel=True, cache=True, fastmath=True)
@@ -274,6 +299,6 @@ def render(p: SplatParams, camera: PinholeCamera, w2c: torch.Tensor) -> tuple[to
     (and ``w2c`` when it requires them). ``projection.xy`` may ``retain_grad()`` for densification.
     """
     proj = project(p, camera, w2c)
-    rgb, alpha, depth = _Composite.apply(proj.xy, proj.conic, p.opacities, proj.color, proj.depth, proj.radius,
-                                         camera.width, camera.height)
+    rgb, alpha, depth = _Composite.apply(proj.xy, proj.conic, p.opacities[proj.index], proj.color, proj.depth,
+                                         proj.radius, camera.width, camera.height)
     return rgb, alpha, depth, proj

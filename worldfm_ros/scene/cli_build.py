@@ -98,8 +98,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--world", choices=("points", "splats"), default="points",
                    help="points: the fused cloud (default); splats: Gaussians fitted to the frames (slow: minutes)")
     from worldfm_ros.fit.cli import add_fit_arguments
+    from worldfm_ros.runtime import add_threads_argument
 
     add_fit_arguments(p)
+    add_threads_argument(p)
     _common(p)
 
     p = kinds.add_parser("image", help="one RGB image + its depth map, at the identity pose")
