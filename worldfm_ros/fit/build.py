@@ -81,6 +81,7 @@ def fit_world(anchor: SceneAnchor, views: FitViews, config: FitConfig, checkpoin
         raise SceneError(f"{anchor.name}: no points to start the fit from")
     spacing = anchor.point_spacing or point_spacing(anchor.points)
     fitter = SplatFitter(splats_from_points(anchor.points, anchor.colors, spacing), views, config)
+    initial_psnr = fitter.mean_psnr()
     if resume and checkpoint is not None and Path(checkpoint).exists():
         fitter.load_checkpoint(Path(checkpoint))
         log.info("fit: resumed from %s at iteration %d", checkpoint, fitter.iteration)
@@ -88,7 +89,7 @@ def fit_world(anchor: SceneAnchor, views: FitViews, config: FitConfig, checkpoin
     fitter.run(checkpoint, stop, progress)
     seconds = time.perf_counter() - start
     report = fitter.report()
-    report.update(seconds=round(seconds, 1), peak_rss_mb=round(_peak_rss_mb(), 1),
+    report.update(initial_psnr=round(initial_psnr, 3), seconds=round(seconds, 1), peak_rss_mb=round(_peak_rss_mb(), 1),
                   size=[views.camera.width, views.camera.height], config=dataclasses.asdict(config))
     refined = dict(zip(views.names, fitter.fitted_c2w()))
     keyframes = [dataclasses.replace(kf, c2w=refined.get(kf.name, kf.c2w)) for kf in anchor.keyframes]
@@ -151,6 +152,6 @@ def format_report(report: dict) -> str:
     return (f"fit: {report['gaussians']:,} Gaussians after {report['iterations']} iterations in "
             f"{report['seconds']:.0f} s (peak RSS {report['peak_rss_mb']:.0f} MB) at "
             f"{report['size'][0]}x{report['size'][1]}\n"
-            f"  fitted views: {report['mean_psnr']:.2f} dB ({report['mean_psnr_exposed']:.2f} dB with each frame's "
+            f"  fitted views: {report['initial_psnr']:.2f} dB at the start -> {report['mean_psnr']:.2f} dB ({report['mean_psnr_exposed']:.2f} dB with each frame's "
             f"exposure term); pose corrections median {np.median(moves):.2f} cm / {np.median(turns):.3f} deg, "
             f"max {max(moves):.2f} cm / {max(turns):.3f} deg")

@@ -220,7 +220,8 @@ class SplatFitter:
     def _schedule(self) -> None:
         c = self.config
         frac = min(self.iteration / max(c.iterations, 1), 1.0)
-        lr = c.lr_means * self.extent * (c.lr_means_final / c.lr_means) ** frac
+        # exponential decay from lr_means to lr_means_final (3DGS's schedule)
+        lr = self.extent * c.lr_means ** (1 - frac) * c.lr_means_final ** frac
         for group in self.optimizer.param_groups:
             if group["name"] == "means":
                 group["lr"] = lr
@@ -354,6 +355,13 @@ class SplatFitter:
         self.history = list(state["history"])
 
     # -- results ---------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def mean_psnr(self) -> float:
+        """Mean PSNR (dB) over the views of the current Gaussians, without exposure terms."""
+        params = self.splat_params()
+        return float(np.mean([_psnr(render(params, self.views.camera, self.w2c(i))[0].clamp(0, 1), self._targets[i])
+                              for i in range(len(self.views.images))]))
 
     @torch.no_grad()
     def report(self) -> dict:
