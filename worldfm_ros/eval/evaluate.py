@@ -265,9 +265,9 @@ def run(args: argparse.Namespace) -> int:
 
 def run_split(args: argparse.Namespace, backends: dict) -> int:
     """``--rgbd`` with a frame-index split: print (and optionally save) the table and the sheet."""
-    from worldfm_ros.eval.rgbd_split import contact_sheet, evaluate_split, format_split_table
+    from worldfm_ros.eval.rgbd_split import evaluate_split, format_split_table
     from worldfm_ros.fit.cli import fit_config
-    from worldfm_ros.scene.io import write_image
+    from worldfm_ros.scene.io import contact_sheet, write_image
 
     results, views, outputs, anchor = evaluate_split(
         args.rgbd, backends, args.split, args.fraction, args.every, args.heldout_step, tuple(args.size),

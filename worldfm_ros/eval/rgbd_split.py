@@ -34,7 +34,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from worldfm_ros.camera import PinholeCamera
@@ -95,28 +94,11 @@ class HeldOutViews:
 def load_views(root: str | Path, indices: list[int], size: tuple[int, int],
                depth_registration: str = "auto", K: np.ndarray | None = None,
                depth_scale: float | None = None) -> HeldOutViews:
-    """The recording's frames ``indices`` resized to ``size`` (W, H) (area filter; depth nearest),
-    depth registered to the colour camera (``depth_registration``: see ``read_sequence``); ``K``
-    ((3, 3) pixels) and ``depth_scale`` (metres per unit) override the folder's."""
-    from worldfm_ros.scene.build_rgbd import read_sequence
+    """The recording's frames ``indices`` at ``size`` (W, H) (``scene.build_rgbd.load_frames``)."""
+    from worldfm_ros.scene.build_rgbd import load_frames
 
-    seq = read_sequence(root, depth_registration=depth_registration)
-    K = seq.K if K is None else K
-    if K is None:
-        raise ConfigError(f"{root}: no intrinsics in the folder ({seq.layout}); pass K (fx fy cx cy)")
-    w, h = size
-    images, depths, poses = [], [], []
-    camera = None
-    for i in indices:
-        f = seq.frames[i]
-        image, depth = seq.load(f, depth_scale, K)
-        if camera is None:
-            camera = PinholeCamera.from_K(K, image.shape[1], image.shape[0]).scaled(w, h)
-        images.append(cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA))
-        depths.append(cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST))
-        poses.append(f.c2w)
-    return HeldOutViews(np.stack(images), np.stack(depths).astype(np.float32), np.stack(poses), camera,
-                        np.asarray(indices))
+    images, depths, poses, camera = load_frames(root, indices, size, depth_registration, K, depth_scale)
+    return HeldOutViews(images, depths, poses, camera, np.asarray(indices))
 
 
 def render_views(world, backend, views: HeldOutViews, point_radius: int = 1, seed: int = 0,
@@ -179,24 +161,6 @@ def score_views(rgb: np.ndarray, covered: np.ndarray, views: HeldOutViews) -> di
     result["flicker"] = float(np.nanmean(excess)) if excess else float("nan")
     result["coverage"] = float(covered.mean())
     return result
-
-
-def contact_sheet(columns: dict[str, np.ndarray], rows: list[int], width: int = 200) -> np.ndarray:
-    """One image (uint8 RGB) with a row per view index in ``rows`` and a column per labelled
-    stack of views (label -> (N, H, W, 3) uint8), each view scaled to ``width`` pixels wide,
-    the label written on the first row."""
-    tiles = []
-    for r, i in enumerate(rows):
-        row = []
-        for label, stack in columns.items():
-            h, w = stack[i].shape[:2]
-            tile = cv2.resize(stack[i], (width, round(h * width / w)), interpolation=cv2.INTER_AREA)
-            if r == 0:
-                cv2.putText(tile, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
-                cv2.putText(tile, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
-            row.append(tile)
-        tiles.append(np.concatenate(row, axis=1))
-    return np.concatenate(tiles, axis=0)
 
 
 def evaluate_split(root: str | Path, backends: dict, split: str = "first", fraction: float = 0.5, every: int = 4,

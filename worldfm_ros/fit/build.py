@@ -35,12 +35,11 @@ SHEET_ROWS = 3
 def rgbd_fit_views(root: str | os.PathLike, indices: list[int], size: tuple[int, int], K: np.ndarray | None = None,
                    depth_scale: float | None = None, depth_registration: str = "auto") -> FitViews:
     """The recording's frames ``indices`` at ``size`` (W, H) as fit targets."""
-    from worldfm_ros.eval.rgbd_split import load_views
-    from worldfm_ros.scene.build_rgbd import read_sequence
+    from worldfm_ros.scene.build_rgbd import load_frames, read_sequence
 
-    v = load_views(root, indices, size, depth_registration, K, depth_scale)
+    images, depths, poses, camera = load_frames(root, indices, size, depth_registration, K, depth_scale)
     names = [read_sequence(root, depth_registration=depth_registration).frames[i].name for i in indices]
-    return FitViews(v.images, v.depth, v.c2w, v.camera, names)
+    return FitViews(images, depths, poses, camera, names)
 
 
 def keyframe_fit_views(anchor: SceneAnchor, size: tuple[int, int], where: str) -> FitViews:
@@ -103,7 +102,7 @@ def _peak_rss_mb() -> float:
 
 def contact_sheet(anchor: SceneAnchor, world, views: FitViews, rows: list[int]) -> np.ndarray:
     """recorded | point anchor | splat world at the views ``rows`` (uint8 RGB)."""
-    from worldfm_ros.eval.rgbd_split import contact_sheet as sheet
+    from worldfm_ros.scene.io import contact_sheet as sheet
     from worldfm_ros.world.pointcloud import PointCloudWorld
 
     points = PointCloudWorld(anchor)

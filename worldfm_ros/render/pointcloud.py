@@ -30,7 +30,6 @@ from worldfm_ros.render.blocks import BlockLayout
 from worldfm_ros.scene.checks import check_points
 from worldfm_ros.scene.anchor import SceneAnchor
 from worldfm_ros.render.result import DEFAULT_NEAR, RenderResult
-from worldfm_ros.scene.downsample import point_spacing  # noqa: F401  (still imported from here by splat fitting)
 
 # Points per culling block: small enough to cull tightly, large enough that the per-block
 # bookkeeping (a numpy box-versus-frustum test per block each frame) stays small next to

@@ -112,6 +112,34 @@ class RGBDSequence:
         return image, depth
 
 
+def load_frames(root: str | os.PathLike, indices: list[int], size: tuple[int, int],
+                depth_registration: str = "auto", K: np.ndarray | None = None, depth_scale: float | None = None):
+    """The sequence's frames ``indices`` resized to ``size`` (W, H) (colour by area, depth nearest),
+    depth registered to the colour camera; ``K`` ((3, 3) pixels) and ``depth_scale`` (metres per
+    unit) override the folder's. Returns (images (N, H, W, 3) uint8, depths (N, H, W) float32
+    metres, c2w (N, 4, 4) camera-to-scene, the PinholeCamera at ``size``)."""
+    import cv2
+
+    from worldfm_ros.camera import PinholeCamera
+
+    seq = read_sequence(root, depth_registration=depth_registration)
+    K = seq.K if K is None else K
+    if K is None:
+        raise SceneError(f"{root}: no intrinsics in the folder ({seq.layout}); pass K (fx fy cx cy)")
+    w, h = size
+    images, depths, poses = [], [], []
+    camera = None
+    for i in indices:
+        f = seq.frames[i]
+        image, depth = seq.load(f, depth_scale, K)
+        if camera is None:
+            camera = PinholeCamera.from_K(K, image.shape[1], image.shape[0]).scaled(w, h)
+        images.append(cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA))
+        depths.append(cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST))
+        poses.append(f.c2w)
+    return np.stack(images), np.stack(depths).astype(np.float32), np.stack(poses), camera
+
+
 DEPTH_REGISTRATIONS = ("auto", "registered", "kinect_v1")
 
 

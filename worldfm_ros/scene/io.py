@@ -288,3 +288,23 @@ def read_intrinsics(path: str | os.PathLike) -> tuple[np.ndarray, tuple[int, int
 def K_from_values(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
     """(3, 3) intrinsics matrix from focal lengths and principal point in pixels."""
     return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=np.float64)
+
+
+def contact_sheet(columns: dict[str, np.ndarray], rows: list[int], width: int = 200) -> np.ndarray:
+    """One image (uint8 RGB) with a row per view index in ``rows`` and a column per labelled
+    stack of views (label -> (N, H, W, 3) uint8), each view scaled to ``width`` pixels wide,
+    the label written on the first row."""
+    import cv2
+
+    tiles = []
+    for r, i in enumerate(rows):
+        row = []
+        for label, stack in columns.items():
+            h, w = stack[i].shape[:2]
+            tile = cv2.resize(stack[i], (width, round(h * width / w)), interpolation=cv2.INTER_AREA)
+            if r == 0:
+                cv2.putText(tile, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
+                cv2.putText(tile, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+            row.append(tile)
+        tiles.append(np.concatenate(row, axis=1))
+    return np.concatenate(tiles, axis=0)
