@@ -187,12 +187,13 @@ def evaluate_split(root: str | Path, backends: dict, split: str = "first", fract
     results, outputs = {}, {"recorded": views.images}
     for kind in worlds:
         if kind == "splats":
-            from worldfm_ros.fit.build import fit_world, rgbd_fit_views
+            from worldfm_ros.fit.build import fit_world, format_report, rgbd_fit_views
             from worldfm_ros.fit.config import FitConfig
 
             targets = rgbd_fit_views(root, anchor_idx, fit_size,
                                      depth_registration=build_options.get("depth_registration", "auto"))
-            world = fit_world(anchor, targets, fit or FitConfig())[0]
+            world, report, _ = fit_world(anchor, targets, fit or FitConfig())
+            log.info("%s", format_report(report))
         elif kind == "points":
             world = PointCloudWorld(anchor)
         else:
