@@ -24,7 +24,8 @@ from numba import njit, prange
 
 from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.render.splats import (ALPHA_MAX, ALPHA_MIN, EPS2D, RADIUS_SIGMAS, SPLAT_FAR, SPLAT_NEAR, TILE,
-                                       _bin, composite_tiles, support_in_tile)
+                                       _bin, composite_tiles, support_in_tile,
+                                       tile_pixels)
 
 _SH_C1 = 0.4886025119029199
 _SH_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)
@@ -171,9 +172,7 @@ def _composite_backward(offsets, ids, xy, conic, radius, opac, feat, width, heig
         start, end = offsets[t], offsets[t + 1]
         if start == end:
             continue
-        ty, tx = t // tiles_x, t % tiles_x
-        px0, py0 = tx * TILE, ty * TILE
-        px1, py1 = min(px0 + TILE, width), min(py0 + TILE, height)
+        px0, px1, py0, py1 = tile_pixels(t, tiles_x, width, height)
         trans = np.empty((TILE, TILE))
         behind = np.zeros((TILE, TILE, nc))  # sum over the later Gaussians of feat * weight
         kmax = start

@@ -190,6 +190,13 @@ def _tile_rect(xy, radius, g, tiles_x, tiles_y):
 
 
 @njit(cache=True, inline="always")
+def tile_pixels(t, tiles_x, width, height):
+    """Pixels [px0, px1) x [py0, py1) of tile t (row-major, ``tiles_x`` tiles a row)."""
+    px0, py0 = (t % tiles_x) * TILE, (t // tiles_x) * TILE
+    return px0, min(px0 + TILE, width), py0, min(py0 + TILE, height)
+
+
+@njit(cache=True, inline="always")
 def support_in_tile(xy, radius, i, px0, px1, py0, py1):
     """Pixels [x0, x1) x [y0, y1) of the tile [px0, px1) x [py0, py1) inside Gaussian i's support."""
     u, v = xy[i, 0], xy[i, 1]
@@ -232,9 +239,7 @@ def composite_tiles(offsets, ids, xy, conic, radius, opac, color, depth, width, 
         start, end = offsets[t], offsets[t + 1]
         if start == end:
             continue
-        ty, tx = t // tiles_x, t % tiles_x
-        px0, py0 = tx * TILE, ty * TILE
-        px1, py1 = min(px0 + TILE, width), min(py0 + TILE, height)
+        px0, px1, py0, py1 = tile_pixels(t, tiles_x, width, height)
         # the tile's pixels, composited Gaussian by Gaussian (front to back) over each one's own
         # support rectangle only: far fewer tests than every pixel against every Gaussian of the tile
         trans = np.ones((TILE, TILE))
