@@ -227,7 +227,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "anchor frames (the --fit-* options), or both side by side")
     from worldfm_ros.fit.cli import add_fit_arguments
 
-    add_fit_arguments(parser)
+    add_fit_arguments(parser, resumable=False)  # the evaluation's fit is not kept
     add_threads_argument(parser)
 
 

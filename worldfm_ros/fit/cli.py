@@ -31,8 +31,9 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def add_fit_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of a splat fit (defaults: ``fit.fitter.FitConfig``)."""
+def add_fit_arguments(p: argparse.ArgumentParser, resumable: bool = True) -> None:
+    """The options of a splat fit (defaults: ``fit.fitter.FitConfig``); ``resumable`` adds the
+    checkpoint options (a command that writes a scene)."""
     g = p.add_argument_group("splat fit (--world splats)")
     g.add_argument("--fit-iterations", type=int, default=_DEFAULTS.iterations,
                    help=f"optimisation steps, one frame each (default {_DEFAULTS.iterations})")
@@ -47,8 +48,9 @@ def add_fit_arguments(p: argparse.ArgumentParser) -> None:
                    help="no per-frame exposure term (fitted, never baked into the world)")
     g.add_argument("--max-gaussians", type=int, default=_DEFAULTS.max_gaussians,
                    help=f"densification stops at this many (default {_DEFAULTS.max_gaussians:,})")
-    g.add_argument("--checkpoint", type=Path, help="checkpoint file (default: OUTPUT.fit-checkpoint.pt)")
-    g.add_argument("--resume", action="store_true", help="go on from the checkpoint when there is one")
+    if resumable:
+        g.add_argument("--checkpoint", type=Path, help="checkpoint file (default: OUTPUT.fit-checkpoint.pt)")
+        g.add_argument("--resume", action="store_true", help="go on from the checkpoint when there is one")
 
 
 def fit_config(args: argparse.Namespace) -> FitConfig:
