@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from worldfm_ros.frame.reference import KeyframeSelector
+from worldfm_ros.frame.reference_batch import covisible_counts
 from worldfm_ros.world.store import open_world
 
 
@@ -57,6 +58,26 @@ def test_the_batched_keyframe_choice_is_the_choice_of_each_view_alone(room):
     assert [(c.index, c.score, c.num_samples) for c in together] == [(c.index, c.score, c.num_samples) for c in alone]
     assert all(np.array_equal(a.scores, b.scores) for a, b in zip(together, alone))
     assert len({c.index for c in alone}) > 1
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_the_compiled_covisibility_counts_are_covisible_point_by_point(room, strict):
+    from worldfm_ros.frame.reference import covisible
+
+    selector = KeyframeSelector(room)
+    rng = np.random.default_rng(3)
+    kf = room.keyframes[0]
+    depth = selector.keyframe_depth(0)
+    v, u = rng.integers(0, depth.shape[0], 4000), rng.integers(0, depth.shape[1], 4000)
+    z = depth[v, u].astype(np.float64) * rng.uniform(0.97, 1.03, 4000)  # on and off the tolerance of 2 %
+    rays = np.stack([(u - kf.camera.cx) / kf.camera.fx, (v - kf.camera.cy) / kf.camera.fy, np.ones(4000)], 1)
+    points = (rays * z[:, None]) @ kf.c2w[:3, :3].T + kf.c2w[:3, 3]  # surface points seen from keyframe 0
+    owner = rng.integers(0, 3, len(points))
+    counts = covisible_counts(points, owner, 3, *selector._keyframe_arrays(), 0.02, 0.01, 0.05, strict)
+    expected = np.stack([np.bincount(owner[covisible(points, kf.camera, kf.c2w, selector.keyframe_depth(k), 0.02, 0.01,
+                                                     0.05, strict)], minlength=3)
+                         for k, kf in enumerate(room.keyframes)], axis=1)
+    assert np.array_equal(counts, expected) and 0 < expected[:, 0].sum() < len(points)
 
 
 def test_a_batch_with_one_pose_that_is_not_rigid_is_refused_with_the_single_view_error(room):

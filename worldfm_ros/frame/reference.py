@@ -29,6 +29,7 @@ import numpy as np
 
 from worldfm_ros.camera import PinholeCamera, check_pose, check_poses
 from worldfm_ros.errors import CameraError, ConfigError
+from worldfm_ros.frame.reference_batch import covisible_counts
 from worldfm_ros.world.base import DEFAULT_NEAR, RenderStyle, World, render_one
 
 
@@ -205,6 +206,7 @@ class KeyframeSelector:
         self._depths: dict[int, np.ndarray] = {}
         self._grids: dict[tuple[int, int], np.ndarray] = {}
         self._last: tuple[tuple, KeyframeChoice] | None = None  # (view, choice) of the last call
+        self._packed: tuple[np.ndarray, ...] | None = None
 
     def keyframe_depth(self, index: int) -> np.ndarray:
         """(H, W) float32 z-depth of keyframe ``index`` in metres, 0 = no data (cached)."""
@@ -240,6 +242,19 @@ class KeyframeSelector:
         samples = [self._samples(depth, camera) for depth, camera in zip(depths, cameras)]
         return self._select([d for d, _ in samples], [uv for _, uv in samples], list(cameras), c2ws)
 
+    def _keyframe_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The keyframes as ``covisible_counts`` takes them: (K, 4, 4) c2w, (K, 4) fx, fy, cx, cy,
+        (K, 3) width, height, offset, and their depths (``keyframe_depth``) flattened (cached)."""
+        if self._packed is None:
+            keyframes = self.world.keyframes
+            depths = [np.asarray(self.keyframe_depth(k), np.float64).ravel() for k in range(len(keyframes))]  # exact
+            offsets = np.cumsum([0] + [len(d) for d in depths])[:-1]
+            self._packed = (np.array([kf.c2w for kf in keyframes], np.float64),
+                            np.array([[kf.camera.fx, kf.camera.fy, kf.camera.cx, kf.camera.cy] for kf in keyframes], np.float64),
+                            np.array([[kf.camera.width, kf.camera.height, o] for kf, o in zip(keyframes, offsets)], np.int64),
+                            np.concatenate(depths))
+        return self._packed
+
     def _samples(self, depth: np.ndarray, camera: PinholeCamera) -> tuple[np.ndarray, np.ndarray]:
         """(S,) float64 depths (metres) at the (S, 2) sample pixels (u, v) of ``camera``'s grid."""
         depth = np.asarray(depth)
@@ -265,22 +280,19 @@ class KeyframeSelector:
         if rules.distance_weight is not None:
             near, far, w_near, w_far = rules.distance_weight
             weights = w_near + (w_far - w_near) * np.clip((distances - near) / (far - near), 0.0, 1.0)
-        points, owners, usable = [], [], []
-        for i, (d, uv, camera, c2w) in enumerate(zip(ds, uvs, cameras, c2ws)):
-            ok = d > 0
-            usable.append(int(np.count_nonzero(ok)))
-            u, v, z = uv[ok, 0], uv[ok, 1], d[ok]
-            K = camera.K
-            cam = ((u - K[0, 2]) / K[0, 0] * z, (v - K[1, 2]) / K[1, 1] * z, z)
-            R, t = c2w[:3, :3], c2w[:3, 3]
-            points.append(np.stack([cam[0] * R[a, 0] + cam[1] * R[a, 1] + cam[2] * R[a, 2] + t[a] for a in range(3)],
-                                   axis=1))  # (S_i, 3) scene frame
-            owners.append(np.full(len(z), i))
-        world, owner = np.concatenate(points), np.concatenate(owners)
-        counts = np.stack([
-            np.bincount(owner[covisible(world, kf.camera, kf.c2w, self.keyframe_depth(k), rules.rel_tol,
-                                        rules.abs_tol, strict=rules.strict)], minlength=len(ds))
-            for k, kf in enumerate(keyframes)], axis=1) if len(world) else np.zeros((len(ds), len(keyframes)), int)
+        ok = [d > 0 for d in ds]
+        usable = [int(np.count_nonzero(m)) for m in ok]
+        owner = np.repeat(np.arange(len(ds)), usable)
+        u = np.concatenate([uv[m, 0] for uv, m in zip(uvs, ok)])
+        v = np.concatenate([uv[m, 1] for uv, m in zip(uvs, ok)])
+        z = np.concatenate([d[m] for d, m in zip(ds, ok)])
+        K = np.array([camera.K for camera in cameras])[owner]  # (P, 3, 3) each point's view
+        T = np.array(c2ws)[owner]  # (P, 4, 4)
+        cam = ((u - K[:, 0, 2]) / K[:, 0, 0] * z, (v - K[:, 1, 2]) / K[:, 1, 1] * z, z)
+        world = np.stack([cam[0] * T[:, a, 0] + cam[1] * T[:, a, 1] + cam[2] * T[:, a, 2] + T[:, a, 3]
+                          for a in range(3)], axis=1)  # (P, 3) scene frame
+        counts = covisible_counts(world, owner, len(ds), *self._keyframe_arrays(), rules.rel_tol, rules.abs_tol,
+                                  DEFAULT_NEAR, rules.strict)
         choices = []
         for i, n in enumerate(usable):
             if n == 0:

@@ -82,23 +82,37 @@ class BlockLayout:
         coordinate: the renderer computes each point's projection exactly (up to a few
         ulps, which the pixel margin absorbs) for a point within that bound of the true one.
         """
+        return self.visible_batch(w2c[None], np.array([[fx, fy, cx, cy]]), np.array([[width, height]]), near,
+                                  np.array([margin_px]))[0]
+
+    def visible_batch(self, w2cs: np.ndarray, intrinsics: np.ndarray, sizes: np.ndarray, near: float,
+                      margins_px: np.ndarray) -> list[np.ndarray]:
+        """``visible`` of C cameras in one pass over the blocks: w2cs (C, 4, 4), intrinsics (C, 4)
+        fx, fy, cx, cy (pixels), sizes (C, 2) width, height, margins_px (C,). Culling only drops
+        blocks whose points cannot reach an image, so which side of the rounding a block on the
+        edge of the margin falls does not change a rendered pixel."""
+        fx, fy, cx, cy = np.asarray(intrinsics, np.float64).T
+        width, height = np.asarray(sizes, np.float64).T
+        margin, zero, one = np.asarray(margins_px, np.float64), np.zeros(len(fx)), np.ones(len(fx))
         # Rows: left, right, top, bottom side planes through the camera centre (value > 0 means
         # beyond that side by more than the margin, for any z > 0), then camera z.
-        planes = np.array([
-            [-fx, 0.0, -0.5 - margin_px - cx],
-            [fx, 0.0, -(width - 0.5 + margin_px - cx)],
-            [0.0, -fy, -0.5 - margin_px - cy],
-            [0.0, fy, -(height - 0.5 + margin_px - cy)],
-            [0.0, 0.0, 1.0],
-        ])
+        planes = np.stack([
+            np.stack([-fx, zero, -0.5 - margin - cx], 1),
+            np.stack([fx, zero, -(width - 0.5 + margin - cx)], 1),
+            np.stack([zero, -fy, -0.5 - margin - cy], 1),
+            np.stack([zero, fy, -(height - 0.5 + margin - cy)], 1),
+            np.stack([zero, zero, one], 1),
+        ], 1)  # (C, 5, 3)
         # Bound on the float32 error of a transformed coordinate (|R p| + |t| <= sqrt(3) s + |t|).
-        err = COORD_REL_ERR * (np.sqrt(3.0) * self.scale + float(np.abs(w2c[:3, 3]).sum()))
-        tol = err * np.abs(planes).sum(axis=1)  # (5,) how far the dilation moves each plane value
-        g = planes @ w2c[:3]  # (5, 4) each plane as a linear function of world coordinates
-        gpos, gneg = np.maximum(g[:, :3], 0.0).T, np.minimum(g[:, :3], 0.0).T  # (3, 5)
+        err = COORD_REL_ERR * (np.sqrt(3.0) * self.scale + np.abs(w2cs[:, :3, 3]).sum(axis=1))  # (C,)
+        tol = err[:, None] * np.abs(planes).sum(axis=2)  # (C, 5) how far the dilation moves each plane value
+        g = planes @ w2cs[:, :3]  # (C, 5, 4) each plane as a linear function of world coordinates
+        gpos = np.maximum(g[:, :, :3], 0.0).transpose(2, 0, 1).reshape(3, -1)  # (3, C * 5)
+        gneg = np.minimum(g[:, :, :3], 0.0).transpose(2, 0, 1).reshape(3, -1)
         # Extremes of a linear function over a box: per axis, the corner the coefficient's sign picks.
-        f_min = self.lo @ gpos + self.hi @ gneg + g[:, 3]  # (B, 5)
-        f_max = self.hi @ gpos + self.lo @ gneg + g[:, 3]  # (B, 5)
-        behind = f_max[:, 4] < near - tol[4]
-        outside = (f_min[:, :4] > tol[:4]).any(axis=1)
-        return np.flatnonzero(~(behind | outside))
+        f_min = (self.lo @ gpos + self.hi @ gneg).reshape(-1, len(fx), 5) + g[:, :, 3]  # (B, C, 5)
+        f_max = (self.hi @ gpos + self.lo @ gneg).reshape(-1, len(fx), 5) + g[:, :, 3]
+        behind = f_max[:, :, 4] < near - tol[:, 4]
+        outside = (f_min[:, :, :4] > tol[:, :4]).any(axis=2)
+        keep = ~(behind | outside)  # (B, C)
+        return [np.flatnonzero(keep[:, c]) for c in range(len(fx))]

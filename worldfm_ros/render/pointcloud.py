@@ -134,7 +134,12 @@ class PointCloudRenderer:
         from worldfm_ros.render import pointcloud_batch as kernels
 
         poses = check_poses(c2ws)
-        setups = [self._frame_setup(c, p, point_radius, footprint_spacing, checked=True) for c, p in zip(cameras, poses)]
+        views = [self._view_arguments(c, p, point_radius, footprint_spacing, checked=True) for c, p in zip(cameras, poses)]
+        culled = self._blocks.visible_batch(np.array([v[2] for v in views]).reshape(-1, 4, 4),
+                                            np.array([v[3] for v in views]).reshape(-1, 4),
+                                            np.array([(c.width, c.height) for c in cameras]).reshape(-1, 2), self.near,
+                                            np.array([v[0] + 2.0 for v in views]))
+        setups = [(*v, blocks) for v, blocks in zip(views, culled)]
         consts = np.empty((len(setups), kernels.CONSTS), np.float32)
         dims = np.empty((len(setups), kernels.DIMS), np.int64)
         above_near = np.nextafter(np.float32(self.near), np.float32(np.inf))
@@ -171,9 +176,17 @@ class PointCloudRenderer:
 
     def _frame_setup(self, camera: PinholeCamera, c2w: np.ndarray, point_radius: int, footprint_spacing: float,
                      checked: bool = False) -> tuple[int, float, np.ndarray, tuple[float, ...], np.ndarray]:
+        """The checked arguments of one view (``_view_arguments``) and the (K,) ids of the blocks
+        that may reach its image."""
+        r, spacing, w2c, (fx, fy, cx, cy) = self._view_arguments(camera, c2w, point_radius, footprint_spacing, checked)
+        blocks = self._blocks.visible(w2c, fx, fy, cx, cy, camera.width, camera.height, self.near, margin_px=r + 2.0)
+        return r, spacing, w2c, (fx, fy, cx, cy), blocks
+
+    def _view_arguments(self, camera: PinholeCamera, c2w: np.ndarray, point_radius: int, footprint_spacing: float,
+                        checked: bool = False) -> tuple[int, float, np.ndarray, tuple[float, ...]]:
         """The checked arguments of one view: splat reach r (pixels), footprint spacing (m), (4, 4)
-        w2c, float32 (fx, fy, cx, cy) and the (K,) ids of the blocks that may reach the image
-        (``checked``: c2w is a (4, 4) float64 pose ``check_pose`` already accepted)."""
+        w2c and float32 (fx, fy, cx, cy) (``checked``: c2w is a (4, 4) float64 pose ``check_pose``
+        already accepted)."""
         if not isinstance(camera, PinholeCamera):
             raise CameraError(f"camera must be a PinholeCamera, got {type(camera).__name__}")
         if isinstance(point_radius, bool) or not isinstance(point_radius, (int, np.integer)) or point_radius < 0:
@@ -187,10 +200,7 @@ class PointCloudRenderer:
         # The padding and culling margin are those of the widest splat the footprints may need.
         r = MAX_FOOTPRINT_RADIUS if spacing > 0 else int(point_radius)
         w2c = invert_pose(c2w if checked else check_pose(c2w, "c2w"))
-        fx, fy, cx, cy = (float(np.float32(v)) for v in (camera.fx, camera.fy, camera.cx, camera.cy))
-
-        blocks = self._blocks.visible(w2c, fx, fy, cx, cy, camera.width, camera.height, self.near, margin_px=r + 2.0)
-        return r, spacing, w2c, (fx, fy, cx, cy), blocks
+        return r, spacing, w2c, tuple(float(np.float32(v)) for v in (camera.fx, camera.fy, camera.cx, camera.cy))
 
     def render_tensors(self, camera: PinholeCamera, c2w: np.ndarray, point_radius: int = 0,
                        footprint_spacing: float = 0.0) -> RenderTensors:

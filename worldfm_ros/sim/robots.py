@@ -74,6 +74,10 @@ class RobotBatch:
         self.episode_seed: list[int | None] = [None] * n
         self._known_xy = np.zeros((n, 2))
         self._known_distance = np.full(n, np.nan)
+        # Each robot's last sub-step motion and the twist it came from: at a steady velocity every
+        # sub-step asks for the same motion (the same bits in, so the same matrix out).
+        self._twist = np.full((n, 6), np.nan)
+        self._motion = np.tile(np.eye(4), (n, 1, 1))
 
     @property
     def map_T_base(self) -> np.ndarray:
@@ -181,8 +185,12 @@ class RobotBatch:
         d = dt[:, None]
         self.linear[robots] = approach(self.linear[robots], lin, k.max_linear_accel * d)
         self.angular[robots] = approach(self.angular[robots], ang, k.max_angular_accel * d)
-        self.odom_T_base[robots] = self.odom_T_base[robots] @ exp_se3_batch(self.linear[robots] * d,
-                                                                            self.angular[robots] * d)
+        twist = np.concatenate([self.linear[robots] * d, self.angular[robots] * d], axis=1)  # (K, 6)
+        new = np.flatnonzero(np.any(twist.view(np.int64) != self._twist[robots].view(np.int64), axis=1))
+        if len(new):
+            self._twist[robots[new]] = twist[new]
+            self._motion[robots[new]] = exp_se3_batch(twist[new, :3], twist[new, 3:])
+        self.odom_T_base[robots] = self.odom_T_base[robots] @ self._motion[robots]
 
     def views(self, robots: np.ndarray, map_T_base: np.ndarray) -> list[View]:
         """The primary camera's view of each of robots (K,) at its pose ``map_T_base`` (K, 4, 4)."""
