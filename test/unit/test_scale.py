@@ -78,13 +78,13 @@ def cluster():
 
 
 def running_task_workers() -> list:
-    """This test's Ray worker processes that are rendering a task now (Ray titles them by task)."""
+    """This test's Ray worker processes that are rendering a task now (Ray titles them by the method running)."""
     import psutil
 
     out = []
     for proc in psutil.Process().children(recursive=True):
         try:
-            if proc.cmdline()[:1] == ["ray::render_task_on_one_core"]:
+            if proc.cmdline()[:1] == ["ray::RenderWorker.render"]:
                 out.append(proc)
         except psutil.Error:
             pass

@@ -40,23 +40,24 @@ def run(args: argparse.Namespace) -> int:
     scenes = args.scenes if args.scenes else [config.scene]
     tasks = plan_tasks(args.trajectories, scenes, args.output, config, kind=args.kind, world=args.world,
                        rate_hz=args.rate, options=output_options(args))
-    startup = 0.0
+    startup, pool = 0.0, None
     if args.ray and todo_count(tasks):
-        from worldfm_ros.scale.ray_runtime import connect
+        from worldfm_ros.scale.render_batch import start_workers
 
         t0 = time.perf_counter()
-        connect(args.ray, num_cpus=args.workers, timeout_s=args.connect_timeout)
+        pool = start_workers(tasks, args.ray, args.workers, args.retries, args.connect_timeout)
         startup = time.perf_counter() - t0
     start = time.perf_counter()
     results = run_batch(tasks, ray=args.ray, workers=args.workers, retries=args.retries,
-                        timeout_s=args.connect_timeout, progress=not args.no_progress)
+                        timeout_s=args.connect_timeout, progress=not args.no_progress, pool=pool)
     seconds = time.perf_counter() - start
     count = {s: sum(r.status == s for r in results) for s in (DONE, SKIPPED, FAILED)}
     frames = sum(r.frames for r in results)
     print(f"render-batch: {len(tasks)} tasks ({count[DONE]} rendered, {count[SKIPPED]} already there, "
           f"{count[FAILED]} failed), {frames} poses in {seconds:.2f} s: {count[DONE] / seconds:.2f} tasks/s, "
           f"{frames / seconds:.1f} poses/s; ray {args.ray or 'off'}"
-          + (f" (joined or started in {startup:.2f} s, not counted)" if args.ray else ""))
+          + (f" (joined or started, {len(pool or [])} workers warmed up, in {startup:.2f} s, not counted)"
+             if args.ray else ""))
     for r in results:
         if r.status == FAILED:
             print(f"  failed: {r.error}")

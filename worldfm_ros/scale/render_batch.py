@@ -123,13 +123,29 @@ def render_task(task: RenderTask) -> TaskResult:
     return TaskResult(task.name, DONE, summary.frames, time.perf_counter() - start)
 
 
-def render_task_on_one_core(task: RenderTask) -> TaskResult:
-    """``render_task`` in a worker holding one CPU slot: OpenCV's own thread pool (the hole filling,
-    the resizes) is kept to one thread, as torch's is, so that workers do not crowd each other's cores."""
-    import cv2
+class RenderWorker:
+    """A Ray actor of one CPU that renders tasks; made warm: OpenCV kept to one thread (as torch
+    is, so that workers do not crowd each other's cores), the rendering modules imported, and the
+    scene and backend of ``config`` loaded and one view rendered (numba's kernels loaded), before
+    its first task."""
 
-    cv2.setNumThreads(1)
-    return render_task(task)
+    def __init__(self, config: SimConfig) -> None:
+        import cv2
+
+        from worldfm_ros.sim import trajectory  # noqa: F401 - imported here, not in the first task
+
+        cv2.setNumThreads(1)
+        try:
+            sim = _simulator(config)
+            sim.render(sim.map_T_base, 0)
+        except Exception:  # noqa: BLE001 - a scene that does not load fails its own tasks, with its name
+            pass
+
+    def ready(self) -> bool:
+        return True
+
+    def render(self, task: RenderTask) -> TaskResult:
+        return render_task(task)
 
 
 def remove_partial_outputs(tasks: list[RenderTask]) -> None:
@@ -145,15 +161,33 @@ def todo_count(tasks: list[RenderTask]) -> int:
     return sum(not Path(t.output).exists() for t in tasks)
 
 
+def start_workers(tasks: list[RenderTask], address: str, workers: int = 1, retries: int = 3,
+                  timeout_s: float = 30.0) -> list:
+    """Join or start Ray (``ray_runtime.connect``) and start one ``RenderWorker`` per CPU of the
+    cluster (``workers`` with 'local'), at most one per task without an output, each warmed on the
+    first such task's configuration; returns them once all are warm. A worker that dies is
+    restarted, and its task run again, ``retries`` times."""
+    from worldfm_ros.scale.ray_runtime import connect
+
+    ray = connect(address, num_cpus=workers, timeout_s=timeout_s)
+    todo = [t for t in tasks if not Path(t.output).exists()]
+    count = min(len(todo), max(1, int(ray.cluster_resources().get("CPU", 1))))
+    actor = ray.remote(num_cpus=1, max_restarts=retries, max_task_retries=retries)(RenderWorker)
+    pool = [actor.remote(todo[0].config) for _ in range(count)] if todo else []
+    ray.get([w.ready.remote() for w in pool])
+    return pool
+
+
 def run_batch(tasks: list[RenderTask], ray: str | None = None, workers: int = 1, retries: int = 3,
-              timeout_s: float = 30.0, progress: bool = True) -> list[TaskResult]:
+              timeout_s: float = 30.0, progress: bool = True, pool: list | None = None) -> list[TaskResult]:
     """Run ``tasks``, in the order given, and return their results in that order.
 
     ray: None (one after the other in this process), 'local' (a Ray instance started here with
     ``workers`` worker slots), 'auto' or 'HOST:PORT' (a running cluster: every free CPU takes a
     task); retries: how often Ray runs again a task whose worker died; timeout_s: seconds to wait
-    for the cluster to answer. Tasks whose output exists are skipped without starting a worker.
-    progress: a progress bar on stderr.
+    for the cluster to answer; pool: the warm workers of ``start_workers`` (started here when
+    None). Tasks whose output exists are skipped without starting a worker. progress: a progress
+    bar on stderr.
     """
     from tqdm import tqdm
 
@@ -172,28 +206,41 @@ def run_batch(tasks: list[RenderTask], ray: str | None = None, workers: int = 1,
                 results[i] = render_task(tasks[i])
                 bar.update()
         elif todo:
-            _run_on_ray(tasks, todo, results, bar, ray, workers, retries, timeout_s)
+            if pool is None:
+                pool = start_workers(tasks, ray, workers, retries, timeout_s)
+            _run_on_workers(tasks, todo, results, bar, pool)
     finally:
         bar.close()
         remove_partial_outputs(tasks)
     return [results[i] for i in range(len(tasks))]
 
 
-def _run_on_ray(tasks: list[RenderTask], todo: list[int], results: dict[int, TaskResult], bar, address: str,
-                workers: int, retries: int, timeout_s: float) -> None:
-    """Submit ``todo`` as Ray tasks of one CPU each and collect them as they finish."""
-    from worldfm_ros.scale.ray_runtime import connect
+def _run_on_workers(tasks: list[RenderTask], todo: list[int], results: dict[int, TaskResult], bar, pool: list) -> None:
+    """Hand ``todo`` to the workers of ``pool``, the next task to whichever finishes first, and
+    collect the results; a worker that died more often than its restarts takes no more tasks."""
+    import ray
 
-    ray = connect(address, num_cpus=workers, timeout_s=timeout_s)
-    remote = ray.remote(num_cpus=1, max_retries=retries)(render_task_on_one_core)
-    pending = {remote.remote(tasks[i]): i for i in todo}
+    queue, pending = list(reversed(todo)), {}
+
+    def hand(worker) -> None:
+        i = queue.pop()
+        pending[worker.render.remote(tasks[i])] = (i, worker)
+
+    for worker in pool[:len(queue)]:
+        hand(worker)
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
         for ref in ready:
-            i = pending.pop(ref)
+            i, worker = pending.pop(ref)
+            alive = True
             try:
                 results[i] = ray.get(ref)
             except ray.exceptions.RayError as exc:  # its worker died more often than retries
+                alive = not isinstance(exc, ray.exceptions.RayActorError)
                 results[i] = TaskResult(tasks[i].name, FAILED, error=f"{tasks[i].name}: {type(exc).__name__}: "
                                                                      f"{str(exc).splitlines()[0]}")
             bar.update()
+            if queue and alive:
+                hand(worker)
+    for i in reversed(queue):  # every worker died
+        results[i] = TaskResult(tasks[i].name, FAILED, error=f"{tasks[i].name}: no Ray worker left to run it")
