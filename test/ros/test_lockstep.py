@@ -14,7 +14,7 @@ from rosutil import Spinner, wait_for  # noqa: E402
 from worldfm_ros.camera import PinholeCamera  # noqa: E402
 from worldfm_ros.ros import conversions as conv  # noqa: E402
 from worldfm_ros.ros.node import SimNode  # noqa: E402
-from worldfm_ros.scene.procedural import make_room_scene, random_room  # noqa: E402
+from worldfm_ros.build.procedural import make_room_scene, random_room  # noqa: E402
 from worldfm_ros.scene.store import save_scene  # noqa: E402
 from worldfm_ros.srv import Reset, Step  # noqa: E402
 

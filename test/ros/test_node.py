@@ -25,7 +25,7 @@ from worldfm_ros.camera import PinholeCamera  # noqa: E402
 from worldfm_ros.ros import conversions as conv  # noqa: E402
 from worldfm_ros.ros.node import SimNode  # noqa: E402
 from worldfm_ros.ros.tf_io import TF_QOS, TF_STATIC_QOS, TfPublisher  # noqa: E402
-from worldfm_ros.scene.procedural import make_room_scene, random_room  # noqa: E402
+from worldfm_ros.build.procedural import make_room_scene, random_room  # noqa: E402
 from worldfm_ros.scene.store import save_scene  # noqa: E402
 from worldfm_ros.ros.tf_tree import TransformTree  # noqa: E402
 from worldfm_ros.srv import LoadScene  # noqa: E402

@@ -26,7 +26,7 @@ from rosutil import SimProcess, Spinner, wait_for  # noqa: E402
 from worldfm_ros.camera import PinholeCamera  # noqa: E402
 from worldfm_ros.ros.node import SERVICE_QOS  # noqa: E402
 from worldfm_ros.ros.tf_io import TfPublisher  # noqa: E402
-from worldfm_ros.scene.procedural import make_room_scene, random_room  # noqa: E402
+from worldfm_ros.build.procedural import make_room_scene, random_room  # noqa: E402
 from worldfm_ros.scene.store import save_scene  # noqa: E402
 from worldfm_ros.srv import Step  # noqa: E402
 

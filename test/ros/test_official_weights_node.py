@@ -17,7 +17,7 @@ def test_node_parameter_backend_model_runs_an_official_pth(official_pth, vae_dir
     from rosutil import Spinner, wait_for
     from worldfm_ros.camera import PinholeCamera
     from worldfm_ros.ros.node import SimNode
-    from worldfm_ros.scene.procedural import make_room_scene, random_room
+    from worldfm_ros.build.procedural import make_room_scene, random_room
     from worldfm_ros.scene.store import save_scene
 
     scene = tmp_path / "room"

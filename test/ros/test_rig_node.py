@@ -21,7 +21,7 @@ from worldfm_ros.camera import PinholeCamera  # noqa: E402
 from worldfm_ros.ros import conversions as conv  # noqa: E402
 from worldfm_ros.ros.node import SimNode  # noqa: E402
 from worldfm_ros.ros.tf_io import TF_STATIC_QOS  # noqa: E402
-from worldfm_ros.scene.procedural import make_room_scene, random_room  # noqa: E402
+from worldfm_ros.build.procedural import make_room_scene, random_room  # noqa: E402
 from worldfm_ros.scene.store import save_scene  # noqa: E402
 from worldfm_ros.sim.sensor_rig import rig_path  # noqa: E402
 from worldfm_ros.srv import Reset, Step  # noqa: E402

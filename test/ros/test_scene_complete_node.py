@@ -21,7 +21,7 @@ def test_the_node_publishes_which_pixels_were_synthesised(ros_context, tmp_path)
     from rosutil import Spinner, wait_for
     from worldfm_ros.ros import conversions as conv
     from worldfm_ros.ros.node import SimNode
-    from worldfm_ros.scene.complete import complete_scene
+    from worldfm_ros.build.complete import complete_scene
 
     src = save_scene(SceneAnchor(*room_points([(0, 0, 4, 3)], BOX_3_WALLS), name="box"), tmp_path / "box")
     complete_scene(src, tmp_path / "closed")

@@ -9,7 +9,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.envs.batched import BatchedWorldFMEnv
 from worldfm_ros.envs.vector import make_sb3_vector_env, make_vector_env
-from worldfm_ros.scene.procedural import make_room_scene, random_room
+from worldfm_ros.build.procedural import make_room_scene, random_room
 
 W, H = 32, 24
 CONFIG = {"camera": {"width": W, "height": H}, "backend": {"name": "anchor"}}

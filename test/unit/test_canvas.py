@@ -84,7 +84,7 @@ class BrighteningResidualBackend(RecordingBackend):
 
 def simulate(backend, width=48, height=36):
     """The first frame of a small procedural room through ``backend``."""
-    from worldfm_ros.scene.procedural import make_room_scene, random_room
+    from worldfm_ros.build.procedural import make_room_scene, random_room
     from worldfm_ros.sim.config import SimConfig
     from worldfm_ros.sim.simulator import Simulator
     from worldfm_ros.sim.rig import CameraConfig

@@ -19,7 +19,7 @@ from worldfm_ros.model.config import DiTConfig
 from worldfm_ros.model.dit import WorldFMDiT
 from worldfm_ros.render.density import gap_fraction
 from worldfm_ros.render.release import ReleaseRenderer
-from worldfm_ros.scene.build_panorama import build_panorama, reference_pose
+from worldfm_ros.build.build_panorama import build_panorama, reference_pose
 from worldfm_ros.scene.io import write_image
 from worldfm_ros.frame.pipeline import FramePipeline
 from worldfm_ros.sim.rig import CameraRig, MountConfig

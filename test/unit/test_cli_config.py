@@ -13,7 +13,7 @@ import yaml
 from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.cli import COMMANDS, build_parser, main
 from worldfm_ros.errors import ConfigError
-from worldfm_ros.scene.procedural import make_room_scene, random_room
+from worldfm_ros.build.procedural import make_room_scene, random_room
 from worldfm_ros.scene.store import save_scene
 from worldfm_ros.sim.cli_config import sim_config_from_args
 from worldfm_ros.sim.config import SimConfig

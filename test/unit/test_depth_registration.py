@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from worldfm_ros.camera import PinholeCamera
-from worldfm_ros.scene.build_rgbd import build_rgbd, read_sequence
+from worldfm_ros.build.build_rgbd import build_rgbd, read_sequence
 from worldfm_ros.scene.io import write_image
-from worldfm_ros.scene.procedural import body_pose, random_room
-from worldfm_ros.scene.registration import DepthCamera, register_depth
+from worldfm_ros.build.procedural import body_pose, random_room
+from worldfm_ros.build.registration import DepthCamera, register_depth
 
 DEPTH_CAMERA = PinholeCamera.from_K(np.array([[70.0, 0, 40], [0, 70.0, 30], [0, 0, 1]]), 80, 60)
 COLOR_CAMERA = PinholeCamera.from_K(np.array([[60.0, 0, 40], [0, 60.0, 30], [0, 0, 1]]), 80, 60)

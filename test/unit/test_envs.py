@@ -12,7 +12,7 @@ from worldfm_ros.envs import ENV_IDS
 from worldfm_ros.envs.reward import Transition
 from worldfm_ros.envs.sim_env import WorldFMEnv
 from worldfm_ros.envs.vector import make_vector_env
-from worldfm_ros.scene.procedural import make_room_scene, random_room
+from worldfm_ros.build.procedural import make_room_scene, random_room
 
 W, H = 64, 48
 CONFIG = {"camera": {"width": W, "height": H}, "initial_pose": [3.0, 2.5, 0.0, 0.0],

@@ -10,7 +10,7 @@ import pytest
 from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.eval.evaluate import score
 from worldfm_ros.eval.metrics import psnr, ssim, warp_difference, warp_to_view
-from worldfm_ros.scene.procedural import body_pose, random_room
+from worldfm_ros.build.procedural import body_pose, random_room
 from worldfm_ros.train.data import build_samples
 from worldfm_ros.train.synthetic import synthetic_clip
 

@@ -11,7 +11,7 @@ import pytest
 from worldfm_ros.cli import main
 from worldfm_ros.errors import ConfigError
 from worldfm_ros.eval.rgbd_split import split_indices
-from worldfm_ros.scene.procedural import body_pose, random_room
+from worldfm_ros.build.procedural import body_pose, random_room
 from test_scene_build_rgbd import CAMERA, HEIGHT, write_seven_scenes  # noqa: E402
 
 

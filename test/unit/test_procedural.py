@@ -7,7 +7,7 @@ import pytest
 
 from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.render.pointcloud import PointCloudRenderer
-from worldfm_ros.scene.procedural import ProceduralRoom, body_pose, make_room_scene, random_room
+from worldfm_ros.build.procedural import ProceduralRoom, body_pose, make_room_scene, random_room
 
 
 def empty_room() -> ProceduralRoom:
@@ -29,7 +29,7 @@ def test_floor_depth_follows_the_ground_plane():
 
 def test_obstacle_occludes_the_wall_behind_it():
     room = random_room(seed=1, size=(6.0, 4.0, 3.0), num_obstacles=0)
-    from worldfm_ros.scene.procedural import Box
+    from worldfm_ros.build.procedural import Box
 
     room.obstacles.append(Box(np.array([3.0, 1.5, 0.0]), np.array([3.5, 2.5, 2.5]), np.array([200.0, 0, 0])))
     cam = PinholeCamera(65, 49, 40.0, 40.0, 32.0, 24.0)

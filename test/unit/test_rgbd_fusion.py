@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from worldfm_ros.camera import PinholeCamera
-from worldfm_ros.scene.build_rgbd import build_rgbd
-from worldfm_ros.scene.rgbd_fusion import flying_pixel_mask, observation_confidence
+from worldfm_ros.build.build_rgbd import build_rgbd
+from worldfm_ros.build.rgbd_fusion import flying_pixel_mask, observation_confidence
 from test_scene_build_rgbd import write_seven_scenes  # noqa: E402
 
 CAMERA = PinholeCamera.from_fov(64, 48, 70.0)

@@ -10,7 +10,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from worldfm_ros.camera import PinholeCamera
-from worldfm_ros.scene.procedural import make_room_scene, random_room
+from worldfm_ros.build.procedural import make_room_scene, random_room
 
 W, H = 64, 48
 CONFIG = {"camera": {"width": W, "height": H}, "backend": {"name": "anchor"}}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from worldfm_ros.scene.backproject import backproject_depth
+from worldfm_ros.build.backproject import backproject_depth
 
 
 K = np.array([[100.0, 0.0, 3.5], [0.0, 80.0, 2.5], [0.0, 0.0, 1.0]])

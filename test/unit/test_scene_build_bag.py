@@ -16,9 +16,9 @@ from worldfm_ros.cli import main
 from worldfm_ros.errors import SceneError
 from worldfm_ros.messages import MessageBuilder
 from worldfm_ros.eval import bench_bag as bb
-from worldfm_ros.scene.bag_images import decode_color, decode_depth
-from worldfm_ros.scene.bag_tf import TfBuffer, TransformChainError
-from worldfm_ros.scene.build_bag import BagConfig, build_bag
+from worldfm_ros.build.bag_images import decode_color, decode_depth
+from worldfm_ros.build.bag_tf import TfBuffer, TransformChainError
+from worldfm_ros.build.build_bag import BagConfig, build_bag
 from worldfm_ros.scene.store import load_scene
 
 STORE = get_typestore(Stores.ROS2_JAZZY)
@@ -238,8 +238,8 @@ def test_a_recorded_drive_rebuilds_a_world_that_replays_its_images(drive):
 def test_drifting_odometry_is_pulled_back_by_registration(drive):
     root, _, poses, _ = drive
     every = BagConfig(keyframe_distance=0, keyframe_angle_deg=0)
-    from worldfm_ros.scene.build_bag import read_bag_frames
-    from worldfm_ros.scene.pose_refine import refine_poses
+    from worldfm_ros.build.build_bag import read_bag_frames
+    from worldfm_ros.build.pose_refine import refine_poses
 
     truth = np.stack([k.c2w for k in read_bag_frames(root / "clean", every)[0]])
     kept, K, _ = read_bag_frames(root / "drift", every)
@@ -252,7 +252,7 @@ def test_drifting_odometry_is_pulled_back_by_registration(drive):
 
 
 def test_fusion_in_chunks_of_frames_matches_fusing_them_all_at_once():
-    from worldfm_ros.scene.rgbd_fusion import fuse_frames
+    from worldfm_ros.build.rgbd_fusion import fuse_frames
 
     K = PinholeCamera.from_fov(W, H, 70.0).K
     frames = []

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from worldfm_ros.scene.backproject import backproject_depth
-from worldfm_ros.scene.build_panorama import (
+from worldfm_ros.build.backproject import backproject_depth
+from worldfm_ros.build.build_panorama import (
     build_panorama, panorama_directions, reference_pose, render_crop,
 )
 from worldfm_ros.scene.io import write_image
@@ -105,7 +105,7 @@ def test_non_2_to_1_panorama_is_rejected(tmp_path: Path) -> None:
 
 
 def test_release_profile_builds_the_released_cloud_and_42_reference_views(pano_files: tuple[Path, Path]) -> None:
-    from worldfm_ros.scene.build_panorama import RELEASE_VIEWS
+    from worldfm_ros.build.build_panorama import RELEASE_VIEWS
 
     anchor = build_panorama(*pano_files, profile="release")
     assert len(anchor.points) == 4096 * 2048  # resampled to the 4k tier, one point per pixel, no budget

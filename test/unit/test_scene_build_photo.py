@@ -10,7 +10,7 @@ import pytest
 
 from worldfm_ros.cli import main
 from worldfm_ros.errors import SceneError
-from worldfm_ros.scene.build_photo import build_photo, photo_intrinsics, read_photo
+from worldfm_ros.build.build_photo import build_photo, photo_intrinsics, read_photo
 from worldfm_ros.scene.store import load_scene
 
 W, H = 64, 48

@@ -11,9 +11,9 @@ from scipy.spatial.transform import Rotation
 
 from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.errors import SceneError
-from worldfm_ros.scene.build_rgbd import build_rgbd, read_sequence
+from worldfm_ros.build.build_rgbd import build_rgbd, read_sequence
 from worldfm_ros.scene.io import write_image
-from worldfm_ros.scene.procedural import body_pose, random_room
+from worldfm_ros.build.procedural import body_pose, random_room
 from worldfm_ros.scene.store import load_scene, save_scene
 
 CAMERA = PinholeCamera.from_fov(64, 48, 70.0)

@@ -14,11 +14,11 @@ import yaml
 from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.cli import main
 from worldfm_ros.errors import SceneError
-from worldfm_ros.scene.build_image import build_image
-from worldfm_ros.scene.build_ply import build_ply
-from worldfm_ros.scene.build_worldfm import build_worldfm, input_view_intrinsics, read_worldfm_meta
+from worldfm_ros.build.build_image import build_image
+from worldfm_ros.build.build_ply import build_ply
+from worldfm_ros.build.build_worldfm import build_worldfm, input_view_intrinsics, read_worldfm_meta
 from worldfm_ros.scene.io import write_image, write_ply
-from worldfm_ros.scene.procedural import body_pose, make_room_scene, random_room
+from worldfm_ros.build.procedural import body_pose, make_room_scene, random_room
 from worldfm_ros.scene.store import load_scene, save_scene
 
 CAMERA = PinholeCamera.from_fov(64, 48, 75.0)

@@ -18,9 +18,9 @@ from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.errors import SceneError
 from worldfm_ros.geometry import map_T_camera
 from worldfm_ros.scene.anchor import SceneAnchor
-from worldfm_ros.scene.complete import CompletionConfig, NotARoom, complete_world
+from worldfm_ros.build.complete import CompletionConfig, NotARoom, complete_world
 from worldfm_ros.scene.store import save_scene
-from worldfm_ros.scene.texture import synthesize
+from worldfm_ros.build.texture import synthesize
 from worldfm_ros.sim.scan import ScanConfig, depth_to_scan
 from worldfm_ros.world.base import render_one
 from worldfm_ros.world.completed import CompletedWorld
@@ -168,7 +168,7 @@ def test_a_corrupt_layout_is_refused_naming_its_file(tmp_path, box_world):
 
 
 def test_random_start_poses_stay_inside_an_l_shaped_room(tmp_path):
-    from worldfm_ros.scene.complete import complete_scene
+    from worldfm_ros.build.complete import complete_scene
     from worldfm_ros.sim.config import SimConfig
     from worldfm_ros.sim.simulator import Simulator
 

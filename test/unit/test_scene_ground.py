@@ -7,7 +7,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from worldfm_ros.errors import SceneError
-from worldfm_ros.scene.ground import align_ground, parse_axis
+from worldfm_ros.build.ground import align_ground, parse_axis
 
 # optical axes (x right, y down, z forward) of a level camera looking along world +x, z up
 LEVEL_CAMERA = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])

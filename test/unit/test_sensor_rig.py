@@ -96,7 +96,7 @@ def test_disparity_of_a_wall_at_known_depth_is_f_times_baseline_over_z(tmp_path)
 
 
 def test_both_eyes_share_the_stamp_and_the_left_eyes_keyframe(tmp_path):
-    from worldfm_ros.scene.procedural import make_room_scene, random_room
+    from worldfm_ros.build.procedural import make_room_scene, random_room
 
     sim = stereo_sim(tmp_path, 0.12)
     room = random_room(seed=3, size=(6.0, 5.0, 2.8), num_obstacles=1)

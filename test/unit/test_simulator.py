@@ -8,7 +8,7 @@ import pytest
 from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.config import load_config
 from worldfm_ros.errors import ConfigError, WorldFMError
-from worldfm_ros.scene.procedural import make_room_scene, random_room
+from worldfm_ros.build.procedural import make_room_scene, random_room
 from worldfm_ros.sim.config import SimConfig
 from worldfm_ros.sim.kinematics import Twist
 from worldfm_ros.sim.simulator import Simulator

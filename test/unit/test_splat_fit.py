@@ -24,7 +24,7 @@ from worldfm_ros.fit.raster import SplatParams, project, render
 from worldfm_ros.render.gaussians import Gaussians, make_gaussians
 from worldfm_ros.render.splats import ALPHA_MAX, ALPHA_MIN, T_MIN, SplatRenderer
 from worldfm_ros.scene.io import write_image
-from worldfm_ros.scene.procedural import body_pose, random_room
+from worldfm_ros.build.procedural import body_pose, random_room
 
 CAMERA = PinholeCamera.from_fov(48, 36, 70.0)
 
@@ -120,8 +120,8 @@ def room_views(n: int, camera: PinholeCamera = CAMERA, seed: int = 7) -> FitView
 
 def room_init(views: FitViews, stride: int = 3) -> Gaussians:
     """Discs of the back-projected frames (what a fit starts from)."""
-    from worldfm_ros.scene.backproject import backproject_depth
-    from worldfm_ros.scene.build_splats import splats_from_points
+    from worldfm_ros.build.backproject import backproject_depth
+    from worldfm_ros.build.build_splats import splats_from_points
     from worldfm_ros.scene.downsample import point_spacing
 
     pts, cols = [], []

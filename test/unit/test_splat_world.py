@@ -12,7 +12,7 @@ from scipy.spatial import cKDTree
 
 from worldfm_ros.errors import SceneError
 from worldfm_ros.render.gaussians import SH_C0, make_gaussians, transform_gaussians
-from worldfm_ros.scene.build_splats import build_splats, splats_from_points
+from worldfm_ros.build.build_splats import build_splats, splats_from_points
 from worldfm_ros.scene.splat_io import read_splats, write_dot_splat, write_splats
 from worldfm_ros.world.base import World, points_in_map
 from worldfm_ros.world.splats import SplatWorld, save_splat_world
@@ -176,7 +176,7 @@ def test_the_wrong_up_axis_is_warned_about(opencv_ply):
     records: list[logging.LogRecord] = []
     handler = logging.Handler(logging.WARNING)
     handler.emit = records.append
-    logger = logging.getLogger("worldfm_ros.scene.build_splats")
+    logger = logging.getLogger("worldfm_ros.build.build_splats")
     logger.addHandler(handler)
     try:
         build_splats(opencv_ply, up="-y", num_keyframes=1, keyframe_size=(32, 24))  # right: OpenCV's up is -y
@@ -223,7 +223,7 @@ def test_scene_build_splats_closes_a_point_cloud_scene(tmp_path, capsys):
     from worldfm_ros.camera import PinholeCamera
     from worldfm_ros.cli import main
     from worldfm_ros.resources import default_scene_path
-    from worldfm_ros.scene.procedural import body_pose
+    from worldfm_ros.build.procedural import body_pose
 
     assert main(["scene-build", "splats", str(default_scene_path()), "-o", str(tmp_path / "splats")]) == 0
     points, splats = load_world(default_scene_path()), load_world(tmp_path / "splats")

@@ -15,7 +15,7 @@ from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.config import load_config
 from worldfm_ros.errors import ConfigError
 from worldfm_ros.runtime import DEFAULT_TORCH_THREADS
-from worldfm_ros.scene.procedural import make_room_scene, random_room
+from worldfm_ros.build.procedural import make_room_scene, random_room
 from worldfm_ros.sim.config import SimConfig
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from worldfm_ros.errors import SceneError
 from worldfm_ros.train.data import AnchorMasking, SampleSet, build_samples, make_batch, nearest_reference, pose_distance
 from worldfm_ros.train.loaders import GL_TO_CV, nerf_clip, realestate10k_clip, rgbd_clips
 from worldfm_ros.train.synthetic import TEMPLATES, camera_path, is_free, synthetic_clip
-from worldfm_ros.scene.procedural import random_room
+from worldfm_ros.build.procedural import random_room
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -50,7 +50,7 @@ def test_samples_use_the_nearest_of_four_references_and_every_other_frame_as_tar
 
 
 def test_nearest_reference_weighs_distance_and_angle():
-    from worldfm_ros.scene.procedural import body_pose
+    from worldfm_ros.build.procedural import body_pose
 
     target = body_pose(0, 0, 0.0)
     near_but_turned, far_but_aligned = body_pose(0.1, 0, np.pi), body_pose(0.5, 0, 0.0)

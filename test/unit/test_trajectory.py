@@ -15,7 +15,7 @@ from worldfm_ros.camera import LINK_T_OPTICAL, PinholeCamera
 from worldfm_ros.cli import main
 from worldfm_ros.config import load_config
 from worldfm_ros.errors import CameraError, ConfigError, WorldFMError
-from worldfm_ros.scene.procedural import make_room_scene, random_room
+from worldfm_ros.build.procedural import make_room_scene, random_room
 from worldfm_ros.scene.store import save_scene
 from worldfm_ros.sim.config import SimConfig
 from worldfm_ros.sim.simulator import Simulator, planar_pose

@@ -62,7 +62,7 @@ def room_simulator(width: int, height: int, scene_dir: Path, seed: int = 5):
     """A simulator on the anchor backend in a procedural room (saved to ``scene_dir``)."""
     from worldfm_ros.camera import PinholeCamera
     from worldfm_ros.config import load_config
-    from worldfm_ros.scene.procedural import make_room_scene, random_room
+    from worldfm_ros.build.procedural import make_room_scene, random_room
     from worldfm_ros.scene.store import save_scene
     from worldfm_ros.sim.config import SimConfig
     from worldfm_ros.sim.simulator import Simulator
@@ -137,7 +137,7 @@ def write_rgbd_sequence_bag(root: Path, indices: list[int], path: Path, depth_de
     from worldfm_ros.bags import open_writer
     from worldfm_ros.camera import LINK_T_OPTICAL, PinholeCamera
     from worldfm_ros.messages import MessageBuilder
-    from worldfm_ros.scene.build_rgbd import read_sequence
+    from worldfm_ros.build.build_rgbd import read_sequence
 
     store = get_typestore(Stores.ROS2_JAZZY)
     msg = MessageBuilder(store.types.__getitem__, lambda a: a)
@@ -177,7 +177,7 @@ def write_rgbd_sequence_bag(root: Path, indices: list[int], path: Path, depth_de
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the forked parent's pages
 _CHILD = """
 import re, sys, time
-from worldfm_ros.scene.build_bag import BagConfig, build_bag
+from worldfm_ros.build.build_bag import BagConfig, build_bag
 t = time.perf_counter()
 anchor, report = build_bag(sys.argv[1], BagConfig(), progress=False)
 hwm = int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1))
@@ -188,8 +188,8 @@ print(time.perf_counter() - t, hwm / 1024, report.kept, anchor.num_points)
 def _round_trip(args, out: Path) -> list[str]:
     import time
 
-    from worldfm_ros.scene.build_bag import BagConfig, build_bag, read_bag_frames
-    from worldfm_ros.scene.pose_refine import refine_poses
+    from worldfm_ros.build.build_bag import BagConfig, build_bag, read_bag_frames
+    from worldfm_ros.build.pose_refine import refine_poses
 
     w, h = args.size
     sim = room_simulator(w, h, out / f"room_{w}x{h}")
@@ -232,8 +232,8 @@ def _round_trip(args, out: Path) -> list[str]:
 def _real_sequence(args, out: Path) -> list[str]:
     from worldfm_ros.backends.config import BackendConfig
     from worldfm_ros.eval.rgbd_split import load_views, render_views, score_views, split_indices
-    from worldfm_ros.scene.build_bag import BagConfig, build_bag
-    from worldfm_ros.scene.build_rgbd import build_rgbd
+    from worldfm_ros.build.build_bag import BagConfig, build_bag
+    from worldfm_ros.build.build_rgbd import build_rgbd
     from worldfm_ros.sim.simulator import open_backend
     from worldfm_ros.world.pointcloud import PointCloudWorld
 

@@ -62,7 +62,7 @@ def free_poses(world, layout, n: int, clearance: float, rng: np.random.Generator
 
 def hole_table(args: argparse.Namespace) -> None:
     from worldfm_ros.camera import PinholeCamera
-    from worldfm_ros.scene.complete import complete_world, format_report
+    from worldfm_ros.build.complete import complete_world, format_report
     from worldfm_ros.world.base import RenderStyle
     from worldfm_ros.world.completed import CompletedWorld
     from worldfm_ros.world.store import load_world
@@ -117,8 +117,8 @@ def heldout_table(args: argparse.Namespace) -> None:
     from worldfm_ros.backends.fill_backend import FillBackend
     from worldfm_ros.eval.metrics import psnr, ssim_map
     from worldfm_ros.eval.rgbd_split import load_views, pooled_psnr_ssim, render_views, split_indices
-    from worldfm_ros.scene.build_rgbd import build_rgbd, read_sequence
-    from worldfm_ros.scene.complete import complete_world
+    from worldfm_ros.build.build_rgbd import build_rgbd, read_sequence
+    from worldfm_ros.build.complete import complete_world
     from worldfm_ros.world.completed import CompletedWorld
     from worldfm_ros.world.pointcloud import PointCloudWorld
 

@@ -27,7 +27,7 @@ ROOM_HI = np.array([4.0, 1.5, 3.0])
 
 def synthetic_panorama(width: int) -> tuple[np.ndarray, np.ndarray]:
     """(H, W, 3) uint8 panorama and (H, W) float32 ray distance (metres) of the box room, H = W / 2."""
-    from worldfm_ros.scene.build_panorama import panorama_directions
+    from worldfm_ros.build.build_panorama import panorama_directions
 
     d = panorama_directions(width, width // 2)  # (H, W, 3)
     safe = np.where(np.abs(d) < 1e-12, 1e-12, d)
@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _poses() -> dict[str, np.ndarray]:
-    from worldfm_ros.scene.build_panorama import reference_pose
+    from worldfm_ros.build.build_panorama import reference_pose
 
     off = reference_pose(30.0, 0.0)
     off[:3, 3] = [0.4, 0.0, -0.3]
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from worldfm_ros.render.density import closing_radius, gap_fraction
     from worldfm_ros.render.pointcloud import PointCloudRenderer
     from worldfm_ros.render.release import ReleaseRenderer
-    from worldfm_ros.scene.build_panorama import build_panorama
+    from worldfm_ros.build.build_panorama import build_panorama
     from worldfm_ros.scene.io import write_image
 
     canvas = PinholeCamera(512, 512, 320.0, 320.0, 256.0, 256.0)

@@ -2,7 +2,7 @@
 and image size, beside the point renderer on the same room.
 
 Scene: ``bench-render``'s synthetic room (points uniform over its faces, fixed seed); each point
-becomes a surface disc one point spacing wide (``scene.build_splats.splats_from_points``), so both
+becomes a surface disc one point spacing wide (``build.build_splats.splats_from_points``), so both
 renderers draw the same surfaces. Views: ``bench-render``'s headings inside the room. Figures are
 medians over ``--repeats`` frames, the two renderers alternating frame by frame.
 """
@@ -34,7 +34,7 @@ def room_splats(n: int):
     import numpy as np
 
     from worldfm_ros.eval.bench_render import ROOM_SIZE, room_cloud
-    from worldfm_ros.scene.build_splats import splats_from_points
+    from worldfm_ros.build.build_splats import splats_from_points
 
     area = 2 * (ROOM_SIZE[0] * ROOM_SIZE[1] + ROOM_SIZE[1] * ROOM_SIZE[2] + ROOM_SIZE[0] * ROOM_SIZE[2])
     points, colors = room_cloud(n, 0)

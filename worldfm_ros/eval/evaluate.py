@@ -40,7 +40,7 @@ import numpy as np
 from worldfm_ros.backends.config import CORRECTION_REGIONS
 from worldfm_ros.runtime import add_threads_argument
 from worldfm_ros.render.antialias import DEFAULT_ANTIALIAS
-from worldfm_ros.scene.cli_build import add_rgbd_fusion_arguments
+from worldfm_ros.build.cli_build import add_rgbd_fusion_arguments
 
 HELP = "compare frame backends on held-out views: PSNR/SSIM (all, holes), consistency, flicker"
 

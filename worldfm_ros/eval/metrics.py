@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from worldfm_ros.errors import ConfigError
-from worldfm_ros.scene.backproject import backproject_pixels
+from worldfm_ros.build.backproject import backproject_pixels
 
 DATA_RANGE = 255.0
 _C1 = (0.01 * DATA_RANGE) ** 2

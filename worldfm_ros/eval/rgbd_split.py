@@ -94,8 +94,8 @@ class HeldOutViews:
 def load_views(root: str | Path, indices: list[int], size: tuple[int, int],
                depth_registration: str = "auto", K: np.ndarray | None = None,
                depth_scale: float | None = None) -> HeldOutViews:
-    """The recording's frames ``indices`` at ``size`` (W, H) (``scene.build_rgbd.load_frames``)."""
-    from worldfm_ros.scene.build_rgbd import load_frames
+    """The recording's frames ``indices`` at ``size`` (W, H) (``build.build_rgbd.load_frames``)."""
+    from worldfm_ros.build.build_rgbd import load_frames
 
     images, depths, poses, camera = load_frames(root, indices, size, depth_registration, K, depth_scale)
     return HeldOutViews(images, depths, poses, camera, np.asarray(indices))
@@ -175,7 +175,7 @@ def evaluate_split(root: str | Path, backends: dict, split: str = "first", fract
     ``fit.config.FitConfig``, to the anchor frames at ``fit_size``: what ``scene-build rgbd --world
     splats`` writes); with both, labels read 'points / backend'. Returns ({label: metrics}, views,
     {label: outputs (N, H, W, 3)} with 'recorded' and each world's render first, the anchor)."""
-    from worldfm_ros.scene.build_rgbd import build_rgbd, read_sequence
+    from worldfm_ros.build.build_rgbd import build_rgbd, read_sequence
     from worldfm_ros.world.pointcloud import PointCloudWorld
 
     build_options = dict(build_options or {})

@@ -35,7 +35,7 @@ SHEET_ROWS = 3
 def rgbd_fit_views(root: str | os.PathLike, indices: list[int], size: tuple[int, int], K: np.ndarray | None = None,
                    depth_scale: float | None = None, depth_registration: str = "auto") -> FitViews:
     """The recording's frames ``indices`` at ``size`` (W, H) as fit targets."""
-    from worldfm_ros.scene.build_rgbd import load_frames, read_sequence
+    from worldfm_ros.build.build_rgbd import load_frames, read_sequence
 
     images, depths, poses, camera = load_frames(root, indices, size, depth_registration, K, depth_scale)
     names = [read_sequence(root, depth_registration=depth_registration).frames[i].name for i in indices]
@@ -73,7 +73,7 @@ def fit_world(anchor: SceneAnchor, views: FitViews, config: FitConfig, checkpoin
     dict, the fitter). ``resume`` goes on from ``checkpoint`` when it exists. Raises FitInterrupted
     when ``stop`` is set (a checkpoint is saved first)."""
     from worldfm_ros.scene.downsample import point_spacing
-    from worldfm_ros.scene.build_splats import splats_from_points
+    from worldfm_ros.build.build_splats import splats_from_points
     from worldfm_ros.world.splats import SplatWorld
 
     if len(anchor.points) == 0:

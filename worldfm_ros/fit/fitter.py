@@ -1,6 +1,6 @@
 """Fit a Gaussian-splat world to posed RGB-D captures (3DGS optimisation with depth supervision).
 
-The Gaussians start as the flat discs of the fused RGB-D points (``scene.build_splats.splats_from_points``)
+The Gaussians start as the flat discs of the fused RGB-D points (``build.build_splats.splats_from_points``)
 and are optimised with Adam against the recorded images through the differentiable rasterizer of
 ``fit.raster`` (whose forward pass is the world's own CPU renderer), after 3DGS (Kerbl et al. 2023)
 with the depth term of the RGB-D splatting methods (SplaTAM, Gaussian-SLAM):

@@ -23,7 +23,7 @@ from worldfm_ros.frame.pipeline import FRAME_STAGES, Frame
 from worldfm_ros.msg import FrameStats
 from worldfm_ros.ros import conversions as conv
 from worldfm_ros.ros.compressed import CompressedOutputs
-from worldfm_ros.scene.backproject import backproject_pixels
+from worldfm_ros.build.backproject import backproject_pixels
 from worldfm_ros.sim.config import CompressedConfig
 from worldfm_ros.sim.scan import depth_to_scan
 from worldfm_ros.sim.sensor_rig import RigCamera

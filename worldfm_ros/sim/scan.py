@@ -17,7 +17,7 @@ import numpy as np
 
 from worldfm_ros.camera import PinholeCamera, check_pose
 from worldfm_ros.errors import ConfigError
-from worldfm_ros.scene.backproject import backproject_pixels
+from worldfm_ros.build.backproject import backproject_pixels
 
 
 @dataclass

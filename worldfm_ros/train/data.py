@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.errors import ConfigError
 from worldfm_ros.scene.anchor import SceneAnchor
-from worldfm_ros.scene.backproject import backproject_depth
+from worldfm_ros.build.backproject import backproject_depth
 from worldfm_ros.train.artefacts import CaptureArtefacts
 from worldfm_ros.train.synthetic import Clip, resize_clip
 from worldfm_ros.world.base import render_one
@@ -127,7 +127,7 @@ def fuse_frames(clip: Clip, frames: list[int], stride: int = 1, clean: bool = Fa
     clean: drop flying pixels and fuse confidence-weighted observations per 1 cm cell with
     robust colours, as ``build_rgbd`` does; otherwise every back-projected pixel is a point.
     """
-    from worldfm_ros.scene.rgbd_fusion import frame_observations, fuse_observations
+    from worldfm_ros.build.rgbd_fusion import frame_observations, fuse_observations
 
     points, colors, weights = [], [], []
     for i in frames:

@@ -5,7 +5,7 @@ which ``build_samples`` turns into the same multi-view samples as the procedural
 is required: it is what the anchor point cloud is fused from; for image-only captures, save a
 depth map per frame (e.g. from a monocular depth estimator, in metres) and point the loader at it.
 
-* ``rgbd_clips``: posed RGB-D folders read by ``worldfm_ros.scene.build_rgbd`` (TUM RGB-D,
+* ``rgbd_clips``: posed RGB-D folders read by ``worldfm_ros.build.build_rgbd`` (TUM RGB-D,
   7-Scenes, ICL-NUIM / Open3D image+depth folders).
 * ``nerf_clip``: a NeRF / instant-ngp / nerfstudio ``transforms.json`` (OpenGL camera axes,
   converted); each frame needs ``depth_file_path``.
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from worldfm_ros.errors import SceneError
-from worldfm_ros.scene.build_rgbd import read_sequence
+from worldfm_ros.build.build_rgbd import read_sequence
 from worldfm_ros.scene.checks import orthonormalize_pose
 from worldfm_ros.scene.io import read_depth, read_image, require_file
 from worldfm_ros.train.synthetic import Clip

@@ -22,7 +22,7 @@ import numpy as np
 
 from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.errors import ConfigError
-from worldfm_ros.scene.procedural import ProceduralRoom, body_pose, random_room
+from worldfm_ros.build.procedural import ProceduralRoom, body_pose, random_room
 
 TEMPLATES = ("walk", "orbit", "dolly")
 

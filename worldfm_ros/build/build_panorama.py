@@ -36,8 +36,8 @@ import numpy as np
 from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.errors import SceneError
 from worldfm_ros.scene.anchor import Keyframe, SceneAnchor
-from worldfm_ros.scene.assemble import DEFAULT_MAX_POINTS, finish_scene
-from worldfm_ros.scene.backproject import pixel_rays
+from worldfm_ros.build.assemble import DEFAULT_MAX_POINTS, finish_scene
+from worldfm_ros.build.backproject import pixel_rays
 from worldfm_ros.scene.io import read_depth, read_image
 
 #: the release's world ↔ its Y-up "GL" world (and GL ↔ OpenCV camera axes)

@@ -17,7 +17,7 @@ import numpy as np
 
 from worldfm_ros.camera import LINK_T_OPTICAL, PinholeCamera, check_pose
 from worldfm_ros.scene.anchor import Keyframe, SceneAnchor
-from worldfm_ros.scene.backproject import pixel_rays
+from worldfm_ros.build.backproject import pixel_rays
 
 
 
@@ -207,7 +207,7 @@ def make_room_scene(
     ``height`` m; every ``num_views // num_keyframes``-th view becomes a keyframe
     (image + exact depth). Points are back-projected every ``stride`` pixels.
     """
-    from worldfm_ros.scene.backproject import backproject_depth
+    from worldfm_ros.build.backproject import backproject_depth
 
     centre = room.size[:2] / 2.0
     points, colors, keyframes = [], [], []

@@ -5,7 +5,7 @@ What is read (topics found by message type, or named in :class:`BagConfig`):
 * colour: ``sensor_msgs/Image`` (rgb8, bgr8, rgba8, bgra8, mono8) or ``CompressedImage`` (jpeg,
   png) on a topic without "depth" in its name; depth: ``Image`` (16UC1 mm, 32FC1 m) or
   ``CompressedImage`` (compressedDepth png, 16-bit png) on a topic with "depth" in it
-  (``worldfm_ros.scene.bag_images``). Depth must be registered to the colour camera (same size
+  (``worldfm_ros.build.bag_images``). Depth must be registered to the colour camera (same size
   and intrinsics: a driver's ``aligned_depth_to_color`` topic); it may come from another frame
   and stamp, and is then moved into the colour camera at the colour stamp by TF;
 * ``sensor_msgs/CameraInfo`` beside the colour topic: K, the image size and the camera frame
@@ -13,14 +13,14 @@ What is read (topics found by message type, or named in :class:`BagConfig`):
   taken as rectified, and the report says when D is not zero);
 * poses: /tf and /tf_static, the chain from the world frame (``map``, else ``odom``, else the
   top of the camera's tree) to the camera frame at each colour stamp, interpolated
-  (``worldfm_ros.scene.bag_tf``); or an odometry topic (``nav_msgs/Odometry``, header.frame_id →
+  (``worldfm_ros.build.bag_tf``); or an odometry topic (``nav_msgs/Odometry``, header.frame_id →
   child_frame_id) standing in for that /tf edge.
 
 Colour and depth are paired by header stamp (the nearest depth within ``max_dt``). The bag is read
 twice: once for the small topics (TF, camera_info, odometry), once streaming the images; only the
 frames kept as keyframes by motion (``keyframe_distance`` / ``keyframe_angle_deg`` since the last
 kept one) are decoded and held, so memory grows with the keyframes, not with the bag. Their poses
-are refined by registration (``worldfm_ros.scene.pose_refine``: coloured ICP, pose graph) unless
+are refined by registration (``worldfm_ros.build.pose_refine``: coloured ICP, pose graph) unless
 ``refine`` is 'none', then fused and finished as ``scene-build rgbd`` does
 (``rgbd_fusion.fuse_frames``, in chunks of ``FUSE_CHUNK`` frames, and ``assemble.finish_scene``): the
 same scene layout. The recording's
@@ -43,13 +43,13 @@ import numpy as np
 
 from worldfm_ros.errors import SceneError
 from worldfm_ros.scene.anchor import SceneAnchor
-from worldfm_ros.scene.assemble import DEFAULT_MAX_POINTS, finish_scene, pick_keyframes
-from worldfm_ros.scene.bag_images import COMPRESSED, IMAGE_TYPES, decode_color, decode_depth
-from worldfm_ros.scene.bag_tf import TfBuffer, TransformChainError
+from worldfm_ros.build.assemble import DEFAULT_MAX_POINTS, finish_scene, pick_keyframes
+from worldfm_ros.build.bag_images import COMPRESSED, IMAGE_TYPES, decode_color, decode_depth
+from worldfm_ros.build.bag_tf import TfBuffer, TransformChainError
 from worldfm_ros.scene.checks import check_K_for_size
-from worldfm_ros.scene.pose_refine import RefineConfig, RefineReport, refine_poses
-from worldfm_ros.scene.registration import DepthCamera, register_depth
-from worldfm_ros.scene.rgbd_fusion import DEFAULT_FUSE_VOXEL, DEFAULT_MAX_JUMP, fuse_frames
+from worldfm_ros.build.pose_refine import RefineConfig, RefineReport, refine_poses
+from worldfm_ros.build.registration import DepthCamera, register_depth
+from worldfm_ros.build.rgbd_fusion import DEFAULT_FUSE_VOXEL, DEFAULT_MAX_JUMP, fuse_frames
 
 log = logging.getLogger(__name__)
 

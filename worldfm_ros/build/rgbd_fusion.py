@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from worldfm_ros.scene.anchor import Keyframe
-from worldfm_ros.scene.backproject import backproject_depth
+from worldfm_ros.build.backproject import backproject_depth
 from worldfm_ros.scene.downsample import _voxel_groups
 
 DEFAULT_MAX_JUMP = 0.04

@@ -1,5 +1,5 @@
 """``worldfm scene-complete SCENE -o OUT``: close a room scene with its fitted floor, ceiling and
-walls, textured from what the capture saw (``scene.complete``), and report what was added."""
+walls, textured from what the capture saw (``build.complete``), and report what was added."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ HELP = "close a room scene: fit floor, ceiling and walls, texture what was not s
 
 def add_completion_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``CompletionConfig`` a user may want to set (defaults from it)."""
-    from worldfm_ros.scene.complete import CompletionConfig
+    from worldfm_ros.build.complete import CompletionConfig
 
     d = CompletionConfig()
     p.add_argument("--ceiling-height", type=float, default=d.ceiling_height, metavar="M",
@@ -24,7 +24,7 @@ def add_completion_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def completion_config(args: argparse.Namespace):
-    from worldfm_ros.scene.complete import CompletionConfig
+    from worldfm_ros.build.complete import CompletionConfig
 
     return CompletionConfig(ceiling_height=args.ceiling_height, margin=args.wall_margin, cell=args.texel,
                             seed=args.completion_seed)
@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from worldfm_ros.scene.complete import NotARoom, complete_scene, format_report
+    from worldfm_ros.build.complete import NotARoom, complete_scene, format_report
 
     try:
         layout = complete_scene(args.scene, args.output, completion_config(args), force=args.force)

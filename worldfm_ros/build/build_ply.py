@@ -25,8 +25,8 @@ import numpy as np
 
 from worldfm_ros.errors import SceneError
 from worldfm_ros.scene.anchor import Keyframe, SceneAnchor
-from worldfm_ros.scene.assemble import DEFAULT_MAX_POINTS, finish_scene
-from worldfm_ros.scene.build_image import image_intrinsics
+from worldfm_ros.build.assemble import DEFAULT_MAX_POINTS, finish_scene
+from worldfm_ros.build.build_image import image_intrinsics
 from worldfm_ros.scene.checks import check_rigid
 from worldfm_ros.scene.io import read_depth, read_image, read_ply, require_file
 
@@ -82,7 +82,7 @@ def build_ply(
     """A scene from a PLY cloud (x y z + optional colours) and optional keyframes.
 
     up: "auto" = the keyframes' average up refined by the floor plane, or "+z" when
-        there are no keyframes; see :func:`worldfm_ros.scene.assemble.finish_scene`.
+        there are no keyframes; see :func:`worldfm_ros.build.assemble.finish_scene`.
     """
     ply_path = Path(ply_path)
     points, colors = read_ply(ply_path)

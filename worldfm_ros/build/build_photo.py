@@ -25,8 +25,8 @@ import numpy as np
 from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.errors import SceneError
 from worldfm_ros.scene.anchor import SceneAnchor
-from worldfm_ros.scene.assemble import DEFAULT_MAX_POINTS
-from worldfm_ros.scene.build_image import image_scene
+from worldfm_ros.build.assemble import DEFAULT_MAX_POINTS
+from worldfm_ros.build.build_image import image_scene
 
 log = logging.getLogger(__name__)
 

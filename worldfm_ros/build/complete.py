@@ -16,7 +16,7 @@ The room is fitted in the map frame (REP-103: z up, floor near z = 0):
    sofa), one wall per edge of the outline from floor to ceiling;
 5. texture: every surface is painted from the captured points lying on it, small gaps
    inpainted, the rest synthesised from observed texture of the same surface (or of its kind)
-   and exposure-matched to its neighbours (``scene.texture``).
+   and exposure-matched to its neighbours (``build.texture``).
 
 The result is a ``world.layout.RoomLayout`` stored in the scene (``layout:`` in scene.yaml); a
 world loaded from such a scene is a ``world.completed.CompletedWorld``.
@@ -363,10 +363,10 @@ def _paint(surface: Surface, points: np.ndarray, colors: np.ndarray, tolerance: 
 
 
 def _synthesise(surfaces: list[Surface], config: CompletionConfig) -> None:
-    """Fill every surface's unobserved texels (``scene.texture``), exemplars from the surface itself
+    """Fill every surface's unobserved texels (``build.texture``), exemplars from the surface itself
     when it shows a few patches' worth, else from the most observed surface of its kind (walls for
     an unseen ceiling or floor)."""
-    from worldfm_ros.scene.texture import known_windows, match_exposure, synthesize
+    from worldfm_ros.build.texture import known_windows, match_exposure, synthesize
 
     def richness(s: Surface) -> int:
         return len(known_windows(s.observed, max(4, int(round(config.patch / s.cell)))))
@@ -448,7 +448,7 @@ def _signed_area(poly: np.ndarray) -> float:
 
 def keyframe_views(world: World, stride: int = 8) -> tuple[np.ndarray, list[np.ndarray]]:
     """((K, 3) map camera centres, per keyframe (M, 2) map xy of its depth samples every ``stride`` px)."""
-    from worldfm_ros.scene.backproject import backproject_pixels
+    from worldfm_ros.build.backproject import backproject_pixels
 
     centres, views = [], []
     for kf in world.keyframes:

@@ -12,8 +12,8 @@ _UP_HELP = ("which way is up: auto (the source's default), camera (keyframes' av
 
 
 def _up(value: str) -> str:
-    from worldfm_ros.scene.assemble import UP_CHOICES
-    from worldfm_ros.scene.ground import parse_axis
+    from worldfm_ros.build.assemble import UP_CHOICES
+    from worldfm_ros.build.ground import parse_axis
 
     if value not in UP_CHOICES:
         try:
@@ -33,8 +33,8 @@ def _floats(text: str) -> list[float]:
 def add_rgbd_fusion_arguments(p: argparse.ArgumentParser) -> None:
     """``--depth-registration`` (how an RGB-D folder's depth maps relate to its colour images) and
     ``--fuse-voxel``."""
-    from worldfm_ros.scene.build_rgbd import DEPTH_REGISTRATIONS
-    from worldfm_ros.scene.rgbd_fusion import DEFAULT_FUSE_VOXEL
+    from worldfm_ros.build.build_rgbd import DEPTH_REGISTRATIONS
+    from worldfm_ros.build.rgbd_fusion import DEFAULT_FUSE_VOXEL
 
     p.add_argument("--depth-registration", choices=DEPTH_REGISTRATIONS, default="auto",
                    help="auto (default): register raw depth to the colour camera when the folder has "
@@ -47,7 +47,7 @@ def add_rgbd_fusion_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_complete_argument(p: argparse.ArgumentParser) -> None:
     """``--complete`` and its options: close the room after building (``worldfm scene-complete``)."""
-    from worldfm_ros.scene.cli_complete import add_completion_arguments
+    from worldfm_ros.build.cli_complete import add_completion_arguments
 
     p.add_argument("--complete", action="store_true",
                    help="close the room: fit floor, ceiling and walls and texture what was not seen "
@@ -167,8 +167,8 @@ def _add_photo(kinds) -> None:
 
 
 def _add_bag(kinds) -> None:
-    from worldfm_ros.scene.build_bag import REFINE
-    from worldfm_ros.scene.rgbd_fusion import DEFAULT_FUSE_VOXEL
+    from worldfm_ros.build.build_bag import REFINE
+    from worldfm_ros.build.rgbd_fusion import DEFAULT_FUSE_VOXEL
 
     p = kinds.add_parser("bag", help="a robot's recording: rosbag2 (MCAP, sqlite3) or ROS 1 bag with colour, depth, "
                                      "camera_info and /tf (or odometry)",
@@ -204,7 +204,7 @@ def _add_bag(kinds) -> None:
 
 
 def _add_splats(kinds) -> None:
-    from worldfm_ros.scene.build_splats import FRAMES
+    from worldfm_ros.build.build_splats import FRAMES
 
     p = kinds.add_parser("splats", help="a Gaussian-splat world from a 3DGS .ply, .compressed.ply, .spz or .splat file, "
                                         "or from a point-cloud scene (points become surface discs)",
@@ -253,19 +253,19 @@ def _K(values: list[float] | None):
 
 def _build(args: argparse.Namespace):
     if args.kind == "splats":
-        from worldfm_ros.scene.build_splats import build_splats
+        from worldfm_ros.build.build_splats import build_splats
 
         return build_splats(args.source, args.up, args.frame, args.scale, args.keyframes, tuple(args.keyframe_size),
                             args.keyframe_hfov, args.camera_height, args.name)
     if args.kind == "procedural":
-        from worldfm_ros.scene.procedural import build_procedural
+        from worldfm_ros.build.procedural import build_procedural
 
         return build_procedural(args.seed, tuple(args.size) if args.size else None, args.obstacles, args.width,
                                 args.height, args.hfov, args.views, args.keyframes, args.pixel_stride,
                                 args.max_points, args.name)
     common = dict(max_points=args.max_points, up=args.up, plane_threshold=args.plane_threshold, name=args.name)
     if args.kind == "bag":
-        from worldfm_ros.scene.build_bag import BagConfig, build_bag
+        from worldfm_ros.build.build_bag import BagConfig, build_bag
 
         cfg = BagConfig(args.color_topic, args.depth_topic, args.info_topic, args.odom_topic, args.world_frame,
                         args.camera_frame, args.max_dt, args.tf_tolerance, args.depth_scale, args.keyframe_distance,
@@ -273,23 +273,23 @@ def _build(args: argparse.Namespace):
                         args.max_depth, fuse_voxel=args.fuse_voxel, **common)
         return build_bag(args.bag, cfg)[0]
     if args.kind == "rgbd":
-        from worldfm_ros.scene.build_rgbd import build_rgbd
+        from worldfm_ros.build.build_rgbd import build_rgbd
 
         return build_rgbd(args.folder, K=_K(args.K), depth_scale=args.depth_scale, frame_step=args.frame_step,
                           max_frames=args.max_frames, num_keyframes=args.keyframes, keyframe_every=args.keyframe_every,
                           pixel_stride=args.pixel_stride, max_depth=args.max_depth, max_dt=args.max_dt,
                           depth_registration=args.depth_registration, fuse_voxel=args.fuse_voxel, **common)
     if args.kind == "photo":
-        from worldfm_ros.scene.build_photo import build_photo
+        from worldfm_ros.build.build_photo import build_photo
 
         return build_photo(args.image, args.depth_model, hfov_deg=args.fov, max_depth=args.max_depth, **common)
     if args.kind == "image":
-        from worldfm_ros.scene.build_image import build_image
+        from worldfm_ros.build.build_image import build_image
 
         return build_image(args.image, args.depth, K=_K(args.K), hfov_deg=args.hfov, depth_scale=args.depth_scale,
                            max_depth=args.max_depth, **common)
     if args.kind == "panorama":
-        from worldfm_ros.scene import build_panorama as bp
+        from worldfm_ros.build import build_panorama as bp
 
         return bp.build_panorama(
             args.panorama, args.distance, depth_scale=args.depth_scale, stride=args.stride,
@@ -298,10 +298,10 @@ def _build(args: argparse.Namespace):
             yaws=bp.DEFAULT_YAWS if args.yaws is None else args.yaws,
             pitches=bp.DEFAULT_PITCHES if args.pitches is None else args.pitches, profile=args.profile, **common)
     if args.kind == "ply":
-        from worldfm_ros.scene.build_ply import build_ply
+        from worldfm_ros.build.build_ply import build_ply
 
         return build_ply(args.ply, args.keyframes, **common)
-    from worldfm_ros.scene.build_worldfm import build_worldfm
+    from worldfm_ros.build.build_worldfm import build_worldfm
 
     return build_worldfm(args.meta, args.depth, depth_scale=args.depth_scale, fov_deg=args.fov,
                          max_depth=args.max_depth, **common)
@@ -345,7 +345,7 @@ def _fit_rgbd(args: argparse.Namespace, anchor) -> int:
 
     from worldfm_ros.fit.build import rgbd_fit_views
     from worldfm_ros.fit.cli import fit_and_save
-    from worldfm_ros.scene.build_rgbd import read_sequence
+    from worldfm_ros.build.build_rgbd import read_sequence
 
     if getattr(args, "complete", False):
         from worldfm_ros.errors import SceneError
@@ -363,8 +363,8 @@ def complete_built(args: argparse.Namespace, path) -> int:
     if not getattr(args, "complete", False):
         return 0
     from worldfm_ros.errors import SceneError
-    from worldfm_ros.scene.cli_complete import completion_config
-    from worldfm_ros.scene.complete import NotARoom, complete_scene, format_report
+    from worldfm_ros.build.cli_complete import completion_config
+    from worldfm_ros.build.complete import NotARoom, complete_scene, format_report
 
     if str(path).lower().endswith(".npz"):
         raise SceneError(f"{path}: --complete needs a scene directory, not a .npz archive")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from worldfm_ros.scene.backproject import backproject_pixels
+from worldfm_ros.build.backproject import backproject_pixels
 
 # Kinect v1 colour camera as the visual-localisation literature uses it for 7-Scenes (DSAC*, ACE,
 # Brachmann et al. 2021 "On the limits of pseudo ground truth in visual camera re-localisation"):

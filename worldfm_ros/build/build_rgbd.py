@@ -26,7 +26,7 @@ Simple folder format (also reads 7-Scenes and Open3D/ICL-NUIM folders as they ar
   Depth PNGs hold millimetres unless ``depth_scale`` says otherwise (0 and 65535 = no
   data); .npy depth holds metres.
 
-  Raw depth from a separate depth camera (``worldfm_ros.scene.registration``) is registered
+  Raw depth from a separate depth camera (``worldfm_ros.build.registration``) is registered
   into the colour camera on reading: when the folder holds ``color-intrinsics.txt`` (then the
   main intrinsics and the poses are the depth camera's, ``color_T_depth.txt`` optional), and
   for 7-Scenes, recognised by its layout and documented intrinsics (those of the Kinect's depth
@@ -35,7 +35,7 @@ Simple folder format (also reads 7-Scenes and Open3D/ICL-NUIM folders as they ar
 Frames ``frame_step`` apart (at most ``max_frames``) are cleaned of flying pixels at depth
 edges, back-projected every ``pixel_stride`` pixels with a confidence per observation (range,
 viewing angle, distance to a depth edge), and fused per ``fuse_voxel`` cell with robust colours
-(``worldfm_ros.scene.rgbd_fusion``); ``num_keyframes`` of them evenly spaced (or every
+(``worldfm_ros.build.rgbd_fusion``); ``num_keyframes`` of them evenly spaced (or every
 ``keyframe_every``-th) become keyframes with their full-resolution image and depth.
 No gravity is known: the floor is found with the cameras' average up as a hint.
 """
@@ -51,12 +51,12 @@ import numpy as np
 
 from worldfm_ros.errors import SceneError
 from worldfm_ros.scene.anchor import SceneAnchor
-from worldfm_ros.scene.assemble import DEFAULT_MAX_POINTS, finish_scene, pick_keyframes
+from worldfm_ros.build.assemble import DEFAULT_MAX_POINTS, finish_scene, pick_keyframes
 from worldfm_ros.scene.checks import check_K_for_size, orthonormalize_pose
 from worldfm_ros.scene.io import read_depth, read_image, read_intrinsics, require_file
-from worldfm_ros.scene.registration import (KINECT_V1_COLOR_K, KINECT_V1_COLOR_T_DEPTH, SEVEN_SCENES_DEPTH_K,
+from worldfm_ros.build.registration import (KINECT_V1_COLOR_K, KINECT_V1_COLOR_T_DEPTH, SEVEN_SCENES_DEPTH_K,
                                             DepthCamera, register_depth)
-from worldfm_ros.scene.rgbd_fusion import DEFAULT_FUSE_VOXEL, DEFAULT_MAX_JUMP, fuse_frames
+from worldfm_ros.build.rgbd_fusion import DEFAULT_FUSE_VOXEL, DEFAULT_MAX_JUMP, fuse_frames
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def read_sequence(root: str | os.PathLike, max_dt: float = 0.02, depth_registrat
 
     depth_registration: 'registered' (depth maps are aligned with the colour images),
     'kinect_v1' (raw Kinect v1 depth: the folder's intrinsics are the depth camera's, the colour
-    camera is :data:`~worldfm_ros.scene.registration.KINECT_V1_COLOR_K`) or 'auto' (the folder's
+    camera is :data:`~worldfm_ros.build.registration.KINECT_V1_COLOR_K`) or 'auto' (the folder's
     own calibration files, else 'kinect_v1' for the 7-Scenes layout and intrinsics, else
     'registered').
     """
@@ -378,7 +378,7 @@ def build_rgbd(
     max_depth: ignore depth beyond this many metres (sensor noise grows with range).
     max_jump: drop pixels next to a relative depth jump above this (flying pixels; 0 = keep all).
     fuse_voxel: fusion cell edge in metres (0 = keep every back-projected point, unweighted).
-    up, plane_threshold, max_points: see :func:`worldfm_ros.scene.assemble.finish_scene`
+    up, plane_threshold, max_points: see :func:`worldfm_ros.build.assemble.finish_scene`
         (``up`` "auto" = the cameras' average up refined by the floor plane).
     """
     root = Path(root)

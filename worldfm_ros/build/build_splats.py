@@ -10,7 +10,7 @@ file's up axis in it; the presets of ``FRAMES`` say it for the usual exporters:
 * ``upside-down`` (``+y`` on OpenCV-style data): exporters such as World Labs Marble whose PLY comes
   out upside down in OpenCV-based viewers.
 
-The floor is then found as the lowest horizontal plane of the opaque surfaces (``scene.ground``)
+The floor is then found as the lowest horizontal plane of the opaque surfaces (``build.ground``)
 and becomes the map's z = 0. Keyframes (the frame model's references) are rendered from the
 splats at ``num_keyframes`` yaws around the room's centre at ``camera_height``. A warning says when
 the result looks upside down (most surface above mid-height, or the cameras below the floor).
@@ -82,7 +82,7 @@ def build_splats(
     if scale != 1.0:
         g = transform_gaussians(g, np.eye(4), scale)
     axis = _up_axis(up, frame, source)
-    from worldfm_ros.scene.ground import align_ground, parse_axis
+    from worldfm_ros.build.ground import align_ground, parse_axis
 
     surface = splat_surface(g)
     points = surface[0]
@@ -111,7 +111,7 @@ def render_keyframes(world: SplatWorld, count: int, size: tuple[int, int], hfov_
                      camera_height: float) -> list[Keyframe]:
     """``count`` views rendered from ``world`` at evenly spaced yaws around the centre of its
     surfaces in the map, ``camera_height`` m above the floor, level; as keyframes (image + depth)."""
-    from worldfm_ros.scene.procedural import body_pose
+    from worldfm_ros.build.procedural import body_pose
     from worldfm_ros.world.base import points_in_map
 
     if count <= 0:

@@ -4,7 +4,7 @@ meta.json (the release's input): ``name``; ``image`` (path relative to the file)
 ``K`` 3x3 in pixels for the 512×512 render canvas; ``c2w`` one 4x4 or a list of 4x4
 camera-to-world matrices, OpenCV camera axes, in the release's panorama world
 (origin at the panorama centre, +X = the input image's viewing direction, +Y down,
-+Z to the left; see :mod:`worldfm_ros.scene.build_panorama`).
++Z to the left; see :mod:`worldfm_ros.build.build_panorama`).
 
 Where the image is back-projected: at the pose the release gives the input image,
 the yaw 0 / pitch 0 view at the origin looking along +X, with the release's paste
@@ -29,9 +29,9 @@ import numpy as np
 from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.errors import SceneError
 from worldfm_ros.scene.anchor import SceneAnchor
-from worldfm_ros.scene.assemble import DEFAULT_MAX_POINTS
-from worldfm_ros.scene.build_image import image_scene, read_image_depth
-from worldfm_ros.scene.build_panorama import reference_pose
+from worldfm_ros.build.assemble import DEFAULT_MAX_POINTS
+from worldfm_ros.build.build_image import image_scene, read_image_depth
+from worldfm_ros.build.build_panorama import reference_pose
 from worldfm_ros.scene.checks import check_K_for_size, check_rigid
 from worldfm_ros.scene.io import read_image, read_json_object, require_file
 

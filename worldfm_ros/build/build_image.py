@@ -17,8 +17,8 @@ import numpy as np
 from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.errors import SceneError
 from worldfm_ros.scene.anchor import Keyframe, SceneAnchor
-from worldfm_ros.scene.assemble import DEFAULT_MAX_POINTS, finish_scene
-from worldfm_ros.scene.backproject import backproject_depth
+from worldfm_ros.build.assemble import DEFAULT_MAX_POINTS, finish_scene
+from worldfm_ros.build.backproject import backproject_depth
 from worldfm_ros.scene.checks import check_K_for_size
 from worldfm_ros.scene.io import read_depth, read_image
 
@@ -50,7 +50,7 @@ def build_image(
     K: (3, 3) intrinsics in pixels for the image's size, or hfov_deg: horizontal FOV.
     depth_scale: metres per stored depth unit (default: mm for integer maps, m for float).
     max_depth: drop points beyond this many metres (e.g. sky at a depth model's far limit).
-    up, plane_threshold, max_points: see :func:`worldfm_ros.scene.assemble.finish_scene`
+    up, plane_threshold, max_points: see :func:`worldfm_ros.build.assemble.finish_scene`
         (``up`` "auto" = the camera's up refined by the floor plane).
     """
     image_path = Path(image_path)
@@ -81,7 +81,7 @@ def image_scene(image: np.ndarray, depth: np.ndarray, K: np.ndarray, keyframe_na
 
     K: (3, 3) pixels; c2w: (4, 4) camera-to-scene pose of the image (None = the identity: the scene
     frame is the camera's); source names the input in errors; default_up: what ``up`` "auto"
-    means (see :func:`worldfm_ros.scene.assemble.finish_scene`; the others as in :func:`build_image`).
+    means (see :func:`worldfm_ros.build.assemble.finish_scene`; the others as in :func:`build_image`).
     """
     c2w = np.eye(4) if c2w is None else c2w
     points, colors = backproject_depth(depth, K, c2w, image, max_depth=max_depth)
