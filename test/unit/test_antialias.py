@@ -66,7 +66,7 @@ def test_the_pipeline_filters_the_camera_view_and_antialias_0_renders_it_point_s
     world = PointCloudWorld(anchor)
     frames = {k: FramePipeline(world, rig, FillBackend(), antialias=k).render(map_T_base, 0) for k in (0.0, 2.0)}
     c2w = rig.optical_in_scene(map_T_base, anchor.map_T_scene)
-    point_sampled = PointCloudRenderer.from_anchor(anchor).render(rig.camera, c2w, point_radius=1)
+    point_sampled = PointCloudRenderer(anchor.points, anchor.colors).render(rig.camera, c2w, point_radius=1)
     assert np.array_equal(frames[0.0].render_rgb, point_sampled.rgb) and "antialias" not in frames[0.0].timings_ms
     assert not np.array_equal(frames[2.0].render_rgb, point_sampled.rgb) and "antialias" in frames[2.0].timings_ms
     assert np.array_equal(frames[2.0].valid, point_sampled.valid)  # what is covered does not change

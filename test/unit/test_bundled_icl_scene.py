@@ -23,7 +23,7 @@ def test_the_icl_scene_is_attributed_under_cc_by_3() -> None:
 
 def test_the_icl_trajectory_renders_nearly_covered_views() -> None:
     anchor = load_scene(SCENE)
-    renderer = PointCloudRenderer.from_anchor(anchor)
+    renderer = PointCloudRenderer(anchor.points, anchor.colors)
     trajectory = load_trajectory(SCENE / "trajectory.tum", "optical", "scene", 10.0)
     coverage = [renderer.render(CAMERA, c2w, point_radius=1).coverage for c2w in trajectory.poses[::20]]
     assert min(coverage) > 0.9

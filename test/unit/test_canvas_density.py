@@ -74,6 +74,6 @@ def test_release_profile_renders_its_own_cloud_one_pixel_per_point_and_leaves_it
     c2w = reference_pose(45.0, 10.0)
     assert pipeline.canvas_style.release and not pipeline.canvas_style.closed
     canvas = pipeline.world.render([CANVAS], [c2w], pipeline.canvas_style)[0]
-    release = ReleaseRenderer.from_anchor(anchor).render(CANVAS, c2w)
+    release = ReleaseRenderer(anchor.points, anchor.colors).render(CANVAS, c2w)
     assert np.array_equal(canvas.rgb, release.rgb) and np.array_equal(canvas.depth, release.depth)
     assert 1 - canvas.valid.mean() < 0.001

@@ -49,7 +49,7 @@ def test_fused_scene_renders_its_keyframes_back():
     scene = make_room_scene(random_room(2), cam, num_views=8, num_keyframes=2, stride=1)
     assert len(scene.keyframes) == 2 and np.array_equal(scene.map_T_scene, np.eye(4))
     kf = scene.keyframes[1]
-    out = PointCloudRenderer.from_anchor(scene).render(kf.camera, kf.c2w)
+    out = PointCloudRenderer(scene.points, scene.colors).render(kf.camera, kf.c2w)
     err = out.rgb[out.valid].astype(float) - kf.image[out.valid]
     psnr = 10 * np.log10(255.0**2 / np.mean(err**2))
     # Points of neighbouring views interleave with the keyframe's own on shared surfaces, so the

@@ -44,7 +44,7 @@ def anchor_with(keyframes: list[Keyframe]) -> SceneAnchor:
 
 
 def target_depth(anchor: SceneAnchor, c2w: np.ndarray) -> np.ndarray:
-    return PointCloudRenderer.from_anchor(anchor).render(CAM, c2w, point_radius=1).depth
+    return PointCloudRenderer(anchor.points, anchor.colors).render(CAM, c2w, point_radius=1).depth
 
 
 def test_picks_the_keyframe_that_sees_the_same_surface():

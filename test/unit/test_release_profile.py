@@ -121,7 +121,7 @@ def target_view(anchor: SceneAnchor) -> tuple[np.ndarray, PinholeCamera, np.ndar
     cam = PinholeCamera.from_fov(64, 64, 40.0)
     c2w = np.eye(4)
     c2w[2, 3] = 16.0
-    return PointCloudRenderer.from_anchor(anchor).render(cam, c2w, 1).depth, cam, c2w
+    return PointCloudRenderer(anchor.points, anchor.colors).render(cam, c2w, 1).depth, cam, c2w
 
 
 def test_release_selection_weights_scores_by_camera_distance():

@@ -7,8 +7,8 @@ import logging
 import numpy as np
 
 from worldfm_ros.errors import SceneError
+from worldfm_ros.render.cloud import check_points
 from worldfm_ros.scene.anchor import Keyframe, SceneAnchor
-from worldfm_ros.scene.checks import check_points
 from worldfm_ros.scene.downsample import downsample_to_budget
 from worldfm_ros.build.ground import align_ground, parse_axis
 

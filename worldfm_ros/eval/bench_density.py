@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
                 anchor = build_panorama(work / f"pano{width}.png", work / f"dist{width}.npy", profile=profile,
                                         max_points=args.max_points)
                 build_s = time.perf_counter() - t0
-                renderer = (ReleaseRenderer if profile == "release" else PointCloudRenderer).from_anchor(anchor)
+                kind = ReleaseRenderer if profile == "release" else PointCloudRenderer
+                renderer = kind(anchor.points, anchor.colors)
                 chosen = 0 if profile == "release" else closing_radius(
                     lambda r: [renderer.render(canvas, kf.c2w, r).valid for kf in anchor.keyframes])
                 for name, c2w in _poses().items():

@@ -27,8 +27,7 @@ from worldfm_ros.camera import PinholeCamera, check_pose, check_poses, invert_po
 from worldfm_ros.devices import parse_device
 from worldfm_ros.errors import CameraError, SceneError
 from worldfm_ros.render.blocks import BlockLayout
-from worldfm_ros.scene.checks import check_points
-from worldfm_ros.scene.anchor import SceneAnchor
+from worldfm_ros.render.cloud import check_points
 from worldfm_ros.render.result import DEFAULT_NEAR, RenderResult
 
 # Points per culling block: small enough to cull tightly, large enough that the per-block
@@ -104,12 +103,6 @@ class PointCloudRenderer:
         rgba[:-1, :3] = colors
         self._rgba = torch.from_numpy(rgba.view(np.int32).reshape(-1)).to(self.device)
         self._empty_key = (_INF_BITS << 32) | self.num_points
-
-    @classmethod
-    def from_anchor(cls, anchor: SceneAnchor, device: str | torch.device = "cpu",
-                    near: float = DEFAULT_NEAR) -> "PointCloudRenderer":
-        """Renderer of a SceneAnchor's points and colours (scene frame)."""
-        return cls(anchor.points, anchor.colors, device=device, near=near)
 
     def render(self, camera: PinholeCamera, c2w: np.ndarray, point_radius: int = 0,
                footprint_spacing: float = 0.0) -> RenderResult:

@@ -22,10 +22,9 @@ import torch
 
 from worldfm_ros.camera import PinholeCamera, check_pose, invert_pose
 from worldfm_ros.errors import CameraError
+from worldfm_ros.render.cloud import check_points
 from worldfm_ros.render.pointcloud import RenderTensors, resolve_device
 from worldfm_ros.render.result import DEFAULT_NEAR, RenderResult
-from worldfm_ros.scene.checks import check_points
-from worldfm_ros.scene.anchor import SceneAnchor
 
 #: depth band (metres) above a pixel's nearest point inside which points tie
 TIE_BAND_M = 1e-4
@@ -57,12 +56,6 @@ class ReleaseRenderer:
         rgb = np.zeros((self.num_points + 1, 3), np.uint8)  # row N: the black of an empty pixel
         rgb[:-1] = fp16_colours(colors)
         self._rgb = torch.from_numpy(rgb).to(self.device)
-
-    @classmethod
-    def from_anchor(cls, anchor: SceneAnchor, device: str | torch.device = "cpu",
-                    near: float = DEFAULT_NEAR) -> "ReleaseRenderer":
-        """Renderer of a SceneAnchor's points and colours (scene frame)."""
-        return cls(anchor.points, anchor.colors, device=device, near=near)
 
     def render(self, camera: PinholeCamera, c2w: np.ndarray, point_radius: int = 0) -> RenderResult:
         """Render at camera-to-world c2w ((4, 4), OpenCV axes, metres); numpy outputs."""

@@ -14,7 +14,7 @@ import numpy as np
 
 from worldfm_ros.camera import PinholeCamera, check_pose
 from worldfm_ros.errors import SceneError
-from worldfm_ros.scene.checks import check_points
+from worldfm_ros.render.cloud import check_points
 
 
 @dataclass
@@ -55,6 +55,16 @@ class Keyframe:
         """The keyframe's pinhole camera at its image size."""
         h, w = self.image.shape[:2]
         return PinholeCamera.from_K(self.K, w, h)
+
+    def resized(self, width: int, height: int) -> "Keyframe":
+        """The keyframe resampled to ``width`` x ``height`` pixels: the image area-filtered, the
+        depth nearest-neighbour (no depth is invented at edges), K scaled with the pixel centres."""
+        import cv2
+
+        size = (int(width), int(height))
+        depth = None if self.depth is None else cv2.resize(self.depth, size, interpolation=cv2.INTER_NEAREST)
+        return Keyframe(cv2.resize(self.image, size, interpolation=cv2.INTER_AREA), self.camera.scaled(*size).K,
+                        self.c2w, depth, self.name)
 
 
 #: splats a scene may ask for (SceneAnchor.splat)

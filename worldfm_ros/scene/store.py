@@ -38,8 +38,9 @@ import numpy as np
 
 from worldfm_ros.camera import check_image_size
 from worldfm_ros.errors import SceneError, WorldFMError
+from worldfm_ros.render.cloud import check_points
 from worldfm_ros.scene.anchor import Keyframe, SceneAnchor
-from worldfm_ros.scene.checks import check_depth, check_K_for_size, check_points, check_rigid
+from worldfm_ros.scene.checks import check_depth, check_K_for_size, check_rigid
 from worldfm_ros.scene.io import (check_file_size, image_size, npy_header, read_image, read_npy, read_ply,
                                   require_file, write_image, write_ply)
 
