@@ -168,7 +168,7 @@ def stereo_imu_demo(tmp_path_factory):
     """The demo with the bundled stereo_imu rig (at 160x120 to keep the bag small), anchor backend."""
     import yaml
 
-    from worldfm_ros.sim.sensor_rig import rig_path
+    from worldfm_ros.sensors.sensor_rig import rig_path
 
     base = tmp_path_factory.mktemp("stereo_demo")
     rig = yaml.safe_load(rig_path("stereo_imu").read_text())

@@ -23,7 +23,7 @@ from worldfm_ros.ros.node import SimNode  # noqa: E402
 from worldfm_ros.ros.tf_io import TF_STATIC_QOS  # noqa: E402
 from worldfm_ros.build.procedural import make_room_scene, random_room  # noqa: E402
 from worldfm_ros.scene.store import save_scene  # noqa: E402
-from worldfm_ros.sim.sensor_rig import rig_path  # noqa: E402
+from worldfm_ros.sensors.sensor_rig import rig_path  # noqa: E402
 from worldfm_ros.srv import Reset, Step  # noqa: E402
 
 W, H = 160, 120

@@ -14,7 +14,7 @@ pytest.importorskip("rclpy", reason="rclpy not importable: run via scripts/env.s
 
 from worldfm_ros.ros import conversions as conv  # noqa: E402
 from worldfm_ros.camera import LINK_T_OPTICAL  # noqa: E402
-from worldfm_ros.sim.rig import MountConfig  # noqa: E402
+from worldfm_ros.sensors.rig import MountConfig  # noqa: E402
 from worldfm_ros.sim.simulator import planar_pose  # noqa: E402
 
 

@@ -57,7 +57,7 @@ def test_the_pipeline_filters_the_camera_view_and_antialias_0_renders_it_point_s
     from worldfm_ros.resources import default_scene_path
     from worldfm_ros.scene.store import load_scene
     from worldfm_ros.frame.pipeline import FramePipeline
-    from worldfm_ros.sim.rig import CameraRig, MountConfig
+    from worldfm_ros.sensors.rig import CameraRig, MountConfig
     from worldfm_ros.world.pointcloud import PointCloudWorld
 
     anchor = load_scene(default_scene_path())

@@ -87,7 +87,7 @@ def simulate(backend, width=48, height=36):
     from worldfm_ros.build.procedural import make_room_scene, random_room
     from worldfm_ros.sim.config import SimConfig
     from worldfm_ros.sim.simulator import Simulator
-    from worldfm_ros.sim.rig import CameraConfig
+    from worldfm_ros.sensors.rig import CameraConfig
 
     cam = PinholeCamera.from_fov(width, height, 90)
     scene = make_room_scene(random_room(4, (6.0, 5.0, 2.8), 0), cam, num_views=8, num_keyframes=2)

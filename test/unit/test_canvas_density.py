@@ -22,7 +22,7 @@ from worldfm_ros.render.release import ReleaseRenderer
 from worldfm_ros.build.build_panorama import build_panorama, reference_pose
 from worldfm_ros.scene.io import write_image
 from worldfm_ros.frame.pipeline import FramePipeline
-from worldfm_ros.sim.rig import CameraRig, MountConfig
+from worldfm_ros.sensors.rig import CameraRig, MountConfig
 from worldfm_ros.world.pointcloud import PointCloudWorld
 
 CANVAS = PinholeCamera(512, 512, 320.0, 320.0, 256.0, 256.0)  # the released demo's K

@@ -13,7 +13,7 @@ from worldfm_ros.sim.config import SimConfig
 from worldfm_ros.sim.drive import ground_drive
 from worldfm_ros.sim.kinematics import KinematicsConfig, Twist
 from worldfm_ros.camera import LINK_T_OPTICAL
-from worldfm_ros.sim.rig import MountConfig
+from worldfm_ros.sensors.rig import MountConfig
 from worldfm_ros.sim.simulator import Simulator
 from worldfm_ros.sim.trajectory import Trajectory, load_tum
 

@@ -16,7 +16,7 @@ from scipy.spatial.transform import Rotation
 from worldfm_ros.errors import ConfigError
 from worldfm_ros.sensors.imu import ImuConfig, ImuModel, ImuNoiseConfig
 from worldfm_ros.sim.kinematics import KinematicModel, KinematicsConfig, Twist, exp_se3
-from worldfm_ros.sim.rig import MountConfig
+from worldfm_ros.sensors.rig import MountConfig
 
 G = 9.80665
 MS = 1_000_000  # ns

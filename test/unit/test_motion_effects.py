@@ -15,7 +15,7 @@ from worldfm_ros.errors import ConfigError
 from worldfm_ros.render.pointcloud import PointCloudRenderer
 from worldfm_ros.sensors.motion import MotionBlurConfig, MotionEffects, RollingShutterConfig, optical_motion
 from worldfm_ros.sim.kinematics import exp_se3
-from worldfm_ros.sim.rig import MountConfig
+from worldfm_ros.sensors.rig import MountConfig
 
 # 320x240, 60 deg horizontal field: fx = 160 / tan(30 deg) = 277.1 px, cx = 159.5
 CAMERA = PinholeCamera.from_fov(320, 240, 60.0)

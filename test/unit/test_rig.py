@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from worldfm_ros.errors import ConfigError
-from worldfm_ros.sim.rig import CameraConfig, CameraRig, MountConfig, load_camera_info_yaml
+from worldfm_ros.sensors.rig import CameraConfig, CameraRig, MountConfig, load_camera_info_yaml
 
 
 def test_optical_frame_looks_along_base_x_with_image_x_to_the_right():

@@ -11,7 +11,7 @@ from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.errors import ConfigError
 from worldfm_ros.build.procedural import random_room
 from worldfm_ros.camera import LINK_T_OPTICAL
-from worldfm_ros.sim.rig import MountConfig
+from worldfm_ros.sensors.rig import MountConfig
 from worldfm_ros.sim.scan import ScanConfig, depth_to_scan
 
 CAMERA = PinholeCamera.from_fov(320, 240, 90.0)

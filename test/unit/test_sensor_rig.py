@@ -12,7 +12,7 @@ from worldfm_ros.errors import ConfigError
 from worldfm_ros.messages import MessageBuilder
 from worldfm_ros.scene.anchor import SceneAnchor
 from worldfm_ros.sim.config import SimConfig
-from worldfm_ros.sim.sensor_rig import RIG_PRESETS, build_rig, load_rig, remount
+from worldfm_ros.sensors.sensor_rig import RIG_PRESETS, build_rig, load_rig, remount
 from worldfm_ros.sim.simulator import Simulator, planar_pose
 
 W, H, HFOV = 320, 240, 90.0

@@ -207,7 +207,7 @@ def stereo_imu_render(tmp_path_factory, scene_dir) -> Path:
     """render-trajectory of the 5-pose trajectory through the bundled stereo_imu rig at 64x48."""
     import yaml
 
-    from worldfm_ros.sim.sensor_rig import rig_path
+    from worldfm_ros.sensors.sensor_rig import rig_path
 
     base = tmp_path_factory.mktemp("stereo_render")
     rig = yaml.safe_load(rig_path("stereo_imu").read_text())

@@ -23,7 +23,7 @@ from worldfm_ros.envs.reward import ForwardProgress, RewardFn, Transition
 from worldfm_ros.envs.sim_env import start_pose
 from worldfm_ros.errors import WorldFMError
 from worldfm_ros.sim.kinematics import KinematicsConfig
-from worldfm_ros.sim.rig import CameraConfig
+from worldfm_ros.sensors.rig import CameraConfig
 from worldfm_ros.sim.simulator import planar_pose
 
 # Node parameters the spaces and the map frame are built from.

@@ -108,7 +108,7 @@ def render_views(world, backend, views: HeldOutViews, point_radius: int = 1, see
     reconstruction filter, in point footprints); returns (rgb (N, H, W, 3) uint8, anchor render
     (N, H, W, 3) uint8, covered (N, H, W) bool, mean ms per view)."""
     from worldfm_ros.frame.pipeline import FramePipeline
-    from worldfm_ros.sim.rig import CameraRig
+    from worldfm_ros.sensors.rig import CameraRig
 
     rig = CameraRig(views.camera, np.eye(4))
     pipeline = FramePipeline(world, rig, backend, point_radius=point_radius, splat=splat, antialias=antialias)

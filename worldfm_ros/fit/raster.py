@@ -24,7 +24,7 @@ from numba import njit, prange
 
 from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.render.splats import (ALPHA_MAX, ALPHA_MIN, EPS2D, RADIUS_SIGMAS, SPLAT_FAR, SPLAT_NEAR, TILE,
-                                       _bin, composite_tiles, support_in_tile,
+                                       _bin, _depth_order, composite_tiles, support_in_tile,
                                        tile_pixels)
 
 _SH_C1 = 0.4886025119029199
@@ -252,8 +252,8 @@ class _Composite(torch.autograd.Function):
         np_opac = np.ascontiguousarray(opac.detach().numpy(), np.float32)
         np_color = np.ascontiguousarray(color.detach().numpy(), np.float32)
         np_depth = np.ascontiguousarray(depth.detach().numpy(), np.float32)
-        visible = np.flatnonzero(radius[:, 0] > 0).astype(np.int32)
-        order = visible[np.argsort(np_depth[visible], kind="stable")]
+        visible = np.flatnonzero(radius[:, 0] > 0)
+        order = _depth_order(visible, np_depth, np.arange(len(np_depth)))
         tiles_x, tiles_y = -(-width // TILE), -(-height // TILE)
         offsets, ids = _bin(order, np_xy, radius, tiles_x, tiles_y)
         rgb = np.zeros((height, width, 3), np.float32)

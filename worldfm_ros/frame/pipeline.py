@@ -28,8 +28,8 @@ from worldfm_ros.render.result import RenderResult
 from worldfm_ros.world.base import RenderStyle, World
 
 if TYPE_CHECKING:
-    from worldfm_ros.sim.rig import CameraRig
-    from worldfm_ros.sim.sensor_rig import RigCamera
+    from worldfm_ros.sensors.rig import CameraRig
+    from worldfm_ros.sensors.sensor_rig import RigCamera
 
 
 #: the frame's own stages, in order, as keys of ``Frame.timings_ms``

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     cameras, imu = ("camera",), False
     if args.rig:
-        from worldfm_ros.sim.sensor_rig import build_rig, load_rig
+        from worldfm_ros.sensors.sensor_rig import build_rig, load_rig
 
         rig = build_rig(load_rig(args.rig), 10.0, where=args.rig)
         cameras, imu = tuple(c.name for c in rig.cameras), rig.imu.enabled

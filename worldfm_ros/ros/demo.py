@@ -60,7 +60,7 @@ def remounted_rig(rig: str, drive_overrides: list, path: Path) -> str:
     import yaml
 
     from worldfm_ros.sensors.mount import MountConfig
-    from worldfm_ros.sim.sensor_rig import load_rig, remount
+    from worldfm_ros.sensors.sensor_rig import load_rig, remount
 
     values = {p.name: p.value for p in drive_overrides}
     mount = MountConfig(list(values["mount.xyz"]), list(values["mount.rpy"]))

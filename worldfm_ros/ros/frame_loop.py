@@ -26,7 +26,7 @@ from worldfm_ros.ros.compressed import CompressedOutputs
 from worldfm_ros.build.backproject import backproject_pixels
 from worldfm_ros.sim.config import CompressedConfig
 from worldfm_ros.sim.scan import depth_to_scan
-from worldfm_ros.sim.sensor_rig import RigCamera
+from worldfm_ros.sensors.sensor_rig import RigCamera
 from worldfm_ros.sim.simulator import Simulator
 from worldfm_ros.viz import RerunLog
 

@@ -79,7 +79,7 @@ def _rows(T: np.ndarray) -> list[list[float]]:
 def run(args: argparse.Namespace) -> int:
     import yaml
 
-    from worldfm_ros.sim.sensor_rig import build_rig, load_rig
+    from worldfm_ros.sensors.sensor_rig import build_rig, load_rig
 
     rig = build_rig(load_rig(args.rig), 10.0, where=args.rig)
     files = kalibr_files(rig, args.namespace)

@@ -13,7 +13,7 @@ from worldfm_ros.sim.collision import CollisionConfig
 from worldfm_ros.sim.scan import ScanConfig
 from worldfm_ros.sim.kinematics import KinematicsConfig
 from worldfm_ros.sensors.mount import MountConfig
-from worldfm_ros.sim.rig import CameraConfig
+from worldfm_ros.sensors.rig import CameraConfig
 from worldfm_ros.viz import parse_targets
 
 INPUT_MODES = ("cmd_vel", "tf")
@@ -132,7 +132,7 @@ class SimConfig:
     rerun: log the frames, poses and scene to Rerun ('' = off): comma-separated targets, each
         'spawn' (a viewer here), a rerun+http://HOST:PORT/proxy URL or a path ending in '.rrd'
         (see worldfm_ros.viz).
-    rig: the sensor rig: a rig file (``worldfm_ros.sim.sensor_rig``) or a preset ('stereo',
+    rig: the sensor rig: a rig file (``worldfm_ros.sensors.sensor_rig``) or a preset ('stereo',
         'stereo_imu' in config/rigs); '' = one ideal camera from ``camera``, ``mount`` and ``frames``.
     torch_threads: torch CPU threads of the process (0 = one per core, torch's default; more
         threads are slower on a busy machine); applied by :func:`worldfm_ros.runtime.apply_torch_threads`.

@@ -34,7 +34,7 @@ from worldfm_ros.frame.pipeline import Frame, FramePipeline, View
 from worldfm_ros.world.base import World, points_in_map
 from worldfm_ros.world.store import open_world
 from worldfm_ros.sensors.imu import ImuModel, ImuSample
-from worldfm_ros.sim.sensor_rig import SensorRig, build_rig, load_rig, single_camera_rig
+from worldfm_ros.sensors.sensor_rig import SensorRig, build_rig, load_rig, single_camera_rig
 
 
 #: metres base_link may be from the world's extent (from the map origin without a world): far

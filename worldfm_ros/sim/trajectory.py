@@ -45,7 +45,7 @@ from worldfm_ros.frame.pipeline import Frame, FramePipeline
 
 if TYPE_CHECKING:
     from worldfm_ros.sensors.imu import ImuModel, ImuSample
-    from worldfm_ros.sim.sensor_rig import SensorRig
+    from worldfm_ros.sensors.sensor_rig import SensorRig
     from worldfm_ros.sim.simulator import Simulator
 
 KINDS = ("optical", "base")

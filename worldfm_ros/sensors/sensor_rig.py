@@ -36,7 +36,7 @@ from worldfm_ros.sensors.lens import Lens, LensConfig, load_calibration
 from worldfm_ros.sensors.mount import MountConfig
 from worldfm_ros.sensors.motion import MotionBlurConfig, RollingShutterConfig
 from worldfm_ros.sensors.noise import DepthNoiseConfig, PhotometricConfig
-from worldfm_ros.sim.rig import CameraConfig, CameraRig
+from worldfm_ros.sensors.rig import CameraConfig, CameraRig
 
 #: rig presets shipped in ``config/rigs/<name>.yaml``
 RIG_PRESETS = ("stereo", "stereo_imu")
