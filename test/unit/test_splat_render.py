@@ -54,14 +54,42 @@ def test_projection_matches_gsplat_reference():
     c2w = look_at_pose([0.3, -0.2, -0.5], [0.0, 0.0, 2.5])
     proj = SplatRenderer(g).project(CAM, c2w)
     radii, means2d, depths, conics = gsplat_projection(g, CAM, c2w)
-    ours = proj.radius[:, 0] > 0
-    assert ours.sum() > 100
+    rows = proj.drawn
+    ours = proj.index[rows]
+    assert len(ours) > 100 and len(np.unique(ours)) == len(ours)
     assert np.all(radii[ours, 0] > 0), "a Gaussian gsplat culls is drawn"
-    np.testing.assert_allclose(proj.xy[ours], means2d[ours], rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(proj.depth[ours], depths[ours], rtol=1e-5)
-    np.testing.assert_allclose(proj.conic[ours], conics[ours], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(proj.xy[rows], means2d[ours], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(proj.depth[rows], depths[ours], rtol=1e-5)
+    np.testing.assert_allclose(proj.conic[rows], conics[ours], rtol=1e-5, atol=1e-7)
     # the support shrinks with opacity, never past gsplat's 3.33 standard deviations
-    assert np.all(proj.radius[ours] <= radii[ours])
+    assert np.all(proj.radius[rows] <= radii[ours])
+
+
+def test_culling_of_whole_blocks_keeps_every_gaussian_that_reaches_the_image():
+    # small Gaussians all around the camera, and a cluster of large ones beside the view, centres
+    # outside it, that reach in
+    rng = np.random.default_rng(3)
+    n, m = 20000, 1024
+    means = np.concatenate([rng.uniform(-4.0, 4.0, (n, 3)), rng.uniform(-0.1, 0.1, (m, 3)) + [-2.3, 0.0, 3.0]])
+    scales = np.concatenate([np.exp(rng.uniform(np.log(0.005), np.log(0.05), (n, 3))), np.full((m, 3), 0.3)])
+    g = make_gaussians(means, rng.normal(size=(n + m, 4)), scales, rng.uniform(0.05, 1.0, n + m),
+                       rng.normal(0, 0.4, (n + m, 1, 3)))
+    renderer = SplatRenderer(g)
+    c2w = np.eye(4)
+    assert len(renderer.visible_blocks(CAM, c2w)) < 0.75 * renderer._blocks.num_blocks, "blocks culled"
+    radii, means2d, depths, conics = gsplat_projection(g, CAM, c2w)
+    # which Gaussians reach the image by the renderer's rule, from gsplat's projection
+    a, b, c = conics[:, 0], conics[:, 1], conics[:, 2]
+    det = a * c - b * b
+    extent = np.minimum(3.33, np.sqrt(np.maximum(2 * np.log(g.opacities * 255.0), 0.0)))
+    rx = np.ceil(extent * np.sqrt(c / det))
+    ry = np.ceil(extent * np.sqrt(a / det))
+    u, v = means2d[:, 0], means2d[:, 1]
+    reach = ((radii[:, 0] > 0) & (rx > 0) & (ry > 0) & (u + rx > 0) & (u - rx < CAM.width) & (v + ry > 0)
+             & (v - ry < CAM.height))
+    assert np.count_nonzero(reach[n:] & (u[n:] < -5)) > 500, "the cluster should reach in from outside"
+    proj = renderer.project(CAM, c2w)
+    assert set(np.flatnonzero(reach)) <= set(proj.index[proj.drawn])
 
 
 def test_colours_match_gsplat_spherical_harmonics_at_every_degree():
@@ -77,9 +105,8 @@ def test_projected_colour_is_the_sh_value_along_the_ray_from_the_camera():
     g = random_gaussians(200)
     c2w = look_at_pose([0.5, 0.1, -0.3], [0.0, 0.0, 2.5])
     proj = SplatRenderer(g).project(CAM, c2w)
-    drawn = proj.radius[:, 0] > 0
     expected = sh_colors(g.sh, g.means - c2w[:3, 3])
-    np.testing.assert_allclose(proj.color[drawn], expected[drawn], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(proj.color[proj.drawn], expected[proj.index[proj.drawn]], rtol=1e-5, atol=1e-6)
 
 
 def brute_force(g, cam, c2w):

@@ -2,15 +2,17 @@
 
 Per view, three passes:
 
-1. **project** (parallel over Gaussians): centre to the camera (OpenCV axes: x right, y down,
+1. **project** (parallel over blocks of Gaussians; whole blocks that cannot reach the image are
+   culled first, ``SplatRenderer.visible_blocks``): centre to the camera (OpenCV axes: x right, y down,
    z forward), 3D covariance R S S^T R^T moved to the camera, EWA projection J Sigma J^T through the
    pinhole Jacobian (with gsplat's clamp of x/z, y/z to 1.3 x the field of view), plus a 0.3 px^2
    low-pass (gsplat's ``eps2d``), inverted to the conic; the colour along the ray from the camera
    centre from the SH coefficients; culled below the near plane, outside the image, or so faint
    that no pixel could reach 1/255.
-2. **bin**: visible Gaussians sorted front to back by centre depth, then listed per 16 x 16 tile
-   they may touch (a counting sort, so each tile's list stays in depth order).
-3. **rasterize** (parallel over tiles): per pixel, front-to-back alpha compositing
+2. **bin**: visible Gaussians sorted front to back by centre depth (a radix sort; equal depths in
+   Gaussian order), then listed per 16 x 16 tile they may touch (a parallel counting sort, so each
+   tile's list stays in depth order).
+3. **rasterize** (parallel over tiles, handed out dynamically): per pixel, front-to-back alpha compositing
    alpha_i = min(0.999, o_i exp(-1/2 d^T conic d)), skipping alpha < 1/255, stopping before the
    transmittance falls to 1e-4 (gsplat's and 3DGS's rule).
 
@@ -23,12 +25,13 @@ the accumulated opacity reaches ``VALID_ALPHA``. Colours are composited over bla
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, parallel_chunksize, prange
 
 from worldfm_ros.camera import PinholeCamera, check_pose, invert_pose
+from worldfm_ros.render.blocks import BlockLayout
 from worldfm_ros.render.gaussians import Gaussians
 from worldfm_ros.render.result import RenderResult
 from worldfm_ros.render.sh import sh_basis_into
@@ -46,8 +49,17 @@ T_MIN = 1e-4
 VALID_ALPHA = 0.5
 #: support of a splat on screen, in standard deviations along x and y (gsplat's 3.33)
 RADIUS_SIGMAS = 3.33
-# Gaussians per parallel work item of the projection (one SH basis buffer each)
-_CHUNK = 4096
+#: Gaussians per block of the frustum culling: at least this many, and at most MAX_BLOCKS blocks
+MIN_BLOCK_SIZE = 256
+MAX_BLOCKS = 8192
+# work items of the parallel binning (each has a count per tile)
+_BIN_CHUNKS = 16
+# tiles per work item of the compositing, handed out as threads come free (tiles differ in cost)
+_TILE_CHUNK = 4
+# the compositing's constants as float32, so that numba keeps its arithmetic in float32
+_F32 = np.float32
+_F32_ALPHA_MIN, _F32_ALPHA_MAX, _F32_T_MIN = _F32(ALPHA_MIN), _F32(ALPHA_MAX), _F32(T_MIN)
+_F32_HALF, _F32_ONE, _F32_ZERO = _F32(0.5), _F32(1.0), _F32(0.0)
 
 
 @dataclass
@@ -68,23 +80,35 @@ class SplatImage:
 
 @dataclass
 class Projected:
-    """Pass 1's output for N Gaussians (entries of culled ones are undefined, radius 0).
+    """Pass 1's output for the M Gaussians of the blocks that frustum culling kept, in block order
+    (rows of culled ones are undefined but for radius 0).
 
-    xy: (N, 2) float32 pixel centre; conic: (N, 3) float32 (a, b, c) of the inverse 2D covariance
-    [[a, b], [b, c]], px^-2; depth: (N,) float32 camera z, metres; radius: (N, 2) int32 support
-    half-size in pixels, 0 = culled; color: (N, 3) float32 RGB along the view ray, >= 0.
+    index: (M,) int64 the Gaussian of each row; xy: (M, 2) float32 pixel centre; conic: (M, 3)
+    float32 (a, b, c) of the inverse 2D covariance [[a, b], [b, c]], px^-2; depth: (M,) float32
+    camera z, metres; radius: (M, 2) int32 support half-size in pixels, 0 = culled; color: (M, 3)
+    float32 RGB along the view ray, >= 0; opacity: (M,) float32 the Gaussian's opacity.
     """
 
+    index: np.ndarray
     xy: np.ndarray
     conic: np.ndarray
     depth: np.ndarray
     radius: np.ndarray
     color: np.ndarray
+    opacity: np.ndarray
+
+    @property
+    def drawn(self) -> np.ndarray:
+        """(D,) int64 rows of the Gaussians that reach the image (radius > 0)."""
+        return np.flatnonzero(self.radius[:, 0] > 0)
 
 
 @njit(parallel=True, cache=True)
-def _project(means, quats, scales, opac, sh, degree, w2c, campos, fx, fy, cx, cy, width, height, near, far,
-             eps2d, xy, conic, depth, radius, color):
+def _project(means, quats, scales, opac, sh, degree, order, blocks, block_size, w2c, campos, fx, fy, cx, cy, width,
+             height, near, far, eps2d, index, xy, conic, depth, radius, color, opacity):
+    """Pass 1 of the Gaussians (stored in slot order) of the blocks ``blocks`` (K,) of ``block_size``
+    slots: block k's j-th Gaussian goes to output row k * block_size + j, with ``order`` of its slot
+    as its ``index``."""
     lim_x_pos = (width - cx) / fx + 0.3 * (0.5 * width / fx)
     lim_x_neg = cx / fx + 0.3 * (0.5 * width / fx)
     lim_y_pos = (height - cy) / fy + 0.3 * (0.5 * height / fy)
@@ -95,11 +119,17 @@ def _project(means, quats, scales, opac, sh, degree, w2c, campos, fx, fy, cx, cy
     nk = (degree + 1) * (degree + 1)
     log_alpha_min = math.log(ALPHA_MIN)
     n = means.shape[0]
-    for chunk in prange((n + _CHUNK - 1) // _CHUNK):
+    for blk in prange(blocks.shape[0]):
         basis = np.empty(16)
-        for i in range(chunk * _CHUNK, min((chunk + 1) * _CHUNK, n)):
-            radius[i, 0] = 0
-            radius[i, 1] = 0
+        first = blocks[blk] * block_size
+        for j in range(block_size):
+            s = blk * block_size + j
+            radius[s, 0] = 0
+            radius[s, 1] = 0
+            i = first + j  # the Gaussians are stored in slot order
+            if i >= n:
+                continue  # the last block's padding
+            index[s] = order[i]
             o = opac[i]
             if o < ALPHA_MIN:
                 continue
@@ -158,25 +188,25 @@ def _project(means, quats, scales, opac, sh, degree, w2c, campos, fx, fy, cx, cy
             if rx <= 0 or ry <= 0 or u + rx <= 0 or u - rx >= width or v + ry <= 0 or v - ry >= height:
                 continue
             inv = 1.0 / det
-            xy[i, 0] = u
-            xy[i, 1] = v
-            conic[i, 0] = c * inv
-            conic[i, 1] = -b * inv
-            conic[i, 2] = a * inv
-            depth[i] = z
-            radius[i, 0] = rx
-            radius[i, 1] = ry
+            xy[s, 0] = u
+            xy[s, 1] = v
+            conic[s, 0] = c * inv
+            conic[s, 1] = -b * inv
+            conic[s, 2] = a * inv
+            depth[s] = z
+            opacity[s] = o
+            radius[s, 0] = rx
+            radius[s, 1] = ry
             dx, dy, dz = mx - campos[0], my - campos[1], mz - campos[2]
             norm = math.sqrt(dx * dx + dy * dy + dz * dz)
             if norm > 0:
                 dx, dy, dz = dx / norm, dy / norm, dz / norm
-            basis = np.empty(16)
             sh_basis_into(degree, dx, dy, dz, basis)
             for ch in range(3):
                 acc = 0.0
                 for k in range(nk):
                     acc += basis[k] * sh[i, k, ch]
-                color[i, ch] = max(acc + 0.5, 0.0)
+                color[s, ch] = max(acc + 0.5, 0.0)
 
 
 @njit(cache=True, inline="always")
@@ -207,26 +237,78 @@ def support_in_tile(xy, radius, i, px0, px1, py0, py1):
     return x0, x1, y0, y1
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def _bin(order, xy, radius, tiles_x, tiles_y):
-    """Tile lists: ``offsets`` (tiles + 1,) into ``ids``, each tile's Gaussians in ``order``."""
-    counts = np.zeros(tiles_x * tiles_y + 1, np.int64)
-    for g in order:
-        x0, x1, y0, y1 = _tile_rect(xy, radius, g, tiles_x, tiles_y)
-        for ty in range(y0, y1):
-            for tx in range(x0, x1):
-                counts[ty * tiles_x + tx + 1] += 1
-    offsets = np.cumsum(counts)
-    fill = offsets[:-1].copy()
-    ids = np.empty(offsets[-1], np.int32)
-    for g in order:
-        x0, x1, y0, y1 = _tile_rect(xy, radius, g, tiles_x, tiles_y)
-        for ty in range(y0, y1):
-            for tx in range(x0, x1):
-                t = ty * tiles_x + tx
-                ids[fill[t]] = g
-                fill[t] += 1
+    """Tile lists: ``offsets`` (tiles + 1,) into ``ids``, each tile's Gaussians in ``order``.
+
+    Parallel over chunks of ``order``: each chunk counts its entries per tile, a prefix sum over
+    (tile, chunk) gives every chunk its place in each tile's list, and the chunks scatter there:
+    the lists are those of one pass over ``order``, whatever the thread count."""
+    n, tiles = order.shape[0], tiles_x * tiles_y
+    chunks = max(1, min(_BIN_CHUNKS, n // 1024))
+    counts = np.zeros((chunks, tiles), np.int64)
+    for c in prange(chunks):
+        for k in range(c * n // chunks, (c + 1) * n // chunks):
+            x0, x1, y0, y1 = _tile_rect(xy, radius, order[k], tiles_x, tiles_y)
+            for ty in range(y0, y1):
+                for tx in range(x0, x1):
+                    counts[c, ty * tiles_x + tx] += 1
+    offsets = np.empty(tiles + 1, np.int64)
+    total = 0
+    for t in range(tiles):
+        offsets[t] = total
+        for c in range(chunks):
+            here = counts[c, t]
+            counts[c, t] = total  # from here on: where chunk c writes its next entry of tile t
+            total += here
+    offsets[tiles] = total
+    ids = np.empty(total, np.int32)
+    for c in prange(chunks):
+        for k in range(c * n // chunks, (c + 1) * n // chunks):
+            g = order[k]
+            x0, x1, y0, y1 = _tile_rect(xy, radius, g, tiles_x, tiles_y)
+            for ty in range(y0, y1):
+                for tx in range(x0, x1):
+                    t = ty * tiles_x + tx
+                    ids[counts[c, t]] = g
+                    counts[c, t] += 1
     return offsets, ids
+
+
+@njit(cache=True)
+def _depth_order(rows, depth, index):
+    """``rows`` sorted front to back by ``depth`` (> 0), equal depths by ``index`` (the Gaussian):
+    the order of a stable sort of the Gaussians by depth. A least-significant-digit radix sort on
+    the float32 bit patterns (monotone for positive floats), 11 bits a pass."""
+    m = rows.shape[0]
+    bits = depth.view(np.uint32)
+    keys = np.empty(m, np.uint32)
+    for j in range(m):
+        keys[j] = bits[rows[j]]
+    vals, keys2, vals2 = rows.copy(), np.empty(m, np.uint32), np.empty(m, rows.dtype)
+    for shift in (0, 11, 22):
+        pos = np.zeros(2049, np.int64)
+        for j in range(m):
+            pos[((keys[j] >> shift) & 2047) + 1] += 1
+        for d in range(2048):
+            pos[d + 1] += pos[d]
+        for j in range(m):
+            d = (keys[j] >> shift) & 2047
+            keys2[pos[d]] = keys[j]
+            vals2[pos[d]] = vals[j]
+            pos[d] += 1
+        keys, keys2, vals, vals2 = keys2, keys, vals2, vals
+    # runs of equal depth (rare: exact float32 ties) in Gaussian order
+    j = 0
+    while j < m:
+        e = j + 1
+        while e < m and keys[e] == keys[j]:
+            e += 1
+        if e - j > 1:
+            run = vals[j:e].copy()
+            vals[j:e] = run[np.argsort(index[run], kind="mergesort")]
+        j = e
+    return vals
 
 
 @njit(parallel=True, cache=True, fastmath=True)
@@ -234,22 +316,22 @@ def composite_tiles(offsets, ids, xy, conic, radius, opac, color, depth, width, 
                     out_depth, out_last, out_trans):
     """Pass 3 (parallel over tiles) into the (H, W) outputs; also writes, per pixel, ``out_last`` (the
     tile-list position + 1 of the last Gaussian composited, 0 = none) and ``out_trans`` (the
-    transmittance left after it), which the backward pass of ``fit.raster`` walks back from."""
+    transmittance left after it), which the backward pass of ``fit.raster`` walks back from.
+    float32 throughout (the inputs' and outputs' type): a quarter faster than float64 here."""
     for t in prange(offsets.shape[0] - 1):
         start, end = offsets[t], offsets[t + 1]
         if start == end:
             continue
         px0, px1, py0, py1 = tile_pixels(t, tiles_x, width, height)
         # the tile's pixels, composited Gaussian by Gaussian (front to back) over each one's own
-        # support rectangle only: far fewer tests than every pixel against every Gaussian of the tile
-        trans = np.ones((TILE, TILE))
-        acc_r = np.zeros((TILE, TILE))
-        acc_g = np.zeros((TILE, TILE))
-        acc_b = np.zeros((TILE, TILE))
-        acc_w = np.zeros((TILE, TILE))  # the accumulated opacity
-        acc_z = np.zeros((TILE, TILE))  # weighted depth
+        # support rectangle only: far fewer tests than every pixel against every Gaussian of the tile.
+        # Per pixel one 32-byte row: transmittance, r, g, b, accumulated opacity, weighted depth, and
+        # the transmittance before the Gaussian that finished the pixel
+        acc = np.zeros((TILE, TILE, 8), np.float32)
         last = np.zeros((TILE, TILE), np.int32)
-        stop_t = np.zeros((TILE, TILE))
+        for yy in range(TILE):
+            for xx in range(TILE):
+                acc[yy, xx, 0] = _F32_ONE
         live = (px1 - px0) * (py1 - py0)
         for k in range(start, end):
             i = ids[k]
@@ -258,88 +340,124 @@ def composite_tiles(offsets, ids, xy, conic, radius, opac, color, depth, width, 
             ca, cb, cc = conic[i, 0], conic[i, 1], conic[i, 2]
             o = opac[i]
             # alpha = o exp(-sigma) < 1/255 exactly when sigma > ln(255 o): no exponential for those
-            sigma_max = math.log(o / ALPHA_MIN)
+            sigma_max = _F32(math.log(o / _F32_ALPHA_MIN))
             cr, cg, cbl, z = color[i, 0], color[i, 1], color[i, 2], depth[i]
             for py in range(y0, y1):
-                dy = v - py
+                dy = v - _F32(py)
+                hy = _F32_HALF * cc * dy * dy
+                by = cb * dy
                 for px in range(x0, x1):
-                    T = trans[py - py0, px - px0]
-                    if T <= 0.0:
+                    a = acc[py - py0, px - px0]
+                    T = a[0]
+                    if T <= _F32_ZERO:
                         continue
-                    dx = u - px
-                    sigma = 0.5 * (ca * dx * dx + cc * dy * dy) + cb * dx * dy
-                    if sigma < 0.0 or sigma > sigma_max:
+                    dx = u - _F32(px)
+                    sigma = _F32_HALF * ca * dx * dx + hy + by * dx
+                    if sigma < _F32_ZERO or sigma > sigma_max:
                         continue
-                    alpha = min(ALPHA_MAX, o * math.exp(-sigma))
-                    if alpha < ALPHA_MIN:
+                    alpha = min(_F32_ALPHA_MAX, o * math.exp(-sigma))
+                    if alpha < _F32_ALPHA_MIN:
                         continue
-                    next_t = T * (1.0 - alpha)
-                    if next_t <= T_MIN:
-                        stop_t[py - py0, px - px0] = T
-                        trans[py - py0, px - px0] = 0.0  # done: later Gaussians add nothing here
+                    next_t = T * (_F32_ONE - alpha)
+                    if next_t <= _F32_T_MIN:
+                        a[6] = T
+                        a[0] = _F32_ZERO  # done: later Gaussians add nothing here
                         live -= 1
                         continue
                     w = alpha * T
-                    acc_r[py - py0, px - px0] += w * cr
-                    acc_g[py - py0, px - px0] += w * cg
-                    acc_b[py - py0, px - px0] += w * cbl
-                    acc_w[py - py0, px - px0] += w
-                    acc_z[py - py0, px - px0] += w * z
-                    trans[py - py0, px - px0] = next_t
+                    a[1] += w * cr
+                    a[2] += w * cg
+                    a[3] += w * cbl
+                    a[4] += w
+                    a[5] += w * z
+                    a[0] = next_t
                     last[py - py0, px - px0] = k + 1
             if live == 0:
                 break
         for py in range(py0, py1):
             for px in range(px0, px1):
-                w = acc_w[py - py0, px - px0]
-                out_rgb[py, px, 0] = acc_r[py - py0, px - px0]
-                out_rgb[py, px, 1] = acc_g[py - py0, px - px0]
-                out_rgb[py, px, 2] = acc_b[py - py0, px - px0]
+                a = acc[py - py0, px - px0]
+                w = a[4]
+                out_rgb[py, px, 0] = a[1]
+                out_rgb[py, px, 1] = a[2]
+                out_rgb[py, px, 2] = a[3]
                 out_alpha[py, px] = w
-                out_depth[py, px] = acc_z[py - py0, px - px0] / w if w > 0.0 else 0.0
+                out_depth[py, px] = a[5] / w if w > _F32_ZERO else _F32_ZERO
                 out_last[py, px] = last[py - py0, px - px0]
                 # a finished pixel keeps the transmittance from before the Gaussian that finished it
-                T = trans[py - py0, px - px0]
-                out_trans[py, px] = stop_t[py - py0, px - px0] if T == 0.0 else T
+                out_trans[py, px] = a[6] if a[0] == _F32_ZERO else a[0]
 
 
 class SplatRenderer:
     """Renders ``Gaussians`` (scene frame) at pinhole cameras, on the CPU.
 
-    The Gaussians are read, never copied: several renderers (and processes forked from one) can
-    share one set. ``render`` is safe to call from several threads.
+    The renderer holds the Gaussians in the Morton order of their centres (``gaussians``), grouped
+    in blocks of consecutive ones for frustum culling: a block is skipped when no Gaussian in it can
+    reach the image (its box grown by its largest support), so culling changes no pixel. Gaussians
+    already in that order (a splat world's, a saved scene's) are read, never copied: several
+    renderers (and processes forked from one) share one set; others are copied once, in order.
+    ``Projected.index`` counts in the order given. ``render`` is safe to call from several threads.
     """
 
     def __init__(self, gaussians: Gaussians, near: float = SPLAT_NEAR) -> None:
-        self.gaussians = gaussians
         self.near = float(near)
+        n = len(gaussians)
+        self._blocks = BlockLayout.build(gaussians.means, max(MIN_BLOCK_SIZE, -(-n // MAX_BLOCKS)))
+        self._order = self._blocks.order  # (blocks * block_size,) the given index of each slot
+        if np.array_equal(self._order[:n], np.arange(n)):
+            self.gaussians = gaussians
+        else:
+            self.gaussians = gaussians.subset(self._order[:n])
+        # (blocks, 1) the largest standard deviation in each block, metres (padding repeats the last)
+        sigma = self.gaussians.scales.max(axis=1).astype(np.float64)
+        sigma = np.concatenate([sigma, np.full(len(self._order) - n, sigma[-1])])
+        self._block_sigma = sigma.reshape(self._blocks.num_blocks, -1).max(axis=1, keepdims=True)
+
+    def visible_blocks(self, camera: PinholeCamera, w2c: np.ndarray) -> np.ndarray:
+        """(K,) int64 blocks that may hold a Gaussian reaching the image at ``w2c`` ((4, 4) world-to-camera).
+
+        A Gaussian at depth z of largest standard deviation s has a support half-size of at most
+        RADIUS_SIGMAS (|J row| s + sqrt(EPS2D)) + 1 px, with |J row| <= f / z sqrt(1 + lim^2) under
+        the projection's clamp of x/z, y/z to lim: a block's box grown by RADIUS_SIGMAS sqrt(1 + lim^2) s
+        (metres) and a margin of RADIUS_SIGMAS sqrt(EPS2D) + 1 px holds every centre that can reach in.
+        """
+        fx, fy, cx, cy, w, h = camera.fx, camera.fy, camera.cx, camera.cy, camera.width, camera.height
+        lim = max((w - cx) / fx, cx / fx) + 0.3 * (0.5 * w / fx), max((h - cy) / fy, cy / fy) + 0.3 * (0.5 * h / fy)
+        grow = self._block_sigma * (RADIUS_SIGMAS * math.sqrt(1.0 + max(lim) ** 2))
+        grown = replace(self._blocks, lo=self._blocks.lo - grow, hi=self._blocks.hi + grow)
+        return grown.visible(w2c, fx, fy, cx, cy, w, h, self.near, RADIUS_SIGMAS * math.sqrt(EPS2D) + 1.0)
 
     def project(self, camera: PinholeCamera, c2w: np.ndarray) -> Projected:
         """Pass 1 at ``camera`` placed by ``c2w`` ((4, 4) camera-to-scene, OpenCV axes, metres)."""
         g = self.gaussians
         c2w = check_pose(c2w, "c2w")
         w2c = invert_pose(c2w)
-        n = len(g)
-        out = Projected(np.empty((n, 2), np.float32), np.empty((n, 3), np.float32), np.empty(n, np.float32),
-                        np.empty((n, 2), np.int32), np.empty((n, 3), np.float32))
-        _project(g.means, g.quats, g.scales, g.opacities, g.sh, g.sh_degree, w2c, np.ascontiguousarray(c2w[:3, 3]),
-                 camera.fx, camera.fy, camera.cx, camera.cy, camera.width, camera.height, self.near, SPLAT_FAR,
-                 EPS2D, out.xy, out.conic, out.depth, out.radius, out.color)
+        blocks = self.visible_blocks(camera, w2c)
+        bs = self._blocks.block_size
+        m = len(blocks) * bs
+        out = Projected(np.empty(m, np.int64), np.empty((m, 2), np.float32), np.empty((m, 3), np.float32),
+                        np.empty(m, np.float32), np.empty((m, 2), np.int32), np.empty((m, 3), np.float32),
+                        np.empty(m, np.float32))
+        _project(g.means, g.quats, g.scales, g.opacities, g.sh, g.sh_degree, self._order, blocks, bs, w2c,
+                 np.ascontiguousarray(c2w[:3, 3]), camera.fx, camera.fy, camera.cx, camera.cy, camera.width,
+                 camera.height, self.near, SPLAT_FAR, EPS2D, out.index, out.xy, out.conic, out.depth, out.radius,
+                 out.color, out.opacity)
         return out
 
     def bin(self, camera: PinholeCamera, proj: Projected) -> tuple[np.ndarray, np.ndarray]:
-        """Pass 2: (offsets (tiles + 1,), ids) of the visible Gaussians per tile, front to back."""
-        visible = np.flatnonzero(proj.radius[:, 0] > 0).astype(np.int32)
-        order = visible[np.argsort(proj.depth[visible], kind="stable")]
+        """Pass 2: (offsets (tiles + 1,), ids) of the drawn rows of ``proj`` per tile, front to back
+        (equal depths in Gaussian order)."""
+        order = _depth_order(proj.drawn, proj.depth, proj.index)
         return _bin(order, proj.xy, proj.radius, -(-camera.width // TILE), -(-camera.height // TILE))
 
     def composite(self, camera: PinholeCamera, proj: Projected, tiles: tuple[np.ndarray, np.ndarray]) -> SplatImage:
         """Pass 3 over the tile lists of ``bin``."""
         w, h = camera.width, camera.height
         image = SplatImage(np.zeros((h, w, 3), np.float32), np.zeros((h, w), np.float32), np.zeros((h, w), np.float32))
-        composite_tiles(tiles[0], tiles[1], proj.xy, proj.conic, proj.radius, self.gaussians.opacities, proj.color,
-                        proj.depth, w, h, -(-w // TILE), image.rgb, image.alpha, image.depth,
-                        np.zeros((h, w), np.int32), np.zeros((h, w), np.float32))
+        with parallel_chunksize(_TILE_CHUNK):
+            composite_tiles(tiles[0], tiles[1], proj.xy, proj.conic, proj.radius, proj.opacity, proj.color,
+                            proj.depth, w, h, -(-w // TILE), image.rgb, image.alpha, image.depth,
+                            np.zeros((h, w), np.int32), np.zeros((h, w), np.float32))
         return image
 
     def rasterize(self, camera: PinholeCamera, proj: Projected) -> SplatImage:

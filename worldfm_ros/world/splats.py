@@ -38,20 +38,22 @@ class SplatWorld:
 
     surface: ((M, 3) float32 metres, (M, 3) uint8) samples of the opaque surfaces; default
     ``splat_surface(gaussians)``. Rendering changes no state, so one world may serve many threads
-    and envs; the Gaussians are never copied.
+    and envs; ``gaussians`` are the given ones in the order of the CPU renderer's culling blocks
+    (copied once unless already in it, as a saved splat scene is), never copied per view or env.
     """
 
     kind = KIND
 
     def __init__(self, gaussians: Gaussians, map_T_scene: np.ndarray, keyframes: list[Keyframe], name: str = "splats",
                  surface: tuple[np.ndarray, np.ndarray] | None = None, device: str = "cpu") -> None:
-        self.gaussians = gaussians
         self.map_T_scene = np.asarray(map_T_scene, dtype=np.float64)
         self.keyframes = list(keyframes)
         self.name = name
         self.device = device
         self._surface = surface if surface is not None else splat_surface(gaussians)
         self._renderer = make_splat_renderer(gaussians, device)
+        # the CPU renderer holds them in its culling (Morton) order: the world keeps that one set
+        self.gaussians = getattr(self._renderer, "gaussians", gaussians)
 
     @property
     def primitives(self) -> int:
