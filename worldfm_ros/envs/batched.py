@@ -190,8 +190,8 @@ class BatchedWorldFMEnv(VectorEnv):
         self._autoreset[robots] = False
         observations = self._observe(robots)
         infos: dict[str, Any] = {}
+        self._obs_rows(robots, observations)
         for i, obs in zip(robots, observations):
-            self._obs_row(i, obs)
             infos = self._add_info(infos, WorldFMEnv._info(obs), i)
         return copy.deepcopy(self._obs), infos
 
@@ -227,8 +227,8 @@ class BatchedWorldFMEnv(VectorEnv):
                 terminated[i] = obs.done
                 truncated[i] = spaces.truncated(int(self._batches[self._group[i]].steps[self._slot[i]]),
                                                 self.max_episode_steps)
-            self._obs_row(i, obs)
             infos = self._add_info(infos, info, i)
+        self._obs_rows(np.arange(self.num_envs), observations)
         done = terminated | truncated
         if self.autoreset_mode == AutoresetMode.SAME_STEP and done.any():
             robots = np.flatnonzero(done)
@@ -236,8 +236,9 @@ class BatchedWorldFMEnv(VectorEnv):
                 last = self._last[i]
                 infos = self._add_info(infos, {"final_obs": self._single_obs(last), "final_info": WorldFMEnv._info(last)}, i)
                 self._start(i)
-            for i, obs in zip(robots, self._observe(robots)):
-                self._obs_row(i, obs)
+            observations = self._observe(robots)
+            self._obs_rows(robots, observations)
+            for i, obs in zip(robots, observations):
                 infos = self._add_info(infos, WorldFMEnv._info(obs), i)
             self._autoreset[:] = False
         else:
@@ -296,11 +297,15 @@ class BatchedWorldFMEnv(VectorEnv):
                                   spaces.odom_vector(obs.odom_T_base, obs.linear, obs.angular),
                                   self.single_observation_space)
 
-    def _obs_row(self, i: int, obs: Observation) -> None:
-        """Write robot i's observation into row i of the batched observation."""
-        row = self._single_obs(obs)
-        if isinstance(row, dict):
-            for key, value in row.items():
-                self._obs[key][i] = value
+    def _obs_rows(self, robots: np.ndarray, observations: list[Observation]) -> None:
+        """Write the observations of ``robots`` (K,) into their rows, converted as one stack
+        (``spaces.observation`` is elementwise: each row as ``_single_obs`` makes it)."""
+        rows = spaces.observation(np.stack([o.frame.rgb for o in observations]),
+                                  np.stack([o.frame.depth for o in observations]),
+                                  np.stack([spaces.odom_vector(o.odom_T_base, o.linear, o.angular) for o in observations]),
+                                  self.single_observation_space)
+        if isinstance(rows, dict):
+            for key, value in rows.items():
+                self._obs[key][robots] = value
         else:
-            self._obs[i] = row
+            self._obs[robots] = rows
