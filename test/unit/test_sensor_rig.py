@@ -11,6 +11,8 @@ from worldfm_ros.camera import PinholeCamera
 from worldfm_ros.errors import ConfigError
 from worldfm_ros.messages import MessageBuilder
 from worldfm_ros.scene.anchor import SceneAnchor
+from worldfm_ros.sensors.mount import MountConfig
+from worldfm_ros.sensors.rig import CameraConfig
 from worldfm_ros.sim.config import SimConfig
 from worldfm_ros.sensors.sensor_rig import RIG_PRESETS, build_rig, load_rig, remount
 from worldfm_ros.sim.simulator import Simulator, planar_pose
@@ -45,6 +47,24 @@ def test_the_default_rig_is_the_single_camera_of_camera_mount_and_frames():
     assert (cam.name, cam.link_frame, cam.optical_frame) == ("camera", "camera_link", "camera_optical_frame")
     assert cam.camera == SimConfig().camera.build()
     assert not cam.effects.enabled and sim.imu is None
+
+
+def test_the_node_camera_parameters_resolve_as_the_same_camera_in_a_rig_file(tmp_path):
+    calibration = tmp_path / "cam.yaml"
+    calibration.write_text(
+        "image_width: 320\nimage_height: 240\ncamera_matrix: {data: [200, 0, 160, 0, 210, 120, 0, 0, 1]}\n"
+        "distortion_model: plumb_bob\ndistortion_coefficients: {data: [-0.2, 0.05, 0, 0, 0]}\n")
+    camera = {"camera_info_url": str(calibration)}
+    mount = {"xyz": [0.1, 0.0, 0.8], "rpy": [0.0, 0.1, 0.0]}
+    rig_file = tmp_path / "rig.yaml"
+    rig_file.write_text(yaml.safe_dump({"cameras": [{"name": "camera", "camera": camera, "mount": mount}]}))
+    params = SimConfig(camera=CameraConfig(**camera), mount=MountConfig(**mount))
+    (node_camera,) = Simulator(params).sensors.cameras
+    (file_camera,) = Simulator(SimConfig(rig=str(rig_file))).sensors.cameras
+    assert node_camera.camera == file_camera.camera
+    assert node_camera.lens.distortion_model == file_camera.lens.distortion_model == "plumb_bob"
+    assert np.array_equal(node_camera.lens.D, file_camera.lens.D)
+    assert np.allclose(node_camera.mounted.base_T_optical, file_camera.mounted.base_T_optical)
 
 
 @pytest.mark.parametrize("preset", RIG_PRESETS)

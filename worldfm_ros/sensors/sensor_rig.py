@@ -221,15 +221,8 @@ def build_rig(cfg: RigConfig, default_rate_hz: float, where: str = "rig") -> Sen
         raise ConfigError(f"{where}: camera names must be unique, got {names}")
     cameras = []
     for c in configs:
-        if c.camera.camera_info_url:
-            model, lens_cfg = load_calibration(c.camera.camera_info_url)
-            if c.lens.model != "none":
-                raise ConfigError(f"{where}: camera {c.name!r}: give the distortion either in lens or in "
-                                  "camera_info_url, not both")
-        else:
-            model, lens_cfg = PinholeCamera.from_fov(c.camera.width, c.camera.height, c.camera.hfov_deg), c.lens
-        cameras.append(_rig_camera(c, model, lens_cfg, f"{c.frame_prefix}_link", f"{c.frame_prefix}_optical_frame",
-                                   c.rate_hz or default_rate_hz))
+        cameras.append(_rig_camera(c, f"{c.frame_prefix}_link", f"{c.frame_prefix}_optical_frame",
+                                   c.rate_hz or default_rate_hz, where))
     index = {c.name: i for i, c in enumerate(cameras)}
     for p in pairs:
         for eye in (p.left, p.right):
@@ -241,17 +234,22 @@ def build_rig(cfg: RigConfig, default_rate_hz: float, where: str = "rig") -> Sen
     return SensorRig(cameras, cfg.imu)
 
 
-def single_camera_rig(camera: CameraConfig, mount: MountConfig, link_frame: str, optical_frame: str,
-                      rate_hz: float) -> SensorRig:
-    """The default rig: one camera named 'camera' with the node's own frame ids (a calibration
-    file's distortion becomes its lens)."""
-    cfg = RigCameraConfig(name="camera", mount=mount, camera=camera)
-    model, lens = load_calibration(camera.camera_info_url) if camera.camera_info_url else (camera.build(), LensConfig())
-    return SensorRig([_rig_camera(cfg, model, lens, link_frame, optical_frame, rate_hz)], ImuConfig())
+def single_camera_rig(camera: RigCameraConfig, link_frame: str, optical_frame: str, rate_hz: float) -> SensorRig:
+    """The default rig: the one camera of the node's parameters (``SimConfig.rig_camera``) with the
+    node's own frame ids (a calibration file's distortion becomes its lens)."""
+    return SensorRig([_rig_camera(camera, link_frame, optical_frame, rate_hz, "camera")], ImuConfig())
 
 
-def _rig_camera(c: RigCameraConfig, model: PinholeCamera, lens_cfg: LensConfig, link_frame: str,
-                optical_frame: str, rate_hz: float) -> RigCamera:
+def _rig_camera(c: RigCameraConfig, link_frame: str, optical_frame: str, rate_hz: float, where: str) -> RigCamera:
+    """Camera ``c`` resolved: its model and lens (a calibration file's, its distortion as the lens,
+    or size + fov with ``c.lens``), mount and sensor effects."""
+    if c.camera.camera_info_url:
+        model, lens_cfg = load_calibration(c.camera.camera_info_url)
+        if c.lens.model != "none":
+            raise ConfigError(f"{where}: camera {c.name!r}: give the distortion either in lens or in "
+                              "camera_info_url, not both")
+    else:
+        model, lens_cfg = c.camera.build(), c.lens
     mounted, lens = CameraRig(model, c.mount.matrix()), Lens(model, lens_cfg)
     effects = CameraEffects(lens, mounted.base_T_optical, c.motion_blur, c.rolling_shutter, c.photometric,
                             c.depth_noise)

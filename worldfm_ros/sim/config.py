@@ -14,6 +14,7 @@ from worldfm_ros.sim.scan import ScanConfig
 from worldfm_ros.sim.kinematics import KinematicsConfig
 from worldfm_ros.sensors.mount import MountConfig
 from worldfm_ros.sensors.rig import CameraConfig
+from worldfm_ros.sensors.sensor_rig import RigCameraConfig
 from worldfm_ros.viz import parse_targets
 
 INPUT_MODES = ("cmd_vel", "tf")
@@ -172,6 +173,11 @@ class SimConfig:
     collision: CollisionConfig = field(default_factory=CollisionConfig)
     scan: ScanConfig = field(default_factory=ScanConfig)
     compressed: CompressedConfig = field(default_factory=CompressedConfig)
+
+    def rig_camera(self) -> RigCameraConfig:
+        """The single camera (``rig: ''``) as a rig camera: ``camera`` on ``mount``, at the node's
+        ``rate_hz``, effects off (its frame ids are ``frames.camera`` and ``frames.optical``)."""
+        return RigCameraConfig(mount=self.mount, camera=self.camera)
 
     @property
     def owns_time(self) -> bool:

@@ -124,8 +124,7 @@ def sensor_rig(config: SimConfig) -> SensorRig:
     ``mount`` and ``frames``."""
     if config.rig:
         return build_rig(load_rig(config.rig), config.rate_hz, where=config.rig)
-    f = config.frames
-    return single_camera_rig(config.camera, config.mount, f.camera, f.optical, config.rate_hz)
+    return single_camera_rig(config.rig_camera(), config.frames.camera, config.frames.optical, config.rate_hz)
 
 
 def camera_views(sensors: SensorRig, map_T_base: np.ndarray, stamp_ns: int, indices: list[int], seed: int | None,
