@@ -134,6 +134,24 @@ def test_built_scene_round_trips(tmp_path: Path) -> None:
     assert [k.c2w.tobytes() for k in back.keyframes] == [k.c2w.tobytes() for k in anchor.keyframes]
 
 
+def test_the_built_scene_keeps_the_recorded_camera_path_and_keyframes_at_the_asked_size(tmp_path: Path) -> None:
+    from worldfm_ros.cli import main
+    from worldfm_ros.sim.trajectory import load_tum
+
+    frames, _ = room_frames(4)
+    write_seven_scenes(tmp_path / "seq", frames)
+    out = tmp_path / "scene"
+    assert main(["scene-build", "rgbd", str(tmp_path / "seq"), "--keyframes", "2", "--keyframe-size", "32", "24",
+                 "-o", str(out)]) == 0
+    scene = load_scene(out)
+    assert [kf.image.shape for kf in scene.keyframes] == [(24, 32, 3)] * 2
+    assert [kf.depth.shape for kf in scene.keyframes] == [(24, 32)] * 2
+    np.testing.assert_allclose(scene.keyframes[0].K, CAMERA.scaled(32, 24).K)
+    path = load_tum(out / "trajectory.tum", world="scene")
+    np.testing.assert_allclose(path.poses, np.stack([c2w for _, _, c2w in frames]), atol=1e-7)
+    assert path.stamps_ns.tolist() == [0, 100_000_000, 200_000_000, 300_000_000]
+
+
 def test_intrinsics_for_another_size_are_rejected(tmp_path: Path) -> None:
     frames, _ = room_frames(2)
     write_seven_scenes(tmp_path / "seq", frames)

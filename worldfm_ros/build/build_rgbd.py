@@ -345,6 +345,21 @@ def _read_open3d_log(path: Path) -> list[np.ndarray]:
     return poses
 
 
+def write_recorded_path(path: str | os.PathLike, c2w: np.ndarray, rate_hz: float = 10.0) -> Path:
+    """Write the recording's camera path as a TUM file (``t tx ty tz qx qy qz qw``; what
+    ``sim.trajectory.load_tum`` reads): c2w (N, 4, 4) camera-to-scene, OpenCV axes, metres, in frame
+    order, stamped ``i / rate_hz`` seconds (the layouts do not all carry stamps)."""
+    from scipy.spatial.transform import Rotation
+
+    c2w = np.asarray(c2w, dtype=np.float64)
+    q = Rotation.from_matrix(c2w[:, :3, :3]).as_quat()  # x y z w
+    lines = [f"# camera optical frame in the scene frame (OpenCV axes, metres): the recorded poses, {rate_hz:g} Hz"]
+    lines += [f"{i / rate_hz:.6f} " + " ".join(f"{v:.9f}" for v in (*T[:3, 3], *qi)) for i, (T, qi) in enumerate(zip(c2w, q))]
+    path = Path(path)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def build_rgbd(
     root: str | os.PathLike,
     K: np.ndarray | None = None,

@@ -91,6 +91,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--keyframes", type=int, default=8, help="number of keyframes, evenly spaced (default 8)")
     group.add_argument("--keyframe-every", type=int, help="make every N-th used frame a keyframe instead")
+    p.add_argument("--keyframe-size", type=int, nargs=2, metavar=("W", "H"),
+                   help="store the keyframes resampled to this size in pixels (default: as recorded)")
     p.add_argument("--pixel-stride", type=int, default=2, help="back-project every N-th pixel (default 2)")
     p.add_argument("--max-depth", type=float, metavar="M", help="ignore depth beyond this many metres")
     p.add_argument("--max-dt", type=float, default=0.02, metavar="S", help="TUM association tolerance in seconds (default 0.02)")
@@ -275,10 +277,17 @@ def _build(args: argparse.Namespace):
     if args.kind == "rgbd":
         from worldfm_ros.build.build_rgbd import build_rgbd
 
-        return build_rgbd(args.folder, K=_K(args.K), depth_scale=args.depth_scale, frame_step=args.frame_step,
-                          max_frames=args.max_frames, num_keyframes=args.keyframes, keyframe_every=args.keyframe_every,
-                          pixel_stride=args.pixel_stride, max_depth=args.max_depth, max_dt=args.max_dt,
-                          depth_registration=args.depth_registration, fuse_voxel=args.fuse_voxel, **common)
+        anchor = build_rgbd(args.folder, K=_K(args.K), depth_scale=args.depth_scale, frame_step=args.frame_step,
+                            max_frames=args.max_frames, num_keyframes=args.keyframes, keyframe_every=args.keyframe_every,
+                            pixel_stride=args.pixel_stride, max_depth=args.max_depth, max_dt=args.max_dt,
+                            depth_registration=args.depth_registration, fuse_voxel=args.fuse_voxel, **common)
+        if args.keyframe_size:
+            from worldfm_ros.camera import check_image_size
+            from worldfm_ros.errors import SceneError
+
+            check_image_size(*args.keyframe_size, "--keyframe-size", SceneError)
+            anchor.keyframes = [kf.resized(*args.keyframe_size) for kf in anchor.keyframes]
+        return anchor
     if args.kind == "photo":
         from worldfm_ros.build.build_photo import build_photo
 
@@ -335,6 +344,8 @@ def run(args: argparse.Namespace) -> int:
                                      point_spacing=point_spacing(anchor.points))
         path = save_scene(anchor, args.output)
         print(scene_summary(anchor))
+        if args.kind == "rgbd":
+            _write_recorded_path(args, path)
     print(f"saved {path} in {time.perf_counter() - start:.1f} s")
     return complete_built(args, path)
 
@@ -347,14 +358,29 @@ def _fit_rgbd(args: argparse.Namespace, anchor) -> int:
     from worldfm_ros.fit.cli import fit_and_save
     from worldfm_ros.build.build_rgbd import read_sequence
 
-    if getattr(args, "complete", False):
-        from worldfm_ros.errors import SceneError
-
-        raise SceneError("--complete: not for --world splats yet (complete the point scene, then scene-fit it)")
-    n = len(read_sequence(args.folder, args.max_dt, args.depth_registration).frames)
-    indices = list(range(n))[::args.frame_step][:args.max_frames]
+    frames = read_sequence(args.folder, args.max_dt, args.depth_registration).frames
+    indices = list(range(len(frames)))[::args.frame_step][:args.max_frames]
     views = rgbd_fit_views(args.folder, indices, args.fit_size, _K(args.K), args.depth_scale, args.depth_registration)
-    return fit_and_save(anchor, views, args, Path(args.output))
+    rc = fit_and_save(anchor, views, args, Path(args.output))
+    if rc:
+        return rc
+    _write_recorded_path(args, Path(args.output))
+    return complete_built(args, args.output)
+
+
+def _write_recorded_path(args: argparse.Namespace, scene) -> None:
+    """An rgbd scene folder gets the recording's camera path of the frames it used (scene.store.TRAJECTORY_TUM)."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from worldfm_ros.build.build_rgbd import read_sequence, write_recorded_path
+    from worldfm_ros.scene.store import TRAJECTORY_TUM
+
+    if not Path(scene).is_dir():
+        return
+    frames = read_sequence(args.folder, args.max_dt, args.depth_registration).frames[::args.frame_step][:args.max_frames]
+    print(f"camera path: {write_recorded_path(Path(scene) / TRAJECTORY_TUM, np.stack([f.c2w for f in frames]))}")
 
 
 def complete_built(args: argparse.Namespace, path) -> int:

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 REPORT_FILE = "fit_report.yaml"
 SHEET_FILE = "fit_sheet.png"
+#: fewest surface samples a fitted world keeps (a sparse capture still collides everywhere)
+MIN_SURFACE_POINTS = 100_000
 #: frames of the fit shown in the contact sheet
 SHEET_ROWS = 3
 
@@ -44,27 +46,19 @@ def rgbd_fit_views(root: str | os.PathLike, indices: list[int], size: tuple[int,
 
 def keyframe_fit_views(anchor: SceneAnchor, size: tuple[int, int], where: str) -> FitViews:
     """A scene's keyframes (each with depth) resized to ``size`` (W, H) as fit targets."""
-    import cv2
-
-    from worldfm_ros.camera import PinholeCamera
-
     if not anchor.keyframes:
         raise SceneError(f"{where}: no keyframes to fit to")
-    images, depths, poses, names, camera = [], [], [], [], None
+    frames = []
     for i, kf in enumerate(anchor.keyframes):
-        label = kf.name or str(i)
         if kf.depth is None:
-            raise SceneError(f"{where}: keyframe {label}: no depth (a fit needs depth for every frame)")
-        h, w = kf.image.shape[:2]
-        cam = PinholeCamera.from_K(kf.K, w, h).scaled(*size)
-        if camera is not None and not np.allclose(cam.K, camera.K, atol=1e-3):
-            raise SceneError(f"{where}: keyframe {label}: intrinsics differ from the first keyframe's at the fit size")
-        camera = cam
-        images.append(cv2.resize(kf.image, size, interpolation=cv2.INTER_AREA))
-        depths.append(cv2.resize(kf.depth, size, interpolation=cv2.INTER_NEAREST))
-        poses.append(kf.c2w)
-        names.append(label)
-    return FitViews(np.stack(images), np.stack(depths).astype(np.float32), np.stack(poses), camera, names)
+            raise SceneError(f"{where}: keyframe {kf.name or i}: no depth (a fit needs depth for every frame)")
+        frames.append(kf.resized(*size))
+    camera = frames[0].camera
+    for i, kf in enumerate(frames):
+        if not np.allclose(kf.K, camera.K, atol=1e-3):
+            raise SceneError(f"{where}: keyframe {kf.name or i}: intrinsics differ from the first keyframe's at the fit size")
+    return FitViews(np.stack([kf.image for kf in frames]), np.stack([kf.depth for kf in frames]),
+                    np.stack([kf.c2w for kf in frames]), camera, [kf.name or str(i) for i, kf in enumerate(frames)])
 
 
 def fit_world(anchor: SceneAnchor, views: FitViews, config: FitConfig, checkpoint: Path | None = None,
@@ -74,7 +68,7 @@ def fit_world(anchor: SceneAnchor, views: FitViews, config: FitConfig, checkpoin
     when ``stop`` is set (a checkpoint is saved first)."""
     from worldfm_ros.scene.downsample import point_spacing
     from worldfm_ros.build.build_splats import splats_from_points
-    from worldfm_ros.world.splats import SplatWorld
+    from worldfm_ros.world.splats import SplatWorld, splat_surface
 
     if len(anchor.points) == 0:
         raise SceneError(f"{anchor.name}: no points to start the fit from")
@@ -92,7 +86,10 @@ def fit_world(anchor: SceneAnchor, views: FitViews, config: FitConfig, checkpoin
                   size=[views.camera.width, views.camera.height], config=dataclasses.asdict(config))
     refined = dict(zip(views.names, fitter.fitted_c2w()))
     keyframes = [dataclasses.replace(kf, c2w=refined.get(kf.name, kf.c2w)) for kf in anchor.keyframes]
-    world = SplatWorld(fitter.gaussians(), anchor.map_T_scene, keyframes, anchor.name)
+    gaussians = fitter.gaussians()
+    # surface samples (collision, scan, viewer) no denser than the fused capture the fit started from
+    surface = splat_surface(gaussians, max(len(anchor.points), MIN_SURFACE_POINTS))
+    world = SplatWorld(gaussians, anchor.map_T_scene, keyframes, anchor.name, surface=surface)
     return world, report, fitter
 
 

@@ -29,7 +29,6 @@ HELP = "run the simulator on the bundled scene with a scripted drive; write a ba
 
 # (seconds, forward m/s, sideways m/s, yaw rate rad/s): a short tour of the procedural default room.
 SCRIPT = ((2.0, 0.4, 0.0, 0.0), (2.5, 0.0, 0.0, 0.6), (2.0, 0.4, 0.0, 0.0), (2.5, 0.2, 0.0, -0.6))
-TRAJECTORY_FILE = "trajectory.tum"
 
 
 def scene_script(scene: str) -> tuple[tuple[tuple[float, float, float, float], ...], list]:
@@ -38,11 +37,11 @@ def scene_script(scene: str) -> tuple[tuple[tuple[float, float, float, float], .
     the floor (holonomic base, mount and initial pose from the recording); others get ``SCRIPT``."""
     from rclpy.parameter import Parameter
 
-    from worldfm_ros.scene.store import load_scene
+    from worldfm_ros.scene.store import TRAJECTORY_TUM, load_scene
     from worldfm_ros.sim.drive import ground_drive
     from worldfm_ros.sim.trajectory import load_tum
 
-    path = Path(scene) / TRAJECTORY_FILE if scene else None
+    path = Path(scene) / TRAJECTORY_TUM if scene else None
     if path is None or not path.is_file():
         return SCRIPT, []
     drive = ground_drive(load_tum(path, world="scene"), load_scene(scene).map_T_scene)

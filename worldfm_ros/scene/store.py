@@ -49,6 +49,8 @@ FORMAT_VERSION = 1
 SCENE_YAML = "scene.yaml"
 POINTS_PLY = "points.ply"
 KEYFRAME_DIR = "keyframes"
+#: optional: the capture's camera path (TUM, optical frame in the scene frame), what `worldfm demo` drives
+TRAJECTORY_TUM = "trajectory.tum"
 _OWN_KEYFRAME_FILE = re.compile(r"^\d{4}(_depth\.npy|\.png)$")
 _KEYFRAME_ARRAY = re.compile(r"^kf(\d{4})_(image|K|c2w|depth)$")
 _SCENE_ARRAYS = ("meta", "points", "colors", "scene_to_map")
