@@ -35,3 +35,24 @@ def map_T_camera(position, yaw: float, pitch: float = 0.0) -> np.ndarray:
     T = np.eye(4)
     T[:3, 0], T[:3, 1], T[:3, 2], T[:3, 3] = right, np.cross(f, right), f, position
     return T
+
+
+def perturbed_poses(c2w: np.ndarray, metres: float, degrees: float, rng: np.random.Generator) -> np.ndarray:
+    """(N, 4, 4) copies of the camera-to-world poses ``c2w`` (N, 4, 4), each moved by exactly ``metres``
+    in a random direction and turned by exactly ``degrees`` about a random axis through the camera
+    (a pose error of known size, e.g. to test a pose refinement)."""
+    c2w = np.asarray(c2w, dtype=np.float64)
+    out = c2w.copy()
+    for i in range(len(c2w)):
+        axis, step = rng.normal(size=3), rng.normal(size=3)
+        out[i, :3, :3] = c2w[i, :3, :3] @ Rotation.from_rotvec(math.radians(degrees) * axis / np.linalg.norm(axis)).as_matrix()
+        out[i, :3, 3] = c2w[i, :3, 3] + metres * step / np.linalg.norm(step)
+    return out
+
+
+def pose_errors(estimated: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pose (translation error (N,) metres, rotation error (N,) degrees) of (N, 4, 4) poses."""
+    estimated, truth = np.asarray(estimated, np.float64), np.asarray(truth, np.float64)
+    delta = np.einsum("nji,njk->nik", truth[:, :3, :3], estimated[:, :3, :3])
+    cos = np.clip((np.trace(delta, axis1=1, axis2=2) - 1) / 2, -1, 1)
+    return np.linalg.norm(estimated[:, :3, 3] - truth[:, :3, 3], axis=1), np.degrees(np.arccos(cos))

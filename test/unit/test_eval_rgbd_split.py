@@ -57,3 +57,18 @@ def test_split_evaluation_scores_held_out_views_and_writes_a_contact_sheet(tmp_p
     image = cv2.imread(str(sheet))
     assert image.shape[1] == 3 * 200  # recorded | anchor render | anchor (push-pull)
     assert image.shape[0] == 3 * 150  # three held-out views
+
+
+def test_pose_noise_moves_every_anchor_frame_but_the_first_by_the_asked_amount_and_costs_quality(tmp_path: Path) -> None:
+    write_seven_scenes(tmp_path / "seq", panning_frames(8))
+    scores = {}
+    for label, extra in (("clean", []), ("noisy", ["--pose-noise", "0.05", "3"])):
+        out = tmp_path / f"{label}.json"
+        assert main(["evaluate", "--rgbd", str(tmp_path / "seq"), "--split", "interleave", "--every", "2",
+                     "--size", "64", "48", "--json", str(out), *extra]) == 0
+        payload = json.loads(out.read_text())
+        scores[label] = payload["results"]["anchor (push-pull)"]["psnr_covered"]
+    injected = payload["pose_errors"]["injected"]  # anchor frames 0, 2, 4, 6: the first keeps its pose
+    assert injected["max_cm"] == pytest.approx(5.0) and injected["max_deg"] == pytest.approx(3.0)
+    assert injected["median_cm"] == pytest.approx(5.0) and injected["median_deg"] == pytest.approx(3.0)
+    assert scores["noisy"] < scores["clean"] - 1.0, scores

@@ -42,6 +42,7 @@ No gravity is known: the floor is found with the cameras' average up as a hint.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -379,6 +380,7 @@ def build_rgbd(
     max_jump: float = DEFAULT_MAX_JUMP,
     fuse_voxel: float = DEFAULT_FUSE_VOXEL,
     depth_registration: str = "auto",
+    poses: np.ndarray | None = None,
 ) -> SceneAnchor:
     """Fuse a posed RGB-D sequence into a scene anchor (layouts: module docstring).
 
@@ -391,6 +393,9 @@ def build_rgbd(
     frame_step / max_frames: use every ``frame_step``-th frame, at most ``max_frames``.
     pixel_stride: back-project every ``pixel_stride``-th pixel of each used frame.
     max_depth: ignore depth beyond this many metres (sensor noise grows with range).
+    poses: (len(frames), 4, 4) camera-to-scene poses (OpenCV axes, metres) fused instead of the
+        recording's, one per chosen frame before ``frame_step`` (None = the recording's; e.g. poses
+        from another odometry, or an evaluation's perturbed ones).
     max_jump: drop pixels next to a relative depth jump above this (flying pixels; 0 = keep all).
     fuse_voxel: fusion cell edge in metres (0 = keep every back-projected point, unweighted).
     up, plane_threshold, max_points: see :func:`worldfm_ros.build.assemble.finish_scene`
@@ -406,6 +411,12 @@ def build_rgbd(
         if bad:
             raise SceneError(f"{root}: frame indices {bad[:5]} out of range (the sequence has {len(seq.frames)} frames)")
         chosen_frames = [seq.frames[i] for i in frames]
+    if poses is not None:
+        poses = np.asarray(poses, dtype=np.float64)
+        if poses.shape != (len(chosen_frames), 4, 4):
+            raise SceneError(f"{root}: poses: expected ({len(chosen_frames)}, 4, 4), one per chosen frame, got {poses.shape}")
+        chosen_frames = [dataclasses.replace(f, c2w=orthonormalize_pose(T, f"{f.name}: poses[{i}]"))
+                         for i, (f, T) in enumerate(zip(chosen_frames, poses))]
     frames = chosen_frames[::frame_step][:max_frames]
     if not frames:
         raise SceneError(f"{root}: no frames selected (found {len(seq.frames)}, max_frames = {max_frames})")

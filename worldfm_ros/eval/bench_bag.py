@@ -112,10 +112,10 @@ def replay_psnr(scene, frames: list, map_T_base: np.ndarray, width: int, height:
 
 def pose_errors(estimated: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     """(max translation error m, max rotation error deg) of (N, 4, 4) poses."""
-    delta = np.einsum("nji,njk->nik", truth[:, :3, :3], estimated[:, :3, :3])
-    cos = np.clip((np.trace(delta, axis1=1, axis2=2) - 1) / 2, -1, 1)
-    return (float(np.max(np.linalg.norm(estimated[:, :3, 3] - truth[:, :3, 3], axis=1))),
-            float(np.degrees(np.max(np.arccos(cos)))))
+    from worldfm_ros.geometry import pose_errors as per_pose
+
+    metres, degrees = per_pose(estimated, truth)
+    return float(metres.max()), float(degrees.max())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -225,6 +225,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--world", choices=("points", "splats", "both"), default="points",
                         help="--split first/interleave: score the fused point anchor, a splat world fitted to the "
                              "anchor frames (the --fit-* options), or both side by side")
+    parser.add_argument("--pose-noise", type=float, nargs=2, metavar=("M", "DEG"),
+                        help="--split first/interleave: give every anchor frame but the first a pose error of M metres "
+                             "and DEG degrees (random directions, --seed) before fusing and fitting; held-out views keep "
+                             "the recorded poses (with --refine-poses: how well the fit recovers them)")
     from worldfm_ros.fit.cli import add_fit_arguments
 
     add_fit_arguments(parser, resumable=False)  # the evaluation's fit is not kept
@@ -269,16 +273,20 @@ def run_split(args: argparse.Namespace, backends: dict) -> int:
     from worldfm_ros.fit.cli import fit_config
     from worldfm_ros.scene.io import contact_sheet, write_image
 
-    results, views, outputs, anchor = evaluate_split(
+    run = evaluate_split(
         args.rgbd, backends, args.split, args.fraction, args.every, args.heldout_step, tuple(args.size),
         args.point_radius, build_options={"depth_registration": args.depth_registration,
                                           "fuse_voxel": args.fuse_voxel}, seed=args.seed,
         footprint=args.splat == "footprint", antialias=args.antialias,
         worlds=("points", "splats") if args.world == "both" else (args.world,), fit=fit_config(args),
-        fit_size=args.fit_size)
+        fit_size=args.fit_size, pose_noise=args.pose_noise)
+    results, views, outputs, anchor = run.results, run.views, run.outputs, run.anchor
     print(f"{args.rgbd}: split {args.split}, anchor of {len(anchor.points)} points, {len(views.frames)} held-out "
           f"views (frames {views.frames[0]}..{views.frames[-1]}), {views.camera.width}x{views.camera.height} px")
     print(format_split_table(results))
+    for label, e in run.poses.items():
+        print(f"anchor frame poses, {label}: median {e['median_cm']:.2f} cm / {e['median_deg']:.3f} deg, "
+              f"max {e['max_cm']:.2f} cm / {e['max_deg']:.3f} deg from the recording's")
     if args.sheet:
         rows = sorted({int(round(x)) for x in np.linspace(0, len(views.frames) - 1, 3)})
         args.sheet.parent.mkdir(parents=True, exist_ok=True)
@@ -287,6 +295,6 @@ def run_split(args: argparse.Namespace, backends: dict) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {"source": str(args.rgbd), "split": args.split, "views": len(views.frames),
-                   "frames": views.frames.tolist(), "results": results}
+                   "frames": views.frames.tolist(), "results": results, "pose_errors": run.poses}
         args.json.write_text(json.dumps(payload, indent=2))
     return 0

@@ -163,37 +163,76 @@ def score_views(rgb: np.ndarray, covered: np.ndarray, views: HeldOutViews) -> di
     return result
 
 
+@dataclass
+class SplitRun:
+    """What ``evaluate_split`` measured: results {label: metrics}; views (HeldOutViews); outputs
+    {label: (N, H, W, 3) uint8} with 'recorded' and each world's render first; the anchor
+    (SceneAnchor); poses: with ``pose_noise``, the anchor frames' pose errors against the recording
+    (``pose_error_summary``) as injected and, per fitted world, after its fit."""
+
+    results: dict
+    views: HeldOutViews
+    outputs: dict
+    anchor: object
+    poses: dict
+
+
+def pose_error_summary(estimated: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Median and max translation (cm) and rotation (deg) error of (N, 4, 4) poses."""
+    from worldfm_ros.geometry import pose_errors
+
+    metres, degrees = pose_errors(estimated, truth)
+    return {"median_cm": float(np.median(metres) * 100), "max_cm": float(metres.max() * 100),
+            "median_deg": float(np.median(degrees)), "max_deg": float(degrees.max())}
+
+
 def evaluate_split(root: str | Path, backends: dict, split: str = "first", fraction: float = 0.5, every: int = 4,
                    heldout_step: int = 1, size: tuple[int, int] = (320, 240), point_radius: int = 1,
                    build_options: dict | None = None, seed: int = 0, footprint: bool = False,
                    antialias: float = DEFAULT_ANTIALIAS, worlds: tuple[str, ...] = ("points",), fit=None,
-                   fit_size: tuple[int, int] = (320, 240)):
+                   fit_size: tuple[int, int] = (320, 240), pose_noise: tuple[float, float] | None = None) -> SplitRun:
     """Build the anchor of ``root``'s anchor frames and score every backend (label -> FrameBackend)
     on the held-out views (``footprint``: splat by footprint; ``antialias``: see ``render_views``).
 
     worlds: 'points' (the fused anchor) and / or 'splats' (Gaussians fitted with ``fit``, a
     ``fit.config.FitConfig``, to the anchor frames at ``fit_size``: what ``scene-build rgbd --world
-    splats`` writes); with both, labels read 'points / backend'. Returns ({label: metrics}, views,
-    {label: outputs (N, H, W, 3)} with 'recorded' and each world's render first, the anchor)."""
+    splats`` writes); with both, labels read 'points / backend'.
+    pose_noise: (metres, degrees): every anchor frame but the first (which fixes the world's frame)
+    is given a pose error of exactly this size in a random direction (seeded by ``seed``) before the
+    anchor is fused and fitted, as an inaccurate odometry would; held-out views keep the recorded poses."""
     from worldfm_ros.build.build_rgbd import build_rgbd, read_sequence
     from worldfm_ros.world.pointcloud import PointCloudWorld
 
     build_options = dict(build_options or {})
-    n = len(read_sequence(root).frames)
-    anchor_idx, heldout_idx = split_indices(n, split, fraction, every, heldout_step)
+    registration = build_options.get("depth_registration", "auto")
+    frames = read_sequence(root, depth_registration=registration).frames
+    anchor_idx, heldout_idx = split_indices(len(frames), split, fraction, every, heldout_step)
     log.info("%s: anchor from %d frames, %d held-out views", root, len(anchor_idx), len(heldout_idx))
+    recorded = np.stack([frames[i].c2w for i in anchor_idx])
+    used, poses = recorded, {}
+    if pose_noise is not None:
+        from worldfm_ros.geometry import perturbed_poses
+
+        used = recorded.copy()
+        used[1:] = perturbed_poses(recorded[1:], *pose_noise, np.random.default_rng(seed))
+        build_options["poses"] = used
+        poses["injected"] = pose_error_summary(used, recorded)
     anchor = build_rgbd(root, frames=anchor_idx, **build_options)
-    views = load_views(root, heldout_idx, size, build_options.get("depth_registration", "auto"))
+    views = load_views(root, heldout_idx, size, registration)
     results, outputs = {}, {"recorded": views.images}
     for kind in worlds:
         if kind == "splats":
+            import dataclasses
+
             from worldfm_ros.fit.build import fit_world, format_report, rgbd_fit_views
             from worldfm_ros.fit.config import FitConfig
 
-            targets = rgbd_fit_views(root, anchor_idx, fit_size,
-                                     depth_registration=build_options.get("depth_registration", "auto"))
-            world, report, _ = fit_world(anchor, targets, fit or FitConfig())
+            targets = dataclasses.replace(rgbd_fit_views(root, anchor_idx, fit_size, depth_registration=registration),
+                                          c2w=used)
+            world, report, fitter = fit_world(anchor, targets, fit or FitConfig())
             log.info("%s", format_report(report))
+            if pose_noise is not None:
+                poses["splats, fitted"] = pose_error_summary(fitter.fitted_c2w(), recorded)
         elif kind == "points":
             world = PointCloudWorld(anchor)
         else:
@@ -205,7 +244,7 @@ def evaluate_split(root: str | Path, backends: dict, split: str = "first", fract
             outputs.setdefault(f"{kind} render" if len(worlds) > 1 else "anchor render", render)
             outputs[prefix + label] = rgb
             results[prefix + label] = {**score_views(rgb, covered, views), "ms": ms}
-    return results, views, outputs, anchor
+    return SplitRun(results, views, outputs, anchor, poses)
 
 
 def format_split_table(results: dict[str, dict[str, float]]) -> str:
