@@ -28,7 +28,6 @@ import signal
 import threading
 from typing import Callable
 
-import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseWithCovarianceStamped, Twist, TwistStamped
 from nav_msgs.msg import Odometry
@@ -39,7 +38,6 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
-from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import Imu
 
 from worldfm_ros.config import flatten, load_config, unflatten
@@ -54,8 +52,8 @@ from worldfm_ros.ros.frame_loop import FrameLoop, FramePose, FramePublisher
 from worldfm_ros.ros.imu_stream import ImuStream, use_short_switch_interval
 from worldfm_ros.ros.lockstep import LockstepServices
 from worldfm_ros.ros.parameters import declared_type, type_change, unknown_overrides, widen, widened
+from worldfm_ros.ros.tf_follow import TfFollower
 from worldfm_ros.ros.tf_io import TfListener, TfPublisher
-from worldfm_ros.ros.tf_tree import TransformLookupError
 from worldfm_ros.runtime import apply_torch_threads
 from worldfm_ros.scene.store import resolve_in_dirs, scene_folder
 from worldfm_ros.sim.config import SimConfig
@@ -103,9 +101,10 @@ class SimNode(Node):
         self.tf_listener = (TfListener(self, on_reject=lambda why: self._report(f"/tf rejected: {why}",
                                                                                 throttle_key="/tf rejected"))
                             if cfg.input_mode == "tf" else None)
+        self.tf_follower = (TfFollower(self.tf_listener.lookup, self.rig.base_from_optical_in_map, self._report)
+                            if self.tf_listener is not None else None)
 
         self._state: RobotState | None = None  # the last kinematic tick, whose odom was published
-        self._followed: tuple[np.ndarray, int] | None = None  # the last /tf pose (tf mode), for its velocity
         self._publish_static_tf()
 
         # Inputs.
@@ -287,10 +286,10 @@ class SimNode(Node):
         """The pose a frame tick renders, when it is newer than ``last_stamp_ns``: the followed
         /tf pose (tf mode) or the last kinematic tick, with the body twist the motion effects need."""
         if self.cfg.input_mode == "tf":
-            pose = self._pose_from_tf()
+            pose = self.tf_follower.pose(self.cfg, self.now_ns())
             if pose is None or pose[1] == last_stamp_ns:
                 return None
-            return pose[0], pose[1], self._followed_twist(pose)
+            return pose[0], pose[1], self.tf_follower.twist(pose)
         with self._lock:
             state = self._state
         if state is not None and state.stamp_ns == last_stamp_ns and not self.cfg.owns_time:
@@ -301,35 +300,6 @@ class SimNode(Node):
         if state is None or state.stamp_ns == last_stamp_ns:
             return None
         return state.map_T_base, state.stamp_ns, (state.linear, state.angular)
-
-    def _pose_from_tf(self) -> tuple[np.ndarray, int] | None:
-        f = self.cfg.frames
-        source = f.optical if self.cfg.tf_source == "optical" else f.base
-        now = self.now_ns()
-        try:
-            T, stamp = self.tf_listener.lookup(f.map, source, now, self.cfg.tf_max_age_s)
-        except TransformLookupError as exc:
-            self._report(f"waiting for pose on /tf: {exc}", throttle_key="waiting for pose on /tf")
-            return None
-        ahead_s = (stamp - now) * 1e-9
-        if ahead_s > self.cfg.tf_future_tolerance_s:
-            self._report(f"/tf rejected: {f.map} -> {source} is stamped {ahead_s:.3f} s ahead of the node's clock "
-                         f"(tf_future_tolerance_s {self.cfg.tf_future_tolerance_s:g}); images would carry that stamp",
-                         throttle_key="/tf stamped ahead")
-            return None
-        if self.cfg.tf_source == "optical":
-            T = self.rig.base_from_optical_in_map(T)
-        return T, stamp
-
-    def _followed_twist(self, pose: tuple[np.ndarray, int]) -> tuple[np.ndarray, np.ndarray] | None:
-        """Body twist (linear, angular) of base_link between the last two followed /tf poses (None
-        for the first): the velocity the motion effects need in tf mode."""
-        last, self._followed = self._followed, pose
-        if last is None or pose[1] <= last[1]:
-            return None
-        dt = (pose[1] - last[1]) * 1e-9
-        prev_T_now = np.linalg.inv(last[0]) @ pose[0]
-        return prev_T_now[:3, 3] / dt, Rotation.from_matrix(prev_T_now[:3, :3]).as_rotvec() / dt
 
     # ----------------------------------------------------------------- services, parameters
     def scene_dirs(self) -> list[str]:
