@@ -41,7 +41,7 @@ from worldfm_ros.render.gaussians import Gaussians, make_gaussians
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "worldfm_splat_fit"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 
 
 class FitInterrupted(RuntimeError):
@@ -113,9 +113,9 @@ class SplatFitter:
             "sh_dc": torch.tensor(sh[:, :1], dtype=torch.float32),
             "sh_rest": torch.tensor(sh[:, 1:], dtype=torch.float32),
         }
-        self.frame_params = {"pose": torch.zeros(f, 6, dtype=torch.float64),
-                             "exposure": torch.zeros(f, 6, dtype=torch.float32)}
-        for t in [*self.params.values(), *self.frame_params.values()]:
+        self.frame_params = _frame_params({"pose": torch.zeros(f, 6, dtype=torch.float64),
+                                           "exposure": torch.zeros(f, 6, dtype=torch.float32)})
+        for t in self.params.values():
             t.requires_grad_(True)
         self.optimizer = self._make_optimizer()
         self.grad_accum = torch.zeros(len(init))
@@ -137,10 +137,12 @@ class SplatFitter:
     def _make_optimizer(self) -> torch.optim.Adam:
         c = self.config
         groups = [{"params": [t], "lr": self._lr(name), "name": name, "eps": 1e-15} for name, t in self.params.items()]
+        # one tensor a frame: Adam skips a tensor without a gradient, so only the frame of the step
+        # moves (rows of one shared tensor would keep drifting on their momentum and weight decay)
         if c.refine_poses:
-            groups.append({"params": [self.frame_params["pose"]], "lr": c.lr_pose, "name": "pose"})
+            groups.append({"params": self.frame_params["pose"], "lr": c.lr_pose, "name": "pose"})
         if c.exposure:
-            groups.append({"params": [self.frame_params["exposure"]], "lr": c.lr_exposure, "name": "exposure",
+            groups.append({"params": self.frame_params["exposure"], "lr": c.lr_exposure, "name": "exposure",
                            "weight_decay": 1e-3})
         return torch.optim.Adam(groups, foreach=True)
 
@@ -319,7 +321,7 @@ class SplatFitter:
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": asdict(self.config),
                  "iteration": self.iteration, "params": {k: v.detach() for k, v in self.params.items()},
-                 "frame_params": {k: v.detach() for k, v in self.frame_params.items()},
+                 "frame_params": {k: torch.stack([t.detach() for t in v]) for k, v in self.frame_params.items()},
                  "optimizer": self.optimizer.state_dict(), "grad_accum": self.grad_accum,
                  "grad_count": self.grad_count, "order": list(self.order), "rng": self.rng.bit_generator.state,
                  "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
@@ -336,6 +338,9 @@ class SplatFitter:
             raise SceneError(f"{path}: not a readable fit checkpoint ({e})") from None
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise SceneError(f"{path}: not a fit checkpoint (format {CHECKPOINT_FORMAT!r} expected)")
+        if state.get("version") != CHECKPOINT_VERSION:
+            raise SceneError(f"{path}: fit checkpoint version {state.get('version')}, this version resumes "
+                             f"{CHECKPOINT_VERSION} only; delete it and fit again")
         mine = {k: v for k, v in asdict(self.config).items() if k not in ("iterations", "time_budget_s")}
         theirs = {k: v for k, v in state["config"].items() if k not in ("iterations", "time_budget_s")}
         if mine != theirs or state["frames"] != len(self.views.images):
@@ -343,7 +348,7 @@ class SplatFitter:
             raise SceneError(f"{path}: checkpoint of a different fit (differs in {diff or 'frames'}); "
                              "delete it or fit with the same options")
         self.params = {k: v.clone().requires_grad_(True) for k, v in state["params"].items()}
-        self.frame_params = {k: v.clone().requires_grad_(True) for k, v in state["frame_params"].items()}
+        self.frame_params = _frame_params(state["frame_params"])
         self.optimizer = self._make_optimizer()
         self.optimizer.load_state_dict(state["optimizer"])
         self.iteration = state["iteration"]
@@ -379,7 +384,7 @@ class SplatFitter:
             exposed = _psnr(self._expose(rgb, i).clamp(0, 1), target)
             d = np.linalg.inv(c2w_in[i]) @ c2w_out[i]
             angle = math.degrees(math.acos(float(np.clip((np.trace(d[:3, :3]) - 1) / 2, -1, 1))))
-            e = self.frame_params["exposure"][i].numpy()
+            e = self.frame_params["exposure"][i].detach().numpy()
             frames.append({"name": self.views.names[i] if i < len(self.views.names) else str(i),
                            "psnr": round(raw, 3), "psnr_exposed": round(exposed, 3),
                            "pose_correction_cm": round(float(np.linalg.norm(d[:3, 3])) * 100, 3),
@@ -391,6 +396,11 @@ class SplatFitter:
         return {"iterations": self.iteration, "gaussians": len(self.params["means"]),
                 "mean_psnr": round(float(np.mean(psnr_raw)), 3),
                 "mean_psnr_exposed": round(float(np.mean(psnr_exposed)), 3), "frames": frames}
+
+
+def _frame_params(stacked: dict[str, torch.Tensor]) -> dict[str, list[torch.Tensor]]:
+    """Per-frame parameters, one leaf tensor a frame, from {name: (F, D) tensor}."""
+    return {k: [row.clone().requires_grad_(True) for row in v] for k, v in stacked.items()}
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
