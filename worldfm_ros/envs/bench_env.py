@@ -8,8 +8,10 @@ reference keyframe and runs the frame backend. Prints steps/s and ms per step.
 Beside it, in the same run, ``BatchedWorldFMEnv`` (``--envs``, default 1 4 16 robots in one shared
 world) drives the same circle with every robot, and the table gives env-steps/s (robots x batched
 steps per second), per core of the process (torch threads, 1 by default: the batch runs on one
-core), the ratio to the single env at that size, and the memory each extra robot adds (resident
-memory of the process after building and stepping the batch, over a batch of one in the same world).
+core), env-steps per CPU second of the process (its user + system time: what the batch costs a
+core whatever else runs on the machine), the ratio to the single env at that size, and the memory
+each extra robot adds (resident memory of the process after building and stepping the batch, over
+a batch of one in the same world).
 
 ``--starts N`` times resets instead: N seeded resets (seeds 0..N-1) at random collision-free
 starts (``start_poses='random'``) with ``--min-start-coverage``, and prints the coverage of the
@@ -146,8 +148,8 @@ def _bench_batched(args: argparse.Namespace, config, device: str, sizes: list[tu
 
     cores = max(1, torch.get_num_threads())
     print(f"\n## batched env (BatchedWorldFMEnv: robots in one shared world, one process, {cores} core(s))")
-    print("\n| camera | robots | env-steps/s | per core | x single env | ms/batch step | MB per extra robot |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("\n| camera | robots | env-steps/s | per core | per CPU s | x single env | ms/batch step | MB per extra robot |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     world = open_world(config.scene or None, device=device)
     for w, h in sizes:
         sized = dataclasses.replace(config, camera=dataclasses.replace(config.camera, width=w, height=h))
@@ -161,16 +163,16 @@ def _bench_batched(args: argparse.Namespace, config, device: str, sizes: list[tu
             for _ in range(args.warmup):
                 env.step(actions)
             steps = args.steps
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             for _ in range(steps):
                 env.step(actions)
-            total = time.perf_counter() - start
+            total, cpu = time.perf_counter() - start, time.process_time() - cpu
             grown = _rss_mb() - before
             rate = n * steps / total
             if n == 1 or base is None:
                 base, per_robot = (n, grown), ""
             else:
                 per_robot = f"{max(grown - base[1], 0.0) / (n - base[0]):.2f}"
-            print(f"| {w}x{h} | {n} | {rate:.0f} | {rate / cores:.0f} | {rate / single[(w, h)]:.1f} | "
+            print(f"| {w}x{h} | {n} | {rate:.0f} | {rate / cores:.0f} | {n * steps / cpu:.0f} | {rate / single[(w, h)]:.1f} | "
                   f"{total / steps * 1e3:.2f} | {per_robot} |")
             env.close()
