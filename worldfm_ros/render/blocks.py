@@ -69,8 +69,9 @@ class BlockLayout:
         order = morton_order(points)
         num_blocks = -(-n // block_size)
         order = np.concatenate([order, np.full(num_blocks * block_size - n, order[-1], np.int64)])
-        grouped = points[order].reshape(num_blocks, block_size, 3).astype(np.float64)
-        return cls(order, grouped.min(axis=1), grouped.max(axis=1), block_size, float(np.abs(points).max()))
+        grouped = points[order].reshape(num_blocks, block_size, 3)
+        return cls(order, grouped.min(axis=1).astype(np.float64), grouped.max(axis=1).astype(np.float64), block_size,
+                   float(np.abs(points).max()))
 
     def visible(self, w2c: np.ndarray, fx: float, fy: float, cx: float, cy: float,
                 width: int, height: int, near: float, margin_px: float) -> np.ndarray:

@@ -148,9 +148,12 @@ def _from_gsdata(data, source: str) -> Gaussians:
         sh = np.concatenate([sh0, shN], axis=1)
     else:
         sh = sh0
+    # float32 in place: a 2 M-splat file's arrays are not copied again (exp overflows to inf, which
+    # make_gaussians reports)
     with np.errstate(over="ignore"):
-        scales = np.exp(np.asarray(data.scales, dtype=np.float64))
-        opacities = 1.0 / (1.0 + np.exp(-np.asarray(data.opacities, dtype=np.float64)))
+        scales = np.exp(np.asarray(data.scales, dtype=np.float32))
+        opacities = np.asarray(data.opacities, dtype=np.float32)
+        opacities = 1.0 / (1.0 + np.exp(-opacities))
     return make_gaussians(means, data.quats, scales, opacities, sh, source)
 
 

@@ -98,6 +98,10 @@ class SplatWorld:
 def make_splat_renderer(gaussians: Gaussians, device: str = "cpu"):
     """The renderer of ``gaussians`` on ``device``: gsplat's CUDA rasterizer on 'cuda[:N]', the
     numba rasterizer on 'cpu'. BackendUnavailable names what is missing for CUDA."""
+    if device == "cpu":  # the common case, without importing torch
+        from worldfm_ros.render.splats import SplatRenderer
+
+        return SplatRenderer(gaussians)
     from worldfm_ros.devices import parse_device
 
     dev = parse_device(device)
