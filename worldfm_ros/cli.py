@@ -17,7 +17,7 @@ from worldfm_ros.errors import WorldFMError
 # sub-command name -> module implementing it
 COMMANDS: dict[str, str] = {
     "scene-build": "worldfm_ros.build.cli_build",
-    "scene-info": "worldfm_ros.scene.cli_info",
+    "scene-info": "worldfm_ros.world.cli_info",
     "scene-complete": "worldfm_ros.build.cli_complete",
     "scene-fit": "worldfm_ros.fit.cli",
     "bench-render": "worldfm_ros.eval.bench_render",
