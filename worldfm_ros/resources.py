@@ -27,8 +27,9 @@ def splat_scene_path() -> Path:
 
 
 def demo_scene_path() -> Path:
-    """The bundled photorealistic scene ``worldfm demo`` drives through (ICL-NUIM living room, CC BY 3.0)."""
-    return share_dir() / "scenes" / "icl_livingroom"
+    """The bundled photorealistic scene ``worldfm demo`` drives through: the ICL-NUIM living room
+    (CC BY 3.0) as Gaussian splats fitted to its recording, the room closed by its layout."""
+    return share_dir() / "scenes" / "icl_livingroom_splats"
 
 
 DEFAULT_MODEL = "worldfm_res128.safetensors"

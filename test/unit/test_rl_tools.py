@@ -150,11 +150,12 @@ def test_a_list_of_start_poses_is_drawn_from_by_the_seed(scene):
 @pytest.fixture(scope="module")
 def icl_env():
     from worldfm_ros.envs import WorldFMEnv
-    from worldfm_ros.resources import demo_scene_path
+    from worldfm_ros.resources import share_dir
 
-    # The ICL-NUIM recording saw part of the room: many free poses face where it holds nothing.
+    # The ICL-NUIM recording saw part of the room (the point scene, not closed by a layout): many
+    # free poses face where it holds nothing.
     env = WorldFMEnv({"camera": {"width": 160, "height": 120}, "backend": {"name": "anchor"}},
-                     scene=str(demo_scene_path()))
+                     scene=str(share_dir() / "scenes" / "icl_livingroom"))
     yield env
     env.close()
 

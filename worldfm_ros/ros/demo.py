@@ -1,7 +1,7 @@
 """`worldfm demo`: the simulator on a bundled scene, driven by a scripted cmd_vel.
 
-The default scene is the photorealistic ICL-NUIM living room (``scenes/icl_livingroom``); the
-robot follows the recording's own camera path projected to the floor (a holonomic base with the
+The default scene is the photorealistic ICL-NUIM living room as a splat world fitted to its
+recording and closed by its layout (``scenes/icl_livingroom_splats``); the robot follows the recording's own camera path projected to the floor (a holonomic base with the
 camera mounted at the recording's height and pitch, see :mod:`worldfm_ros.sim.drive`), so it
 stays where the recording saw. ``--procedural`` drives a short tour of the procedural room
 instead. Starts the node, a driver publishing the script on cmd_vel and a bag
