@@ -120,6 +120,23 @@ def test_the_observed_mask_marks_the_synthesised_wall(box_world):
     assert facing_seen.observed.mean() > 0.9
 
 
+def test_a_translucent_splat_is_seen_over_the_completed_wall_behind_it(box_world):
+    from worldfm_ros.render.gaussians import make_gaussians
+    from worldfm_ros.render.sh import C0
+    from worldfm_ros.world.splats import SplatWorld
+
+    # one red splat, 60 % opaque at its centre, 0.5 m before the wall nobody saw (y = 3)
+    red = make_gaussians([[2.0, 2.5, 1.2]], [[1.0, 0, 0, 0]], [[0.05, 0.05, 0.05]], [0.6],
+                         [[0.5 / C0, -0.5 / C0, -0.5 / C0]], "test")
+    splat = SplatWorld(red, np.eye(4), [], "one splat")
+    pose = map_T_camera((2.0, 1.5, 1.2), math.pi / 2)
+    wall = render_one(box_world, CAMERA, pose).rgb.astype(np.float64)
+    seen = render_one(CompletedWorld(splat, box_world.layout), CAMERA, pose).rgb.astype(np.float64)
+    centre = (47, 63)  # the pixel the splat's centre projects to (K's principal point, rounded down)
+    np.testing.assert_allclose(seen[centre], 0.6 * np.array([255.0, 0, 0]) + 0.4 * wall[centre], atol=3.0)
+    assert np.array_equal(seen[0, 0], wall[0, 0])  # where the splat does not reach: the wall alone
+
+
 def test_revisiting_a_pose_gives_the_identical_frame(box_world):
     pose = map_T_camera((1.0, 1.0, 0.8), 2.0, 0.3)
     a, b = render_one(box_world, CAMERA, pose), render_one(box_world, CAMERA, pose)

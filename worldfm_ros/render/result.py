@@ -19,12 +19,16 @@ class RenderResult:
     valid: (H, W) bool, True where a surface was hit.
     observed: optional (H, W) bool, True where the surface shown was captured (not synthesised
         by completing the world); None = every valid pixel is captured.
+    alpha: optional (H, W) float32 accumulated opacity in [0, 1] of a translucent world (splats:
+        ``rgb`` is then composited over black, so what lies behind adds ``(1 - alpha)`` of its
+        colour); None = opaque wherever valid.
     """
 
     rgb: np.ndarray
     depth: np.ndarray
     valid: np.ndarray
     observed: np.ndarray | None = None
+    alpha: np.ndarray | None = None
 
     @property
     def coverage(self) -> float:

@@ -75,7 +75,7 @@ class SplatImage:
         """As a RenderResult: uint8 colour, depth and validity where alpha >= ``valid_alpha``."""
         valid = self.alpha >= valid_alpha
         rgb = np.clip(self.rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return RenderResult(rgb, np.where(valid, self.depth, np.float32(0)), valid)
+        return RenderResult(rgb, np.where(valid, self.depth, np.float32(0)), valid, alpha=self.alpha)
 
 
 @dataclass

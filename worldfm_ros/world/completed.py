@@ -52,7 +52,13 @@ class CompletedWorld:
             keep = base.valid
             fill = lay.valid & ~keep
             rgb, depth = base.rgb.copy(), base.depth.copy()
-            rgb[fill], depth[fill] = lay.rgb[fill], lay.depth[fill]
+            if base.alpha is None:
+                rgb[fill] = lay.rgb[fill]
+            else:  # a translucent capture (splats, their fringes) is seen over the layout behind it
+                behind = lay.valid & (base.alpha < 1.0)
+                over = base.rgb[behind] + (1.0 - base.alpha[behind, None]) * lay.rgb[behind]
+                rgb[behind] = np.clip(over + 0.5, 0, 255).astype(np.uint8)
+            depth[fill] = lay.depth[fill]
             out.append(RenderResult(rgb, depth, keep | fill, observed=keep | (fill & lay.observed)))
         return out
 
