@@ -79,7 +79,9 @@ def make_gaussians(means, quats, scales, opacities, sh, source: str = "splats") 
         if a.ndim != len(shape) or any(s is not None and a.shape[i] != s for i, s in enumerate(shape)):
             want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
             raise SceneError(f"{source}: {name}: expected shape {want}, got {a.shape}")
-        if not np.all(np.isfinite(a)):
+        # a float64 sum is finite exactly when every float32 value is (it cannot overflow), and it
+        # needs no (N, ...) boolean temporary: 96 MB less at the peak of a 2 M-splat SH-3 load
+        if not np.isfinite(np.sum(a, dtype=np.float64)):
             raise SceneError(f"{source}: {name}: contains NaN or inf")
         return a
 
