@@ -40,6 +40,7 @@ import numpy as np
 from worldfm_ros.backends.config import CORRECTION_REGIONS
 from worldfm_ros.runtime import add_threads_argument
 from worldfm_ros.render.antialias import DEFAULT_ANTIALIAS
+from worldfm_ros.build.assemble import DEFAULT_MAX_POINTS
 from worldfm_ros.build.cli_build import add_rgbd_fusion_arguments
 
 HELP = "compare frame backends on held-out views: PSNR/SSIM (all, holes), consistency, flicker"
@@ -198,6 +199,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rgbd", help="evaluate on a posed RGB-D folder instead of procedural rooms")
     parser.add_argument("--frame-step", type=int, default=1, help="with --rgbd --split clips: use every N-th frame")
     add_rgbd_fusion_arguments(parser)
+    parser.add_argument("--max-points", type=int, default=DEFAULT_MAX_POINTS,
+                        help=f"--split first/interleave: point budget of the anchor (and so of the Gaussians a fit "
+                             f"starts from), met by voxel downsampling (default {DEFAULT_MAX_POINTS:,})")
     parser.add_argument("--split", choices=("first", "interleave", "clips"), default="first",
                         help="with --rgbd: anchor from the first part of the frames and score the rest (first, "
                              "default), from every --every-th frame and score those between (interleave), or "
@@ -276,7 +280,8 @@ def run_split(args: argparse.Namespace, backends: dict) -> int:
     run = evaluate_split(
         args.rgbd, backends, args.split, args.fraction, args.every, args.heldout_step, tuple(args.size),
         args.point_radius, build_options={"depth_registration": args.depth_registration,
-                                          "fuse_voxel": args.fuse_voxel}, seed=args.seed,
+                                          "fuse_voxel": args.fuse_voxel, "max_points": args.max_points},
+        seed=args.seed,
         footprint=args.splat == "footprint", antialias=args.antialias,
         worlds=("points", "splats") if args.world == "both" else (args.world,), fit=fit_config(args),
         fit_size=args.fit_size, pose_noise=args.pose_noise)
