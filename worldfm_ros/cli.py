@@ -19,7 +19,7 @@ COMMANDS: dict[str, str] = {
     "scene-build": "worldfm_ros.build.cli_build",
     "scene-info": "worldfm_ros.world.cli_info",
     "scene-complete": "worldfm_ros.build.cli_complete",
-    "scene-fit": "worldfm_ros.fit.cli",
+    "scene-fit": "worldfm_ros.build.fit.cli",
     "bench-render": "worldfm_ros.eval.bench_render",
     "bench-splats": "worldfm_ros.eval.bench_splats",
     "bench-bag": "worldfm_ros.eval.bench_bag",

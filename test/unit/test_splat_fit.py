@@ -18,9 +18,9 @@ import pytest
 import torch
 
 from worldfm_ros.camera import PinholeCamera
-from worldfm_ros.fit.config import FitConfig
-from worldfm_ros.fit.fitter import FitInterrupted, FitViews, SplatFitter, se3_exp
-from worldfm_ros.fit.raster import SplatParams, project, render
+from worldfm_ros.build.fit.config import FitConfig
+from worldfm_ros.build.fit.fitter import FitInterrupted, FitViews, SplatFitter, se3_exp
+from worldfm_ros.build.fit.raster import SplatParams, project, render
 from worldfm_ros.render.gaussians import Gaussians, make_gaussians
 from worldfm_ros.render.splats import ALPHA_MAX, ALPHA_MIN, T_MIN, SplatRenderer
 from worldfm_ros.scene.io import write_image

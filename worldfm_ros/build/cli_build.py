@@ -99,7 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_rgbd_fusion_arguments(p)
     p.add_argument("--world", choices=("points", "splats"), default="points",
                    help="points: the fused cloud (default); splats: Gaussians fitted to the frames (slow: minutes)")
-    from worldfm_ros.fit.cli import add_fit_arguments
+    from worldfm_ros.build.fit.cli import add_fit_arguments
     from worldfm_ros.runtime import add_threads_argument
 
     add_fit_arguments(p)
@@ -354,8 +354,8 @@ def _fit_rgbd(args: argparse.Namespace, anchor) -> int:
     """``rgbd --world splats``: the fused scene initialises Gaussians fitted to the frames it used."""
     from pathlib import Path
 
-    from worldfm_ros.fit.build import rgbd_fit_views
-    from worldfm_ros.fit.cli import fit_and_save
+    from worldfm_ros.build.fit.scene import rgbd_fit_views
+    from worldfm_ros.build.fit.cli import fit_and_save
     from worldfm_ros.build.build_rgbd import read_sequence
 
     frames = read_sequence(args.folder, args.max_dt, args.depth_registration).frames

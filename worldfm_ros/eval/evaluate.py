@@ -233,7 +233,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="--split first/interleave: give every anchor frame but the first a pose error of M metres "
                              "and DEG degrees (random directions, --seed) before fusing and fitting; held-out views keep "
                              "the recorded poses (with --refine-poses: how well the fit recovers them)")
-    from worldfm_ros.fit.cli import add_fit_arguments
+    from worldfm_ros.build.fit.cli import add_fit_arguments
 
     add_fit_arguments(parser, resumable=False)  # the evaluation's fit is not kept
     add_threads_argument(parser)
@@ -274,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
 def run_split(args: argparse.Namespace, backends: dict) -> int:
     """``--rgbd`` with a frame-index split: print (and optionally save) the table and the sheet."""
     from worldfm_ros.eval.rgbd_split import evaluate_split, format_split_table
-    from worldfm_ros.fit.cli import fit_config
+    from worldfm_ros.build.fit.cli import fit_config
     from worldfm_ros.scene.io import contact_sheet, write_image
 
     run = evaluate_split(

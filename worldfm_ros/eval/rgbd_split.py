@@ -195,7 +195,7 @@ def evaluate_split(root: str | Path, backends: dict, split: str = "first", fract
     on the held-out views (``footprint``: splat by footprint; ``antialias``: see ``render_views``).
 
     worlds: 'points' (the fused anchor) and / or 'splats' (Gaussians fitted with ``fit``, a
-    ``fit.config.FitConfig``, to the anchor frames at ``fit_size``: what ``scene-build rgbd --world
+    ``build.fit.config.FitConfig``, to the anchor frames at ``fit_size``: what ``scene-build rgbd --world
     splats`` writes); with both, labels read 'points / backend'.
     pose_noise: (metres, degrees): every anchor frame but the first (which fixes the world's frame)
     is given a pose error of exactly this size in a random direction (seeded by ``seed``) before the
@@ -224,8 +224,8 @@ def evaluate_split(root: str | Path, backends: dict, split: str = "first", fract
         if kind == "splats":
             import dataclasses
 
-            from worldfm_ros.fit.build import fit_world, format_report, rgbd_fit_views
-            from worldfm_ros.fit.config import FitConfig
+            from worldfm_ros.build.fit.scene import fit_world, format_report, rgbd_fit_views
+            from worldfm_ros.build.fit.config import FitConfig
 
             targets = dataclasses.replace(rgbd_fit_views(root, anchor_idx, fit_size, depth_registration=registration),
                                           c2w=used)

@@ -316,7 +316,7 @@ def composite_tiles(offsets, ids, xy, conic, radius, opac, color, depth, width, 
                     out_depth, out_last, out_trans):
     """Pass 3 (parallel over tiles) into the (H, W) outputs; also writes, per pixel, ``out_last`` (the
     tile-list position + 1 of the last Gaussian composited, 0 = none) and ``out_trans`` (the
-    transmittance left after it), which the backward pass of ``fit.raster`` walks back from.
+    transmittance left after it), which the backward pass of ``build.fit.raster`` walks back from.
     float32 throughout (the inputs' and outputs' type): a quarter faster than float64 here."""
     for t in prange(offsets.shape[0] - 1):
         start, end = offsets[t], offsets[t + 1]

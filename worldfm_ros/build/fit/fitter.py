@@ -2,7 +2,7 @@
 
 The Gaussians start as the flat discs of the fused RGB-D points (``build.build_splats.splats_from_points``)
 and are optimised with Adam against the recorded images through the differentiable rasterizer of
-``fit.raster`` (whose forward pass is the world's own CPU renderer), after 3DGS (Kerbl et al. 2023)
+``build.fit.raster`` (whose forward pass is the world's own CPU renderer), after 3DGS (Kerbl et al. 2023)
 with the depth term of the RGB-D splatting methods (SplaTAM, Gaussian-SLAM):
 
     loss = (1 - lambda_ssim) * L1(rgb) + lambda_ssim * (1 - SSIM(rgb)) + lambda_depth * L1(depth)
@@ -34,8 +34,8 @@ import torch
 
 from worldfm_ros.camera import PinholeCamera, check_pose
 from worldfm_ros.errors import SceneError
-from worldfm_ros.fit.config import FitConfig
-from worldfm_ros.fit.raster import SplatParams, render
+from worldfm_ros.build.fit.config import FitConfig
+from worldfm_ros.build.fit.raster import SplatParams, render
 from worldfm_ros.render.gaussians import Gaussians, make_gaussians
 
 log = logging.getLogger(__name__)
@@ -246,7 +246,7 @@ class SplatFitter:
         new = {name: t[clone] for name, t in self.params.items()}
         if len(split):
             # two samples of each split Gaussian, each 1/1.6 as wide (3DGS)
-            from worldfm_ros.fit.raster import quat_to_rotmat_torch
+            from worldfm_ros.build.fit.raster import quat_to_rotmat_torch
 
             R = quat_to_rotmat_torch(self.params["quats"][split].double()).float()
             std = scales[split]

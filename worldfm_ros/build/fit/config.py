@@ -1,4 +1,4 @@
-"""What a splat fit does (``fit.fitter``); no torch here, so the CLI builds its options fast."""
+"""What a splat fit does (``build.fit.fitter``); no torch here, so the CLI builds its options fast."""
 
 from __future__ import annotations
 

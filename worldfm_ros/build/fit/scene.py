@@ -21,7 +21,7 @@ from threading import Event
 import numpy as np
 
 from worldfm_ros.errors import SceneError
-from worldfm_ros.fit.fitter import FitConfig, FitViews, SplatFitter
+from worldfm_ros.build.fit.fitter import FitConfig, FitViews, SplatFitter
 from worldfm_ros.scene.anchor import SceneAnchor
 
 log = logging.getLogger(__name__)

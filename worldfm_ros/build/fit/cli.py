@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from threading import Event
 
-from worldfm_ros.fit.config import FitConfig
+from worldfm_ros.build.fit.config import FitConfig
 from worldfm_ros.runtime import add_threads_argument
 
 HELP = "fit a Gaussian-splat world to a scene's keyframes (with depth): sharp where the camera looked"
@@ -32,7 +32,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def add_fit_arguments(p: argparse.ArgumentParser, resumable: bool = True) -> None:
-    """The options of a splat fit (defaults: ``fit.fitter.FitConfig``); ``resumable`` adds the
+    """The options of a splat fit (defaults: ``build.fit.fitter.FitConfig``); ``resumable`` adds the
     checkpoint options (a command that writes a scene)."""
     g = p.add_argument_group("splat fit (--world splats)")
     g.add_argument("--fit-iterations", type=int, default=_DEFAULTS.iterations,
@@ -79,8 +79,8 @@ def stop_on_sigint():
 
 def fit_and_save(anchor, views, args: argparse.Namespace, output: Path) -> int:
     """Fit, save atomically with report and sheet, print the report; 130 after SIGINT."""
-    from worldfm_ros.fit.build import SHEET_ROWS, contact_sheet, fit_world, format_report, save_fitted
-    from worldfm_ros.fit.fitter import FitInterrupted
+    from worldfm_ros.build.fit.scene import SHEET_ROWS, contact_sheet, fit_world, format_report, save_fitted
+    from worldfm_ros.build.fit.fitter import FitInterrupted
 
     checkpoint = checkpoint_path(args, output)
     try:
@@ -109,7 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from worldfm_ros.fit.build import keyframe_fit_views
+    from worldfm_ros.build.fit.scene import keyframe_fit_views
     from worldfm_ros.scene.store import load_scene
 
     logging.basicConfig(level=logging.INFO, format="  %(message)s")
