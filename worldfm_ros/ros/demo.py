@@ -24,6 +24,7 @@ from worldfm_ros.sim.cli_config import add_config_arguments
 
 #: this command's flags and the SimConfig fields they set (beside the common ones)
 CONFIG_FLAGS = {"rate": "rate_hz", "rig": "rig"}
+FIRST_FRAME_TIMEOUT_S = 600.0
 
 HELP = "run the simulator on the bundled scene with a scripted drive; write a bag, a contact sheet and an MP4"
 
@@ -76,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rig", default=None,
                         help="sensor rig: stereo | stereo_imu | a rig YAML (default: one camera); the bag holds every "
                              "camera and the IMU")
-    parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = the whole script)")
+    parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds of driving, counted from the first frame (0 = the whole script)")
     parser.add_argument("--no-compress", action="store_true", help="write the bag's MCAP chunks uncompressed")
     add_domain_argument(parser)
     add_view_arguments(parser)
@@ -130,7 +131,10 @@ def run(args: argparse.Namespace) -> int:
     for n in (sim, driver, rec_node):
         executor.add_node(n)
 
-    start = time.monotonic()
+    # The drive's clock starts at the first camera frame: loading the world and compiling the
+    # renderer's kernels on a fresh machine can take longer than a short --duration.
+    start: float | None = None
+    first_image = sim.resolve_topic_name(f"{cameras[0]}/image_raw")
     total = sum(seg[0] for seg in script)
     if args.duration > 0:
         total = min(total, args.duration)
@@ -143,8 +147,11 @@ def run(args: argparse.Namespace) -> int:
         if others or intruders:
             intruders[:] = intruders or others
             return  # never drive someone else's robot
-        t = time.monotonic() - start
         cmd = Twist()
+        if start is None:
+            cmd_pub.publish(cmd)
+            return
+        t = time.monotonic() - start
         for duration, vx, vy, wz in script:
             if t < duration:
                 cmd.linear.x, cmd.linear.y, cmd.angular.z = vx, vy, wz
@@ -154,7 +161,14 @@ def run(args: argparse.Namespace) -> int:
 
     driver.create_timer(0.05, drive)
     try:
-        while time.monotonic() - start < total + 0.5 and not intruders:
+        waited = time.monotonic()
+        while start is None and not intruders:
+            executor.spin_once(timeout_sec=0.05)
+            if recorder.counts.get(first_image, 0):
+                start = time.monotonic()
+            elif time.monotonic() - waited > FIRST_FRAME_TIMEOUT_S:
+                raise WorldFMError(f"demo: no frame on {first_image} within {FIRST_FRAME_TIMEOUT_S:.0f} s of start")
+        while start is not None and time.monotonic() - start < total + 0.5 and not intruders:
             executor.spin_once(timeout_sec=0.05)
     finally:
         recorder.close()
