@@ -20,7 +20,7 @@ from worldfm_ros.geometry import map_T_camera
 from worldfm_ros.scene.anchor import SceneAnchor
 from worldfm_ros.build.complete import CompletionConfig, NotARoom, complete_world
 from worldfm_ros.scene.store import save_scene
-from worldfm_ros.build.texture import synthesize
+from worldfm_ros.build.texture import complete_texture, synthesize
 from worldfm_ros.sim.scan import ScanConfig, depth_to_scan
 from worldfm_ros.world.base import render_one
 from worldfm_ros.world.completed import CompletedWorld
@@ -89,6 +89,29 @@ def test_texture_synthesis_carries_a_stripe_pattern_on_with_its_period():
     profile = out[:, 64:, 0].astype(float).mean(axis=0)
     spectrum = np.abs(np.fft.rfft(profile - profile.mean()))
     assert len(profile) / np.argmax(spectrum) == pytest.approx(period, rel=0.05)
+    assert np.array_equal(out[known], texture[known])
+
+
+def sunlit_stripes(period: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """A striped floor (96, 160, 3) whose left 64 columns were seen, a sun band across rows 24-56 of them."""
+    x = np.arange(160)
+    stripes = np.where((x % period) < period // 2, 160.0, 90.0)
+    light = np.ones((96, 1))
+    light[24:56] = 1.5
+    texture = np.repeat((light * stripes[None, :])[..., None], 3, axis=2).astype(np.uint8)
+    known = np.zeros((96, 160), bool)
+    known[:, :64] = True
+    return np.where(known[..., None], texture, 0).astype(np.uint8), known
+
+
+def test_completing_a_texture_carries_the_stripes_on_but_not_the_sun_on_them():
+    texture, known = sunlit_stripes()
+    out = complete_texture(texture, known, patch=16, overlap=4)
+    invented = out[:, 64:, 0].astype(float)
+    spectrum = np.abs(np.fft.rfft(invented.mean(axis=0) - invented.mean()))
+    assert invented.shape[1] / np.argmax(spectrum) == pytest.approx(8, rel=0.05)
+    rows = invented[:, 32:].mean(axis=1)  # away from the seam: no band 1.5x brighter anywhere
+    assert rows.max() / rows.min() < 1.1
     assert np.array_equal(out[known], texture[known])
 
 

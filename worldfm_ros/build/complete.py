@@ -15,8 +15,8 @@ The room is fitted in the map frame (REP-103: z up, floor near z = 0):
 4. surfaces: the floor and the ceiling over the whole floor plan (under the table, behind the
    sofa), one wall per edge of the outline from floor to ceiling;
 5. texture: every surface is painted from the captured points lying on it, small gaps
-   inpainted, the rest synthesised from observed texture of the same surface (or of its kind)
-   and exposure-matched to its neighbours (``build.texture``).
+   inpainted, the rest synthesised from observed texture of the same surface (or of its kind):
+   its detail quilted, its shading continued from the observed light (``build.texture``).
 
 The result is a ``world.layout.RoomLayout`` stored in the scene (``layout:`` in scene.yaml); a
 world loaded from such a scene is a ``world.completed.CompletedWorld``.
@@ -58,7 +58,9 @@ class CompletionConfig:
     ceiling_height: room height assumed above the floor when no ceiling was seen (raised to clear
     the highest surface and camera); margin: how far beyond the cameras an unseen wall is put;
     inside_fraction: share of a floor-plan rectangle that must hold evidence for it to be inside;
-    patch: side of a synthesis patch; exposure_sigma: scale of the exposure matching;
+    patch: side of a synthesis patch; shading_sigma: scale of the light (sun stripes, shadows,
+    exposure) told apart from the material's pattern; shading_reach: how far the light seen at the
+    edge of the observed texels carries into the invented ones;
     max_samples: surface samples the fitting looks at; seed: synthesis seed.
     """
 
@@ -73,13 +75,14 @@ class CompletionConfig:
     margin: float = 0.3
     inside_fraction: float = 0.3
     patch: float = 0.24
-    exposure_sigma: float = 0.25
+    shading_sigma: float = 0.06
+    shading_reach: float = 0.125
     max_samples: int = 300_000
     seed: int = 0
 
     def __post_init__(self) -> None:
         for name in ("grid", "plane_distance", "min_wall_height", "min_wall_length", "ceiling_height", "patch",
-                     "exposure_sigma"):
+                     "shading_sigma", "shading_reach"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise SceneError(f"completion.{name}: expected a length > 0 m, got {value!r}")
@@ -366,7 +369,7 @@ def _synthesise(surfaces: list[Surface], config: CompletionConfig) -> None:
     """Fill every surface's unobserved texels (``build.texture``), exemplars from the surface itself
     when it shows a few patches' worth, else from the most observed surface of its kind (walls for
     an unseen ceiling or floor)."""
-    from worldfm_ros.build.texture import known_windows, match_exposure, synthesize
+    from worldfm_ros.build.texture import complete_texture, known_windows
 
     def richness(s: Surface) -> int:
         return len(known_windows(s.observed, max(4, int(round(config.patch / s.cell)))))
@@ -381,11 +384,10 @@ def _synthesise(surfaces: list[Surface], config: CompletionConfig) -> None:
                 if pool:
                     exemplar = max(pool, key=lambda o: rich[id(o)])
                     break
-        known = s.observed | ~s.inside
-        filled = synthesize(s.texture, known, exemplar.texture, exemplar.observed, patch=patch,
-                            overlap=max(2, patch // 4), seed=config.seed + k)
-        fallback = exemplar.texture[exemplar.observed].mean(axis=0) if exemplar.observed.any() else None
-        s.texture = match_exposure(filled, s.observed, config.exposure_sigma / s.cell, fallback)
+        s.texture = complete_texture(s.texture, s.observed, exemplar.texture, exemplar.observed, s.inside,
+                                     patch=patch, overlap=max(2, patch // 4),
+                                     shading_sigma=config.shading_sigma / s.cell,
+                                     reach=config.shading_reach / s.cell, seed=config.seed + k)
         s.texture[~s.inside] = 0
 
 
