@@ -188,7 +188,7 @@ def test_pose_refinement_recovers_injected_pose_noise() -> None:
     views = FitViews(np.stack([r.rgb for r in shots]), np.stack([r.depth for r in shots]), noisy, camera,
                      [f"{k}" for k in range(6)])
     frozen = dict(lr_means=0.0, lr_means_final=0.0, lr_scales=0.0, lr_quats=0.0, lr_opacities=0.0, lr_sh=0.0)
-    fitter = SplatFitter(world, views, FitConfig(iterations=900, refine_poses=True, exposure=False,
+    fitter = SplatFitter(world, views, FitConfig(iterations=900, refine_poses=True, exposure=False, lr_pose=2e-3,
                                                  densify_from=10**9, init_opacity=1.0, sh_degree=1, **frozen))
     fitter.run(progress=False)
 

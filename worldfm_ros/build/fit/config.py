@@ -24,10 +24,7 @@ class FitConfig:
     lr_quats: float = 1e-3
     lr_opacities: float = 5e-2
     lr_sh: float = 2.5e-3
-    #: pose corrections (radians and metres of the se(3) twist) decay from lr_pose to lr_pose_final;
-    #: a frame takes only about iterations / frames steps, so the first ones must be long
-    lr_pose: float = 5e-3
-    lr_pose_final: float = 1e-3
+    lr_pose: float = 1e-3
     lr_exposure: float = 1e-3
     densify_from: int = 200
     #: densify until this share of ``iterations``

@@ -222,12 +222,11 @@ class SplatFitter:
     def _schedule(self) -> None:
         c = self.config
         frac = min(self.iteration / max(c.iterations, 1), 1.0)
-        # exponential decay from lr_means to lr_means_final (3DGS's schedule), and so for the poses
-        lr = {"means": self.extent * c.lr_means ** (1 - frac) * c.lr_means_final ** frac,
-              "pose": c.lr_pose ** (1 - frac) * c.lr_pose_final ** frac}
+        # exponential decay from lr_means to lr_means_final (3DGS's schedule)
+        lr = self.extent * c.lr_means ** (1 - frac) * c.lr_means_final ** frac
         for group in self.optimizer.param_groups:
-            if group["name"] in lr:
-                group["lr"] = lr[group["name"]]
+            if group["name"] == "means":
+                group["lr"] = lr
 
     # -- adaptive density control ----------------------------------------------------------------
 
