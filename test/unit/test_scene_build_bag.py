@@ -251,6 +251,20 @@ def test_drifting_odometry_is_pulled_back_by_registration(drive):
     assert after[0] < 0.035 and after[1] < 1.0
 
 
+def test_point_to_plane_icp_also_pulls_drifting_odometry_back(drive):
+    root, _, _, _ = drive
+    every = BagConfig(keyframe_distance=0, keyframe_angle_deg=0)
+    from worldfm_ros.build.build_bag import read_bag_frames
+    from worldfm_ros.build.pose_refine import RefineConfig, refine_poses
+
+    truth = np.stack([k.c2w for k in read_bag_frames(root / "clean", every)[0]])
+    kept, K, _ = read_bag_frames(root / "drift", every)
+    refined, report = refine_poses([(k.image, k.depth) for k in kept], K, np.stack([k.c2w for k in kept]),
+                                   RefineConfig(method="icp"))
+    metres, degrees = bb.pose_errors(refined, truth)
+    assert report.failed == 0 and metres < 0.035 and degrees < 1.0
+
+
 def test_fusion_in_chunks_of_frames_matches_fusing_them_all_at_once():
     from worldfm_ros.build.rgbd_fusion import fuse_frames
 

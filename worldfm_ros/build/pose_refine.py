@@ -10,6 +10,11 @@ edges, the rest as uncertain ones the optimiser may prune) solved by Open3D's gl
 (Levenberg-Marquardt, Choi et al. 2015) with the first frame held fixed: the refined poses stay in
 the recording's frame.
 
+``method='icp'`` registers the frames' point clouds instead (Open3D's point-to-plane ICP,
+``registration_icp``, coarse to fine over ``icp_voxels``, information matrices from
+``get_information_matrix_from_point_clouds``): on the benchmark's rendered drive it errs less
+(1.17 cm / 0.62 deg against 1.55 cm / 0.70 deg at worst from the true poses) but takes 1.5x as long.
+
 A registration that fails, or whose result lies more than ``max_correction`` (m) from the
 recorded relative pose, is not trusted; between consecutive frames the recorded relative pose
 then stands in for it (with a weak information matrix).
@@ -32,13 +37,17 @@ class RefineConfig:
     recorded camera positions that makes a loop-closure pair (0 = none); max_correction: metres
     a registration may move a relative pose from the recorded one before it is distrusted;
     max_depth: metres of depth used; max_width: frames wider than this (pixels) are registered at
-    an integer fraction of their size, within it (4x faster and smaller per halving)."""
+    an integer fraction of their size, within it (4x faster and smaller per halving); method:
+    'odometry' (RGB-D odometry) or 'icp' (point-to-plane ICP); icp_voxels: voxel sizes (m),
+    coarse to fine, of the ICP passes, each matching points within twice its size."""
 
     neighbours: int = 3
     loop_distance: float = 0.3
     max_correction: float = 0.15
     max_depth: float | None = 4.0
     max_width: int = 320
+    method: str = "odometry"
+    icp_voxels: tuple[float, ...] = (0.04, 0.02, 0.01)
 
 
 @dataclass
@@ -66,6 +75,44 @@ def _rgbd(image: np.ndarray, depth: np.ndarray, max_depth: float | None, step: i
         depth_scale=1.0, depth_trunc=float(max_depth or 1e3), convert_rgb_to_intensity=True)
 
 
+def _clouds(image: np.ndarray, depth: np.ndarray, intrinsic, max_depth: float | None, step: int,
+            voxels: tuple[float, ...]) -> list:
+    """The frame's point cloud (camera frame, metres) at each voxel size, with normals facing the camera."""
+    import cv2
+    import open3d as o3d
+
+    if step > 1:
+        size = (image.shape[1] // step, image.shape[0] // step)
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        depth = cv2.resize(depth, size, interpolation=cv2.INTER_NEAREST)
+    rgbd = o3d.geometry.RGBDImage.create_from_color_and_depth(
+        o3d.geometry.Image(np.ascontiguousarray(image)), o3d.geometry.Image(np.ascontiguousarray(depth, np.float32)),
+        depth_scale=1.0, depth_trunc=float(max_depth or 1e3), convert_rgb_to_intensity=False)
+    cloud = o3d.geometry.PointCloud.create_from_rgbd_image(rgbd, intrinsic)
+    out = []
+    for v in voxels:
+        c = cloud.voxel_down_sample(v)
+        c.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=3 * v, max_nn=30))
+        c.orient_normals_towards_camera_location(np.zeros(3))
+        out.append(c)
+    return out
+
+
+def _icp(source: list, target: list, voxels: tuple[float, ...], init: np.ndarray):
+    """(ok, target_T_source, information) of point-to-plane ICP, coarse to fine from ``init``."""
+    import open3d as o3d
+
+    reg = o3d.pipelines.registration
+    criteria = reg.ICPConvergenceCriteria(relative_fitness=1e-7, relative_rmse=1e-7, max_iteration=50)
+    T = init
+    for s, t, v in zip(source, target, voxels):
+        result = reg.registration_icp(s, t, 2 * v, T, reg.TransformationEstimationPointToPlane(), criteria)
+        T = result.transformation
+    if result.fitness < 0.3:
+        return False, init, None
+    return True, T, reg.get_information_matrix_from_point_clouds(source[-1], target[-1], 2 * voxels[-1], T)
+
+
 def refine_poses(frames: list[tuple[np.ndarray, np.ndarray]], K: np.ndarray, c2ws: np.ndarray,
                  cfg: RefineConfig = RefineConfig()) -> tuple[np.ndarray, RefineReport]:
     """Refined camera poses of RGB-D frames (module docstring).
@@ -89,7 +136,12 @@ def refine_poses(frames: list[tuple[np.ndarray, np.ndarray]], K: np.ndarray, c2w
     fx, fy, cx, cy = k[0, 0] / step, k[1, 1] / step, (k[0, 2] + 0.5) / step - 0.5, (k[1, 2] + 0.5) / step - 0.5
     intrinsic = o3d.camera.PinholeCameraIntrinsic(w // step, h // step, fx, fy, cx, cy)
     option = odo.OdometryOption(depth_max=float(cfg.max_depth or 1e3))
-    images = [_rgbd(image, depth, cfg.max_depth, step) for image, depth in frames]
+    if cfg.method == "icp":
+        images = [_clouds(image, depth, intrinsic, cfg.max_depth, step, cfg.icp_voxels) for image, depth in frames]
+    elif cfg.method == "odometry":
+        images = [_rgbd(image, depth, cfg.max_depth, step) for image, depth in frames]
+    else:
+        raise ValueError(f"method: expected 'odometry' or 'icp', got {cfg.method!r}")
     first_inv = np.linalg.inv(c2ws[0])
     graph = reg.PoseGraph()
     for T in c2ws:
@@ -101,8 +153,11 @@ def refine_poses(frames: list[tuple[np.ndarray, np.ndarray]], K: np.ndarray, c2w
                   if np.linalg.norm(positions[i] - positions[j]) < cfg.loop_distance]
     for i, j in pairs:
         init = np.linalg.inv(c2ws[i]) @ c2ws[j]  # i_T_j as recorded
-        ok, i_T_j, info = odo.compute_rgbd_odometry(images[j], images[i], intrinsic, init,
-                                                    odo.RGBDOdometryJacobianFromHybridTerm(), option)
+        if cfg.method == "icp":
+            ok, i_T_j, info = _icp(images[j], images[i], cfg.icp_voxels, init)
+        else:
+            ok, i_T_j, info = odo.compute_rgbd_odometry(images[j], images[i], intrinsic, init,
+                                                        odo.RGBDOdometryJacobianFromHybridTerm(), option)
         consecutive = j == i + 1
         if not ok or np.linalg.norm((np.linalg.inv(init) @ i_T_j)[:3, 3]) > cfg.max_correction:
             report.failed += 1
