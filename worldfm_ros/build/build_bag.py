@@ -20,7 +20,7 @@ Colour and depth are paired by header stamp (the nearest depth within ``max_dt``
 twice: once for the small topics (TF, camera_info, odometry), once streaming the images; only the
 frames kept as keyframes by motion (``keyframe_distance`` / ``keyframe_angle_deg`` since the last
 kept one) are decoded and held, so memory grows with the keyframes, not with the bag. Their poses
-are refined by registration (``worldfm_ros.build.pose_refine``: coloured ICP, pose graph) unless
+are refined by registration (``worldfm_ros.build.pose_refine``: RGB-D odometry or ICP, pose graph) unless
 ``refine`` is 'none', then fused and finished as ``scene-build rgbd`` does
 (``rgbd_fusion.fuse_frames``, in chunks of ``FUSE_CHUNK`` frames, and ``assemble.finish_scene``): the
 same scene layout. The recording's
@@ -47,7 +47,7 @@ from worldfm_ros.build.assemble import DEFAULT_MAX_POINTS, finish_scene, pick_ke
 from worldfm_ros.build.bag_images import COMPRESSED, IMAGE_TYPES, decode_color, decode_depth
 from worldfm_ros.build.bag_tf import TfBuffer, TransformChainError
 from worldfm_ros.scene.checks import check_K_for_size
-from worldfm_ros.build.pose_refine import RefineConfig, RefineReport, refine_poses
+from worldfm_ros.build.pose_refine import REFINE, RefineConfig, RefineReport, refine_config, refine_poses
 from worldfm_ros.build.registration import DepthCamera, register_depth
 from worldfm_ros.build.rgbd_fusion import DEFAULT_FUSE_VOXEL, DEFAULT_MAX_JUMP, fuse_frames
 
@@ -56,7 +56,6 @@ log = logging.getLogger(__name__)
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 ODOMETRY = "nav_msgs/msg/Odometry"
 TF_TYPES = ("tf2_msgs/msg/TFMessage", "tf/msg/tfMessage")
-REFINE = ("rgbd", "none")
 #: pending colour frames waiting for their depth (bounds memory when a depth stream lags or is missing)
 _MAX_PENDING = 64
 #: kept frames fused at a time (``rgbd_fusion.fuse_frames``): bounds the fusion's memory on long bags
@@ -76,7 +75,7 @@ class BagConfig:
     /tf edge's samples. depth_scale: metres per integer depth unit (None = mm).
     keyframe_distance (m) / keyframe_angle_deg: motion since the last kept frame that keeps a
     frame (both 0 = every paired frame); max_frames: stop after this many kept frames.
-    refine: 'rgbd' (RGB-D odometry registration, ``pose_refine``) or 'none'.
+    refine: 'rgbd' (RGB-D odometry registration, ``pose_refine``), 'icp' (point-to-plane ICP) or 'none'.
     num_keyframes: of the kept frames, how many become the scene's reference keyframes (evenly).
     pixel_stride, max_depth, max_jump, fuse_voxel: as ``scene-build rgbd``; max_points, up,
     plane_threshold: ``assemble.finish_scene`` (up 'auto' = 'none': the bag's world frame is the map).
@@ -505,10 +504,10 @@ def build_bag(path: str | os.PathLike, cfg: BagConfig = BagConfig(),
     path = Path(path)
     kept, K, report = read_bag_frames(path, cfg, progress)
     c2ws = np.stack([k.c2w for k in kept])
-    if cfg.refine == "rgbd" and len(kept) > 1:
+    if cfg.refine != "none" and len(kept) > 1:
         max_depth = cfg.max_depth if cfg.max_depth is not None else RefineConfig.max_depth
         c2ws, report.refine = refine_poses([(k.image, k.depth) for k in kept], K, c2ws,
-                                           RefineConfig(max_depth=max_depth))
+                                           refine_config(cfg.refine, max_depth=max_depth))
     chosen = set(pick_keyframes(len(kept), cfg.num_keyframes))
 
     def frames():

@@ -144,6 +144,32 @@ def load_frames(root: str | os.PathLike, indices: list[int], size: tuple[int, in
 DEPTH_REGISTRATIONS = ("auto", "registered", "kinect_v1")
 
 
+def refine_sequence_poses(root: str | os.PathLike, indices: list[int], poses: np.ndarray | None = None,
+                          K: np.ndarray | None = None, depth_scale: float | None = None, max_dt: float = 0.02,
+                          depth_registration: str = "auto", cfg=None):
+    """Poses of the sequence's frames ``indices`` refined by registering their RGB-D images
+    (``build.pose_refine.refine_poses``: pairwise registration and a pose graph, the first frame
+    fixed), for recordings whose poses come from a drifting or noisy odometry.
+
+    poses: (len(indices), 4, 4) camera-to-scene starting poses, OpenCV axes, metres (None = the
+    recording's); K / depth_scale override the folder's; cfg: a ``pose_refine.RefineConfig``
+    (None = its defaults). Returns ((len(indices), 4, 4) refined poses, the ``RefineReport``)."""
+    from worldfm_ros.build.pose_refine import RefineConfig, refine_poses
+
+    seq = read_sequence(root, max_dt, depth_registration)
+    K = seq.K if K is None else K
+    if K is None:
+        raise SceneError(f"{root}: no intrinsics in the folder ({seq.layout}); pass K (fx fy cx cy)")
+    chosen = [seq.frames[i] for i in indices]
+    start = np.stack([f.c2w for f in chosen]) if poses is None else np.asarray(poses, np.float64)
+    if start.shape != (len(chosen), 4, 4):
+        raise SceneError(f"{root}: poses: expected ({len(chosen)}, 4, 4), one per frame refined, got {start.shape}")
+    refined, report = refine_poses([seq.load(f, depth_scale, K) for f in chosen], K, start, cfg or RefineConfig())
+    log.info("%s: %d poses refined by registration (%d edges, %d pairs did not register), moved up to %.3f m / %.2f deg",
+             root, len(chosen), report.edges, report.failed, report.max_shift_m, report.max_turn_deg)
+    return refined, report
+
+
 def read_sequence(root: str | os.PathLike, max_dt: float = 0.02, depth_registration: str = "auto") -> RGBDSequence:
     """Discover the frames of a TUM or simple-folder RGB-D sequence (see the module docstring).
 

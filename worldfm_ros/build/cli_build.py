@@ -75,6 +75,16 @@ def _depth_scale(p: argparse.ArgumentParser, default_text: str) -> None:
                    help=f"metres per stored depth unit (default: {default_text})")
 
 
+def add_refine_argument(p: argparse.ArgumentParser, default: str, poses: str) -> None:
+    """``--refine``: how the builder registers ``poses`` (words for the help) before it fuses them."""
+    from worldfm_ros.build.pose_refine import REFINE
+
+    p.add_argument("--refine", choices=REFINE, default=default,
+                   help=f"register {poses} by their RGB-D frames before fusing: rgbd = RGB-D odometry and a pose "
+                        f"graph; icp = point-to-plane ICP and a pose graph (more accurate, about 1.5x slower); "
+                        f"none = keep them (default {default})")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
 
@@ -97,6 +107,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--max-depth", type=float, metavar="M", help="ignore depth beyond this many metres")
     p.add_argument("--max-dt", type=float, default=0.02, metavar="S", help="TUM association tolerance in seconds (default 0.02)")
     add_rgbd_fusion_arguments(p)
+    add_refine_argument(p, "none", "the folder's poses (when they come from an odometry, not a motion-capture system)")
     p.add_argument("--world", choices=("points", "splats"), default="points",
                    help="points: the fused cloud (default); splats: Gaussians fitted to the frames (slow: minutes)")
     from worldfm_ros.build.fit.cli import add_fit_arguments
@@ -169,7 +180,6 @@ def _add_photo(kinds) -> None:
 
 
 def _add_bag(kinds) -> None:
-    from worldfm_ros.build.build_bag import REFINE
     from worldfm_ros.build.rgbd_fusion import DEFAULT_FUSE_VOXEL
 
     p = kinds.add_parser("bag", help="a robot's recording: rosbag2 (MCAP, sqlite3) or ROS 1 bag with colour, depth, "
@@ -195,8 +205,7 @@ def _add_bag(kinds) -> None:
     p.add_argument("--keyframe-angle", type=float, default=10.0, metavar="DEG",
                    help="... or this much turn (default 10)")
     p.add_argument("--max-frames", type=int, help="stop after this many kept frames")
-    p.add_argument("--refine", choices=REFINE, default="rgbd",
-                   help="rgbd (default): refine the recorded poses by RGB-D odometry and a pose graph; none: keep them")
+    add_refine_argument(p, "rgbd", "the recorded poses (wheel odometry drifts)")
     p.add_argument("--keyframes", type=int, default=8, help="reference keyframes among the kept frames (default 8)")
     p.add_argument("--pixel-stride", type=int, default=2, help="back-project every N-th pixel (default 2)")
     p.add_argument("--max-depth", type=float, metavar="M", help="ignore depth beyond this many metres")
@@ -253,7 +262,26 @@ def _K(values: list[float] | None):
     return None if values is None else K_from_values(*values)
 
 
-def _build(args: argparse.Namespace):
+def _rgbd_frames(args: argparse.Namespace):
+    """(indices, c2ws) of the frames ``scene-build rgbd`` uses: every --frame-step-th, at most
+    --max-frames; c2ws (N, 4, 4) camera-to-scene, OpenCV axes, metres: the folder's poses or, with
+    --refine, the registered ones."""
+    import numpy as np
+
+    from worldfm_ros.build.build_rgbd import read_sequence, refine_sequence_poses
+    from worldfm_ros.build.pose_refine import RefineConfig, refine_config
+
+    frames = read_sequence(args.folder, args.max_dt, args.depth_registration).frames
+    indices = list(range(len(frames)))[::args.frame_step][:args.max_frames]
+    c2ws = np.stack([frames[i].c2w for i in indices])
+    if args.refine != "none":
+        cfg = refine_config(args.refine, max_depth=args.max_depth or RefineConfig.max_depth)
+        c2ws, _ = refine_sequence_poses(args.folder, indices, c2ws, _K(args.K), args.depth_scale, args.max_dt,
+                                        args.depth_registration, cfg)
+    return indices, c2ws
+
+
+def _build(args: argparse.Namespace, rgbd_frames=None):
     if args.kind == "splats":
         from worldfm_ros.build.build_splats import build_splats
 
@@ -277,10 +305,12 @@ def _build(args: argparse.Namespace):
     if args.kind == "rgbd":
         from worldfm_ros.build.build_rgbd import build_rgbd
 
-        anchor = build_rgbd(args.folder, K=_K(args.K), depth_scale=args.depth_scale, frame_step=args.frame_step,
-                            max_frames=args.max_frames, num_keyframes=args.keyframes, keyframe_every=args.keyframe_every,
-                            pixel_stride=args.pixel_stride, max_depth=args.max_depth, max_dt=args.max_dt,
-                            depth_registration=args.depth_registration, fuse_voxel=args.fuse_voxel, **common)
+        indices, c2ws = rgbd_frames
+        anchor = build_rgbd(args.folder, K=_K(args.K), depth_scale=args.depth_scale, frames=indices,
+                            poses=c2ws if args.refine != "none" else None, num_keyframes=args.keyframes,
+                            keyframe_every=args.keyframe_every, pixel_stride=args.pixel_stride,
+                            max_depth=args.max_depth, max_dt=args.max_dt, depth_registration=args.depth_registration,
+                            fuse_voxel=args.fuse_voxel, **common)
         if args.keyframe_size:
             from worldfm_ros.camera import check_image_size
             from worldfm_ros.errors import SceneError
@@ -328,9 +358,10 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="  %(message)s")
     start = time.perf_counter()
-    anchor = _build(args)
+    rgbd_frames = _rgbd_frames(args) if args.kind == "rgbd" else None
+    anchor = _build(args, rgbd_frames)
     if getattr(args, "world", "points") == "splats":
-        return _fit_rgbd(args, anchor)
+        return _fit_rgbd(args, anchor, rgbd_frames)
     if args.kind == "splats":
         from worldfm_ros.world.splats import save_splat_world
 
@@ -345,42 +376,40 @@ def run(args: argparse.Namespace) -> int:
         path = save_scene(anchor, args.output)
         print(scene_summary(anchor))
         if args.kind == "rgbd":
-            _write_recorded_path(args, path)
+            _write_recorded_path(path, rgbd_frames[1])
     print(f"saved {path} in {time.perf_counter() - start:.1f} s")
     return complete_built(args, path)
 
 
-def _fit_rgbd(args: argparse.Namespace, anchor) -> int:
-    """``rgbd --world splats``: the fused scene initialises Gaussians fitted to the frames it used."""
+def _fit_rgbd(args: argparse.Namespace, anchor, rgbd_frames) -> int:
+    """``rgbd --world splats``: the fused scene initialises Gaussians fitted to the frames it used
+    (``rgbd_frames``: their indices and poses, ``_rgbd_frames``)."""
+    import dataclasses
     from pathlib import Path
 
     from worldfm_ros.build.fit.scene import rgbd_fit_views
     from worldfm_ros.build.fit.cli import fit_and_save
-    from worldfm_ros.build.build_rgbd import read_sequence
 
-    frames = read_sequence(args.folder, args.max_dt, args.depth_registration).frames
-    indices = list(range(len(frames)))[::args.frame_step][:args.max_frames]
+    indices, c2ws = rgbd_frames
     views = rgbd_fit_views(args.folder, indices, args.fit_size, _K(args.K), args.depth_scale, args.depth_registration)
-    rc = fit_and_save(anchor, views, args, Path(args.output))
+    rc = fit_and_save(anchor, dataclasses.replace(views, c2w=c2ws), args, Path(args.output))
     if rc:
         return rc
-    _write_recorded_path(args, Path(args.output))
+    _write_recorded_path(Path(args.output), c2ws)
     return complete_built(args, args.output)
 
 
-def _write_recorded_path(args: argparse.Namespace, scene) -> None:
-    """An rgbd scene folder gets the recording's camera path of the frames it used (scene.store.TRAJECTORY_TUM)."""
+def _write_recorded_path(scene, c2ws) -> None:
+    """An rgbd scene folder gets the camera path of the frames it used (scene.store.TRAJECTORY_TUM):
+    c2ws (N, 4, 4) camera-to-scene, OpenCV axes, metres."""
     from pathlib import Path
 
-    import numpy as np
-
-    from worldfm_ros.build.build_rgbd import read_sequence, write_recorded_path
+    from worldfm_ros.build.build_rgbd import write_recorded_path
     from worldfm_ros.scene.store import TRAJECTORY_TUM
 
     if not Path(scene).is_dir():
         return
-    frames = read_sequence(args.folder, args.max_dt, args.depth_registration).frames[::args.frame_step][:args.max_frames]
-    print(f"camera path: {write_recorded_path(Path(scene) / TRAJECTORY_TUM, np.stack([f.c2w for f in frames]))}")
+    print(f"camera path: {write_recorded_path(Path(scene) / TRAJECTORY_TUM, c2ws)}")
 
 
 def complete_built(args: argparse.Namespace, path) -> int:

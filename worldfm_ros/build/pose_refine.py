@@ -31,6 +31,11 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
+#: the builders' ``--refine`` choices: 'rgbd' = RGB-D odometry, 'icp' = point-to-plane ICP, 'none' = poses kept
+REFINE = ("rgbd", "icp", "none")
+_METHODS = {"rgbd": "odometry", "icp": "icp"}
+
+
 @dataclass(frozen=True)
 class RefineConfig:
     """neighbours: frames each frame is registered to ahead of it; loop_distance: metres between
@@ -59,6 +64,14 @@ class RefineReport:
     failed: int = 0
     max_shift_m: float = 0.0
     max_turn_deg: float = 0.0
+
+
+def refine_config(refine: str, **fields) -> RefineConfig | None:
+    """The ``RefineConfig`` of a builder's ``refine`` choice (one of ``REFINE``; None for 'none'),
+    with ``fields`` overriding its defaults."""
+    if refine not in REFINE:
+        raise ValueError(f"refine: expected one of {', '.join(REFINE)}, got {refine!r}")
+    return None if refine == "none" else RefineConfig(method=_METHODS[refine], **fields)
 
 
 def _rgbd(image: np.ndarray, depth: np.ndarray, max_depth: float | None, step: int):

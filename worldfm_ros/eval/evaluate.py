@@ -233,8 +233,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="--split first/interleave: give every anchor frame but the first a pose error of M metres "
                              "and DEG degrees (random directions, --seed) before fusing and fitting; held-out views keep "
                              "the recorded poses (with --refine-poses: how well the fit recovers them)")
+    from worldfm_ros.build.cli_build import add_refine_argument
     from worldfm_ros.build.fit.cli import add_fit_arguments
 
+    add_refine_argument(parser, "none", "the anchor frames' poses (--split first/interleave; after --pose-noise)")
     add_fit_arguments(parser, resumable=False)  # the evaluation's fit is not kept
     add_threads_argument(parser)
 
@@ -284,7 +286,7 @@ def run_split(args: argparse.Namespace, backends: dict) -> int:
         seed=args.seed,
         footprint=args.splat == "footprint", antialias=args.antialias,
         worlds=("points", "splats") if args.world == "both" else (args.world,), fit=fit_config(args),
-        fit_size=args.fit_size, pose_noise=args.pose_noise)
+        fit_size=args.fit_size, pose_noise=args.pose_noise, refine=args.refine)
     results, views, outputs, anchor = run.results, run.views, run.outputs, run.anchor
     print(f"{args.rgbd}: split {args.split}, anchor of {len(anchor.points)} points, {len(views.frames)} held-out "
           f"views (frames {views.frames[0]}..{views.frames[-1]}), {views.camera.width}x{views.camera.height} px")

@@ -190,7 +190,8 @@ def evaluate_split(root: str | Path, backends: dict, split: str = "first", fract
                    heldout_step: int = 1, size: tuple[int, int] = (320, 240), point_radius: int = 1,
                    build_options: dict | None = None, seed: int = 0, footprint: bool = False,
                    antialias: float = DEFAULT_ANTIALIAS, worlds: tuple[str, ...] = ("points",), fit=None,
-                   fit_size: tuple[int, int] = (320, 240), pose_noise: tuple[float, float] | None = None) -> SplitRun:
+                   fit_size: tuple[int, int] = (320, 240), pose_noise: tuple[float, float] | None = None,
+                   refine: str = "none") -> SplitRun:
     """Build the anchor of ``root``'s anchor frames and score every backend (label -> FrameBackend)
     on the held-out views (``footprint``: splat by footprint; ``antialias``: see ``render_views``).
 
@@ -199,7 +200,10 @@ def evaluate_split(root: str | Path, backends: dict, split: str = "first", fract
     splats`` writes); with both, labels read 'points / backend'.
     pose_noise: (metres, degrees): every anchor frame but the first (which fixes the world's frame)
     is given a pose error of exactly this size in a random direction (seeded by ``seed``) before the
-    anchor is fused and fitted, as an inaccurate odometry would; held-out views keep the recorded poses."""
+    anchor is fused and fitted, as an inaccurate odometry would; held-out views keep the recorded poses.
+    refine: a builder's ``--refine`` choice (``build.pose_refine.REFINE``): 'rgbd' / 'icp' register
+    the anchor frames' (possibly perturbed) poses before fusing and fitting, as ``scene-build rgbd
+    --refine`` does; 'none' keeps them."""
     from worldfm_ros.build.build_rgbd import build_rgbd, read_sequence
     from worldfm_ros.world.pointcloud import PointCloudWorld
 
@@ -217,6 +221,14 @@ def evaluate_split(root: str | Path, backends: dict, split: str = "first", fract
         used[1:] = perturbed_poses(recorded[1:], *pose_noise, np.random.default_rng(seed))
         build_options["poses"] = used
         poses["injected"] = pose_error_summary(used, recorded)
+    if refine != "none":
+        from worldfm_ros.build.build_rgbd import refine_sequence_poses
+        from worldfm_ros.build.pose_refine import refine_config
+
+        used, _ = refine_sequence_poses(root, anchor_idx, used, depth_registration=registration,
+                                        cfg=refine_config(refine))
+        build_options["poses"] = used
+        poses["registered"] = pose_error_summary(used, recorded)
     anchor = build_rgbd(root, frames=anchor_idx, **build_options)
     views = load_views(root, heldout_idx, size, registration)
     results, outputs = {}, {"recorded": views.images}
