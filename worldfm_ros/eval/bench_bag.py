@@ -126,6 +126,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--real-frames", type=int, default=60, help="ICL-NUIM frames written to a bag (default 60)")
     parser.add_argument("--memory-frames", type=int, nargs="*", default=[100, 300],
                         help="sizes of 640x480 bags to time (default 100 300)")
+    parser.add_argument("--refine", nargs="+", choices=("rgbd", "icp"), default=["rgbd", "icp"],
+                        help="registrations compared beside none (default rgbd icp)")
+    parser.add_argument("--parts", nargs="+", choices=tuple(PARTS), default=list(PARTS),
+                        help="what to measure (default all: round-trip real cost)")
 
 
 def write_rgbd_sequence_bag(root: Path, indices: list[int], path: Path, depth_delay_ns: int = 1_000_000) -> None:
@@ -189,7 +193,7 @@ def _round_trip(args, out: Path) -> list[str]:
     import time
 
     from worldfm_ros.build.build_bag import BagConfig, build_bag, read_bag_frames
-    from worldfm_ros.build.pose_refine import refine_poses
+    from worldfm_ros.build.pose_refine import refine_config, refine_poses
 
     w, h = args.size
     sim = room_simulator(w, h, out / f"room_{w}x{h}")
@@ -207,7 +211,7 @@ def _round_trip(args, out: Path) -> list[str]:
             f"every frame kept, pixel stride 1, footprint splats", "| bag | refine | build s | replay PSNR dB |",
             "|---|---|---|---|"]
     scores = {}
-    for bag, refine in ((clean, "none"), (clean, "rgbd"), (drift, "none"), (drift, "rgbd")):
+    for bag, refine in [(b, r) for b in (clean, drift) for r in ("none", *args.refine)]:
         t = time.perf_counter()
         anchor, _ = build_bag(bag, BagConfig(refine=refine, **every), progress=False)
         seconds = time.perf_counter() - t
@@ -216,16 +220,20 @@ def _round_trip(args, out: Path) -> list[str]:
     truth = np.stack([k.c2w for k in read_bag_frames(clean, BagConfig(**every), progress=False)[0]])
     kept, K, _ = read_bag_frames(drift, BagConfig(**every), progress=False)
     recorded = np.stack([k.c2w for k in kept])
-    refined, _ = refine_poses([(k.image, k.depth) for k in kept], K, recorded)
-    clean_refined, _ = refine_poses([(k.image, k.depth) for k in read_bag_frames(clean, BagConfig(**every),
-                                                                                  progress=False)[0]], K, truth)
+    clean_frames = [(k.image, k.depth) for k in read_bag_frames(clean, BagConfig(**every), progress=False)[0]]
+    estimates = {"recorded (drifted)": recorded}
+    for refine in args.refine:
+        estimates[f"refined, {refine}"] = refine_poses([(k.image, k.depth) for k in kept], K, recorded,
+                                                        refine_config(refine))[0]
+        estimates[f"refined from the true poses, {refine}"] = refine_poses(clean_frames, K, truth, refine_config(refine))[0]
     rows += ["", "drift recovery (10 cm / 5 deg injected linearly over the drive)", "| poses | max error cm | max error deg |",
              "|---|---|---|"]
-    for label, est in (("recorded (drifted)", recorded), ("refined", refined), ("refined from the true poses", clean_refined)):
+    for label, est in estimates.items():
         e = pose_errors(est, truth)
         rows.append(f"| {label} | {100 * e[0]:.2f} | {e[1]:.2f} |")
-    rows.append(f"rebuilt from the drifted bag, refined: {scores['drift', 'rgbd']:.2f} dB vs clean poses "
-                f"{scores['clean', 'none']:.2f} dB")
+    for refine in args.refine:
+        rows.append(f"rebuilt from the drifted bag, refined by {refine}: {scores['drift', refine]:.2f} dB vs clean poses "
+                    f"{scores['clean', 'none']:.2f} dB")
     return rows
 
 
@@ -249,11 +257,10 @@ def _real_sequence(args, out: Path) -> list[str]:
     write_rgbd_sequence_bag(root, anchor_idx, bag)
     views = load_views(root, heldout, (320, 240))
     backend, _ = open_backend(BackendConfig(name="anchor"))
-    worlds = {"scene-build rgbd": build_rgbd(root, frames=anchor_idx, num_keyframes=8, up="none"),
-              "scene-build bag, refine none": build_bag(bag, BagConfig(keyframe_distance=0, keyframe_angle_deg=0,
-                                                                       refine="none"), progress=False)[0],
-              "scene-build bag, refine rgbd": build_bag(bag, BagConfig(keyframe_distance=0, keyframe_angle_deg=0),
-                                                        progress=False)[0]}
+    worlds = {"scene-build rgbd": build_rgbd(root, frames=anchor_idx, num_keyframes=8, up="none")}
+    for refine in ("none", *args.refine):
+        worlds[f"scene-build bag, refine {refine}"] = build_bag(
+            bag, BagConfig(keyframe_distance=0, keyframe_angle_deg=0, refine=refine), progress=False)[0]
     rows = [f"real sequence: ICL-NUIM living room, {len(anchor_idx)} anchor frames (every 2nd of {args.real_frames}) "
             f"640x480, {len(heldout)} held-out views at 320x240, anchor backend",
             "| world | points | PSNR dB | PSNR covered dB | coverage |", "|---|---|---|---|---|"]
@@ -290,6 +297,9 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("worldfm_ros").setLevel(logging.WARNING)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    for part in (_round_trip, _real_sequence, _memory):
-        print("\n".join(part(args, out)), "\n", flush=True)
+    for name in args.parts:
+        print("\n".join(PARTS[name](args, out)), "\n", flush=True)
     return 0
+
+
+PARTS = {"round-trip": _round_trip, "real": _real_sequence, "cost": _memory}
