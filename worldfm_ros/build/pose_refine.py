@@ -111,7 +111,7 @@ def _clouds(image: np.ndarray, depth: np.ndarray, intrinsic, max_depth: float | 
     return out
 
 
-def _icp(source: list, target: list, voxels: tuple[float, ...], init: np.ndarray, colored: bool = False):
+def _icp(source: list, target: list, voxels: tuple[float, ...], init: np.ndarray):
     """(ok, target_T_source, information) of point-to-plane ICP, coarse to fine from ``init``."""
     import open3d as o3d
 
@@ -119,14 +119,7 @@ def _icp(source: list, target: list, voxels: tuple[float, ...], init: np.ndarray
     criteria = reg.ICPConvergenceCriteria(relative_fitness=1e-7, relative_rmse=1e-7, max_iteration=50)
     T = init
     for s, t, v in zip(source, target, voxels):
-        if colored:
-            try:
-                result = reg.registration_colored_icp(s, t, 2 * v, T, reg.TransformationEstimationForColoredICP(),
-                                                      criteria)
-            except RuntimeError:  # no correspondences within 2 v
-                return False, init, None
-        else:
-            result = reg.registration_icp(s, t, 2 * v, T, reg.TransformationEstimationPointToPlane(), criteria)
+        result = reg.registration_icp(s, t, 2 * v, T, reg.TransformationEstimationPointToPlane(), criteria)
         T = result.transformation
     if result.fitness < 0.3:
         return False, init, None
@@ -156,12 +149,12 @@ def refine_poses(frames: list[tuple[np.ndarray, np.ndarray]], K: np.ndarray, c2w
     fx, fy, cx, cy = k[0, 0] / step, k[1, 1] / step, (k[0, 2] + 0.5) / step - 0.5, (k[1, 2] + 0.5) / step - 0.5
     intrinsic = o3d.camera.PinholeCameraIntrinsic(w // step, h // step, fx, fy, cx, cy)
     option = odo.OdometryOption(depth_max=float(cfg.max_depth or 1e3))
-    if cfg.method in ("icp", "colored"):
+    if cfg.method == "icp":
         images = [_clouds(image, depth, intrinsic, cfg.max_depth, step, cfg.icp_voxels) for image, depth in frames]
     elif cfg.method == "odometry":
         images = [_rgbd(image, depth, cfg.max_depth, step) for image, depth in frames]
     else:
-        raise ValueError(f"method: expected 'odometry', 'icp' or 'colored', got {cfg.method!r}")
+        raise ValueError(f"method: expected 'odometry' or 'icp', got {cfg.method!r}")
     first_inv = np.linalg.inv(c2ws[0])
     graph = reg.PoseGraph()
     for T in c2ws:
@@ -173,8 +166,8 @@ def refine_poses(frames: list[tuple[np.ndarray, np.ndarray]], K: np.ndarray, c2w
                   if np.linalg.norm(positions[i] - positions[j]) < cfg.loop_distance]
     for i, j in pairs:
         init = np.linalg.inv(c2ws[i]) @ c2ws[j]  # i_T_j as recorded
-        if cfg.method in ("icp", "colored"):
-            ok, i_T_j, info = _icp(images[j], images[i], cfg.icp_voxels, init, cfg.method == "colored")
+        if cfg.method == "icp":
+            ok, i_T_j, info = _icp(images[j], images[i], cfg.icp_voxels, init)
         else:
             ok, i_T_j, info = odo.compute_rgbd_odometry(images[j], images[i], intrinsic, init,
                                                         odo.RGBDOdometryJacobianFromHybridTerm(), option)
