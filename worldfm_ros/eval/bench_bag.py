@@ -275,8 +275,10 @@ def _memory(args, out: Path) -> list[str]:
     import subprocess
     import sys
 
+    from worldfm_ros.build.build_bag import BagConfig
+
     rows = ["cost: 640x480 drives (circles, 2.1 cm a frame: 0.6 m/s at 30 Hz), default options (keyframes every 0.1 m / 10 deg, refine "
-            "rgbd), a fresh process each", "| frames | bag MB | kept | points | build s | peak RSS MB |",
+            f"{BagConfig.refine}), a fresh process each", "| frames | bag MB | kept | points | build s | peak RSS MB |",
             "|---|---|---|---|---|---|"]
     sim = room_simulator(640, 480, out / "room_640x480")
     for n in args.memory_frames:
