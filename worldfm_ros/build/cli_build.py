@@ -81,7 +81,8 @@ def add_refine_argument(p: argparse.ArgumentParser, default: str, poses: str) ->
 
     p.add_argument("--refine", choices=REFINE, default=default,
                    help=f"register {poses} by their RGB-D frames before fusing: rgbd = RGB-D odometry and a pose "
-                        f"graph; icp = point-to-plane ICP and a pose graph (more accurate, about 1.5x slower); "
+                        f"graph; icp = point-to-plane ICP and a pose graph (more accurate where the views hold shapes; about "
+                        f"2x the time and memory on long bags); "
                         f"none = keep them (default {default})")
 
 
