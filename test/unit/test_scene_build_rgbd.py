@@ -220,15 +220,9 @@ def furnished_turn(n: int = 8):
     return camera, frames
 
 
-def worst_pose_error(c2ws: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    """(metres, degrees): the largest position and rotation error of (N, 4, 4) poses against the truth."""
-    moved = np.linalg.norm(c2ws[:, :3, 3] - truth[:, :3, 3], axis=1).max()
-    turned = max(Rotation.from_matrix(a[:3, :3].T @ b[:3, :3]).magnitude() for a, b in zip(c2ws, truth))
-    return float(moved), float(np.degrees(turned))
-
-
 def test_refine_icp_registers_noisy_folder_poses_before_fusing(tmp_path: Path) -> None:
     from worldfm_ros.cli import main
+    from worldfm_ros.eval.bench_bag import pose_errors as worst_pose_error
     from worldfm_ros.geometry import perturbed_poses
     from worldfm_ros.sim.trajectory import load_tum
 
