@@ -252,7 +252,8 @@ class BatchedWorldFMEnv(VectorEnv):
         return tuple(obs.frame.rgb.copy() for obs in self._last)
 
     def close_extras(self, **kwargs: Any) -> None:
-        for backend in self._backends:
+        # A construction refused half-way has no backends yet; gymnasium still closes it.
+        for backend in getattr(self, "_backends", ()):
             backend.close()
 
     # ------------------------------------------------------------------ robots
