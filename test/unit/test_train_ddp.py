@@ -11,7 +11,7 @@ import torch.multiprocessing as mp
 
 from worldfm_ros.train.config import ModelSpec, Stage2Config
 from worldfm_ros.train.data import SampleSet, build_samples
-from worldfm_ros.train.ddp import setup_distributed
+from worldfm_ros.train.ddp import cleanup_distributed, setup_distributed
 from worldfm_ros.train.stage2 import Stage2Trainer, v_loss
 from worldfm_ros.train.synthetic import synthetic_clip
 
@@ -39,8 +39,9 @@ def _worker(rank: int, world_size: int, port: int, data_path: str, out_path: str
         grads = gradients(Stage2Trainer(CFG, SampleSet.load(data_path), ctx))
         if ctx.is_main:
             torch.save(grads, out_path)
+        ctx.barrier()  # as stage2 does: a gloo group torn down while the other rank still uses it aborts that rank
     finally:
-        torch.distributed.destroy_process_group()
+        cleanup_distributed(ctx)
 
 
 def _free_port() -> int:
