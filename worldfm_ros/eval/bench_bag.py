@@ -183,7 +183,7 @@ _CHILD = """
 import re, sys, time
 from worldfm_ros.build.build_bag import BagConfig, build_bag
 t = time.perf_counter()
-anchor, report = build_bag(sys.argv[1], BagConfig(), progress=False)
+anchor, report = build_bag(sys.argv[1], BagConfig(refine=sys.argv[2]), progress=False)
 hwm = int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1))
 print(time.perf_counter() - t, hwm / 1024, report.kept, anchor.num_points)
 """
@@ -277,9 +277,9 @@ def _memory(args, out: Path) -> list[str]:
 
     from worldfm_ros.build.build_bag import BagConfig
 
-    rows = ["cost: 640x480 drives (circles, 2.1 cm a frame: 0.6 m/s at 30 Hz), default options (keyframes every 0.1 m / 10 deg, refine "
-            f"{BagConfig.refine}), a fresh process each", "| frames | bag MB | kept | points | build s | peak RSS MB |",
-            "|---|---|---|---|---|---|"]
+    rows = ["cost: 640x480 drives (circles, 2.1 cm a frame: 0.6 m/s at 30 Hz), default options (keyframes every 0.1 m / 10 deg, "
+            f"default refine {BagConfig.refine}), a fresh process each",
+            "| frames | bag MB | refine | kept | points | build s | peak RSS MB |", "|---|---|---|---|---|---|---|"]
     sim = room_simulator(640, 480, out / "room_640x480")
     for n in args.memory_frames:
         bag = out / f"mem_{n}"
@@ -287,9 +287,10 @@ def _memory(args, out: Path) -> list[str]:
             poses, stamps = drive(n, per_loop=300)
             record_drive(sim, poses, stamps, bag, keep=False)
         size = sum(p.stat().st_size for p in bag.iterdir()) / 2 ** 20
-        res = subprocess.run([sys.executable, "-c", _CHILD, str(bag)], capture_output=True, text=True, check=True)
-        seconds, rss, kept, points = res.stdout.split()[-4:]
-        rows.append(f"| {n} | {size:.0f} | {kept} | {points} | {float(seconds):.1f} | {float(rss):.0f} |")
+        for refine in args.refine:
+            res = subprocess.run([sys.executable, "-c", _CHILD, str(bag), refine], capture_output=True, text=True, check=True)
+            seconds, rss, kept, points = res.stdout.split()[-4:]
+            rows.append(f"| {n} | {size:.0f} | {refine} | {kept} | {points} | {float(seconds):.1f} | {float(rss):.0f} |")
     return rows
 
 
