@@ -89,10 +89,11 @@ def _rgbd(image: np.ndarray, depth: np.ndarray, max_depth: float | None, step: i
         depth_scale=1.0, depth_trunc=float(max_depth or 1e3), convert_rgb_to_intensity=True)
 
 
-def _clouds(image: np.ndarray, depth: np.ndarray, intrinsic, max_depth: float | None, step: int,
-            voxels: tuple[float, ...]) -> list:
-    """The frame's point cloud (camera frame, metres) at each voxel size, with normals facing the
-    camera; no colours (point-to-plane ICP uses none)."""
+def _clouds(depth: np.ndarray, intrinsic, max_depth: float | None, step: int,
+            voxels: tuple[float, ...]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The frame's point cloud (camera frame, metres) at each voxel size as (points (M, 3), normals
+    (M, 3) facing the camera) float32 arrays: a third of an Open3D cloud's memory, and no colours
+    (point-to-plane ICP uses none)."""
     import cv2
     import open3d as o3d
 
@@ -106,8 +107,16 @@ def _clouds(image: np.ndarray, depth: np.ndarray, intrinsic, max_depth: float | 
         c = cloud.voxel_down_sample(v)
         c.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=3 * v, max_nn=30))
         c.orient_normals_towards_camera_location(np.zeros(3))
-        out.append(c)
+        out.append((np.asarray(c.points, np.float32), np.asarray(c.normals, np.float32)))
     return out
+
+
+def _cloud(points: np.ndarray, normals: np.ndarray):
+    import open3d as o3d
+
+    c = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points.astype(np.float64)))
+    c.normals = o3d.utility.Vector3dVector(normals.astype(np.float64))
+    return c
 
 
 def _icp(source: list, target: list, voxels: tuple[float, ...], init: np.ndarray):
@@ -151,15 +160,19 @@ def refine_poses(frames: list[tuple[np.ndarray, np.ndarray]], K: np.ndarray, c2w
     if cfg.method not in ("odometry", "icp"):
         raise ValueError(f"method: expected 'odometry' or 'icp', got {cfg.method!r}")
 
-    # Prepared frames are made on demand and only the last few kept: the pairs run in frame order,
-    # so a frame's neighbours are reused and memory stays that of a few frames on any length of
-    # recording (all ICP clouds of a 1,000-frame bag at once were 1.4 GB).
+    # Registration inputs are made on demand in pair order and only the last few kept as Open3D
+    # objects (all ICP clouds of a 1,000-frame bag as Open3D clouds were 1.4 GB); ICP's clouds, slow
+    # to make and wanted again by loop closures, stay as compact arrays.
+    clouds: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+
     @functools.lru_cache(maxsize=cfg.neighbours + 2)
     def prepared(i: int):
         image, depth = frames[i]
-        if cfg.method == "icp":
-            return _clouds(image, depth, intrinsic, cfg.max_depth, step, cfg.icp_voxels)
-        return _rgbd(image, depth, cfg.max_depth, step)
+        if cfg.method == "odometry":
+            return _rgbd(image, depth, cfg.max_depth, step)
+        if i not in clouds:
+            clouds[i] = _clouds(depth, intrinsic, cfg.max_depth, step, cfg.icp_voxels)
+        return [_cloud(p, n) for p, n in clouds[i]]
 
     first_inv = np.linalg.inv(c2ws[0])
     graph = reg.PoseGraph()
