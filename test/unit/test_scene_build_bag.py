@@ -251,18 +251,20 @@ def test_drifting_odometry_is_pulled_back_by_registration(drive):
     assert after[0] < 0.035 and after[1] < 1.0
 
 
-def test_point_to_plane_icp_also_pulls_drifting_odometry_back(drive):
+def test_scene_build_bag_registers_a_drifting_odometry_by_default(drive, tmp_path):
+    # The default refinement (point-to-plane ICP) through the CLI: the scene's keyframes, all 16
+    # frames, stand where the camera really was, not where the drifting /tf says.
     root, _, _, _ = drive
-    every = BagConfig(keyframe_distance=0, keyframe_angle_deg=0)
     from worldfm_ros.build.build_bag import read_bag_frames
-    from worldfm_ros.build.pose_refine import RefineConfig, refine_poses
 
+    every = BagConfig(keyframe_distance=0, keyframe_angle_deg=0)
     truth = np.stack([k.c2w for k in read_bag_frames(root / "clean", every)[0]])
-    kept, K, _ = read_bag_frames(root / "drift", every)
-    refined, report = refine_poses([(k.image, k.depth) for k in kept], K, np.stack([k.c2w for k in kept]),
-                                   RefineConfig(method="icp"))
-    metres, degrees = bb.pose_errors(refined, truth)
-    assert report.failed == 0 and metres < 0.035 and degrees < 1.0
+    out = tmp_path / "rebuilt"
+    assert main(["scene-build", "bag", str(root / "drift"), "-o", str(out), "--keyframe-distance", "0",
+                 "--keyframe-angle", "0", "--keyframes", "16"]) == 0
+    rebuilt = np.stack([k.c2w for k in load_scene(out).keyframes])
+    metres, degrees = bb.pose_errors(rebuilt, truth)
+    assert metres < 0.035 and degrees < 1.0
 
 
 def test_fusion_in_chunks_of_frames_matches_fusing_them_all_at_once():

@@ -75,7 +75,8 @@ class BagConfig:
     /tf edge's samples. depth_scale: metres per integer depth unit (None = mm).
     keyframe_distance (m) / keyframe_angle_deg: motion since the last kept frame that keeps a
     frame (both 0 = every paired frame); max_frames: stop after this many kept frames.
-    refine: 'rgbd' (RGB-D odometry registration, ``pose_refine``), 'icp' (point-to-plane ICP) or 'none'.
+    refine: 'icp' (point-to-plane ICP registration, ``pose_refine``; the default: the most accurate on
+    every bag measured, benchmarks/RESULTS.md), 'rgbd' (RGB-D odometry, 3x faster) or 'none'.
     num_keyframes: of the kept frames, how many become the scene's reference keyframes (evenly).
     pixel_stride, max_depth, max_jump, fuse_voxel: as ``scene-build rgbd``; max_points, up,
     plane_threshold: ``assemble.finish_scene`` (up 'auto' = 'none': the bag's world frame is the map).
@@ -93,7 +94,7 @@ class BagConfig:
     keyframe_distance: float = 0.1
     keyframe_angle_deg: float = 10.0
     max_frames: int | None = None
-    refine: str = "rgbd"
+    refine: str = "icp"
     num_keyframes: int = 8
     pixel_stride: int = 2
     max_depth: float | None = None

@@ -81,8 +81,8 @@ def add_refine_argument(p: argparse.ArgumentParser, default: str, poses: str) ->
 
     p.add_argument("--refine", choices=REFINE, default=default,
                    help=f"register {poses} by their RGB-D frames before fusing: rgbd = RGB-D odometry and a pose "
-                        f"graph; icp = point-to-plane ICP and a pose graph (more accurate where the views hold shapes; about "
-                        f"2x the time and memory on long bags); "
+                        f"graph; icp = point-to-plane ICP and a pose graph (more accurate where the views hold shapes, "
+                        f"about 3x the time of rgbd); "
                         f"none = keep them (default {default})")
 
 
@@ -206,7 +206,9 @@ def _add_bag(kinds) -> None:
     p.add_argument("--keyframe-angle", type=float, default=10.0, metavar="DEG",
                    help="... or this much turn (default 10)")
     p.add_argument("--max-frames", type=int, help="stop after this many kept frames")
-    add_refine_argument(p, "rgbd", "the recorded poses (wheel odometry drifts)")
+    from worldfm_ros.build.build_bag import BagConfig
+
+    add_refine_argument(p, BagConfig.refine, "the recorded poses (wheel odometry drifts)")
     p.add_argument("--keyframes", type=int, default=8, help="reference keyframes among the kept frames (default 8)")
     p.add_argument("--pixel-stride", type=int, default=2, help="back-project every N-th pixel (default 2)")
     p.add_argument("--max-depth", type=float, metavar="M", help="ignore depth beyond this many metres")
